@@ -1,0 +1,54 @@
+# switchboard: the one entry point.  `make demo` and `make test` are all a
+# newcomer needs (see README.md).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup venv db demo run test lint bench clean distclean help
+
+help:
+	@echo "make demo   set everything up, replay recorded Asterisk traffic through the listener"
+	@echo "make test   set everything up, run the whole test suite"
+	@echo "make run    run the AMI listener against SB_AMI_NODES"
+	@echo "make lint   ruff + mypy (strict)"
+	@echo "make bench  AMI ingest benchmark (prints a JSON line last)"
+	@echo "make setup  system packages, venv, local PostgreSQL, migrations (idempotent)"
+
+$(STAMP): pyproject.toml
+	./scripts/bootstrap
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+db: venv
+	$(BIN)/switchboard db up
+	$(BIN)/switchboard db migrate
+
+setup: db
+
+demo: setup
+	$(BIN)/switchboard demo
+
+run: setup
+	$(BIN)/switchboard ami-listener
+
+test: venv
+	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q
+
+lint: venv
+	$(BIN)/ruff check switchboard ami_listener agi tests bench
+	$(BIN)/mypy
+
+bench: venv
+	$(BIN)/python bench/ami_ingest.py
+
+clean:
+	-$(BIN)/switchboard db down
+	rm -rf .pytest_cache .mypy_cache .ruff_cache
+
+distclean: clean
+	rm -rf .local $(VENV)

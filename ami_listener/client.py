@@ -1,0 +1,268 @@
+"""AMI connection for one node: connect, log in, read, spool, watch, reconnect.
+
+The read loop does no database work and never waits on anything but the
+socket: each TCP read is split into frames and appended to the spool in one
+write, then the loop reads again.  Responses to our own actions (Login, Ping,
+Filter, QueueStatus) resolve futures; events (including the QueueStatus list,
+tagged with our ActionID) go to the spool in arrival order.
+
+Replaces panoramisk's ``Manager``/``AMIProtocol`` (README, "Dependency notes"):
+their defects sit in the framing and the connection code, not at the edges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from ami_listener.framing import Framer, Message, parse_frame, render_action
+from ami_listener.metrics import Metrics
+from ami_listener.normalise import (
+    RESYNC_ACTION_PREFIX,
+    SYNTHETIC_PREFIX,
+    session_filter_regex,
+    synthetic_frame,
+)
+from ami_listener.spool import Spool, SpoolFull
+from ami_listener.writer import Backoff
+from switchboard import log
+from switchboard.settings import AmiNode, ListenerSettings
+
+READ_SIZE = 1 << 16
+
+
+class AmiError(Exception):
+    pass
+
+
+class LoginFailed(AmiError):
+    pass
+
+
+class AmiClient:
+    def __init__(self, node: AmiNode, spool: Spool, settings: ListenerSettings,
+                 metrics: Metrics) -> None:
+        self.node = node
+        self.spool = spool
+        self.settings = settings
+        self.metrics = metrics
+        self.log = log.get("ami_listener.client").bind(node=node.name)
+        self.framer = Framer(settings.frame_max_bytes)
+        self.backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s)
+        self.session = 0
+        self.connected = asyncio.Event()
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: dict[str, asyncio.Future[Message]] = {}
+        self._action_seq = 0
+        self._spool_full_logged = 0.0
+        self.frames_spooled = 0
+
+    # -- public ----------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stay connected until ``stop`` is set."""
+        while not stop.is_set():
+            reason = "connection closed"
+            try:
+                await self._session(stop)
+            except LoginFailed as exc:
+                reason = f"login failed: {exc}"
+                self.log.error("ami_login_failed", detail=str(exc), host=self.node.host,
+                               port=self.node.port, user=self.node.username)
+            except (OSError, TimeoutError, AmiError, asyncio.IncompleteReadError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"[:200]
+                self.log.warning("ami_connection_lost", error=reason)
+            finally:
+                was_connected = self.connected.is_set()
+                self.connected.clear()
+                self.metrics.connected.labels(self.node.name).set(0)
+                self._fail_pending()
+                if was_connected:
+                    self._spool([synthetic_frame("disconnected", Reason=reason)])
+            if stop.is_set():
+                break
+            delay = self.backoff.next_delay()
+            self.log.info("ami_reconnect_scheduled", retry_in_s=round(delay, 2))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+
+    # -- one connection --------------------------------------------------------
+    async def _session(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self.node.host, self.node.port, limit=READ_SIZE),
+            timeout=s.connect_timeout_s)
+        self._writer = writer
+        self.framer.reset()
+        reader_task = asyncio.ensure_future(self._read_loop(reader))
+        stop_task = asyncio.ensure_future(stop.wait())
+        try:
+            await self._login(reader_task)
+            self.backoff.reset()
+            self.session += 1
+            self.metrics.reconnects.labels(self.node.name).inc()
+            self.metrics.connected.labels(self.node.name).set(1)
+            self.connected.set()
+            self._spool([synthetic_frame("connected", Session=str(self.session))])
+            self.log.info("ami_logged_in", session=self.session, banner=self._banner())
+            if s.session_filter:
+                await self._session_filter()
+            resync = asyncio.ensure_future(self._resync())
+            pinger = asyncio.ensure_future(self._ping_loop())
+            waitables: set[asyncio.Future[Any]] = {reader_task, stop_task, pinger}
+            done, _ = await asyncio.wait(waitables,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            for task in (resync, pinger):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, AmiError, TimeoutError, OSError):
+                await asyncio.gather(resync, pinger, return_exceptions=False)
+            if stop_task in done:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.action("Logoff", {}), timeout=1.0)
+            elif pinger in done and not pinger.cancelled() and pinger.exception():
+                raise pinger.exception()  # type: ignore[misc]
+            if reader_task.done() and not reader_task.cancelled():
+                exc = reader_task.exception()
+                if exc is not None:
+                    raise exc
+                raise AmiError("Asterisk closed the connection")
+        finally:
+            stop_task.cancel()
+            reader_task.cancel()
+            with contextlib.suppress(BaseException):
+                await reader_task
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            self._writer = None
+
+    def _banner(self) -> str:
+        return (self.framer.banner or b"").decode("ascii", "replace")[:80]
+
+    async def _login(self, reader_task: asyncio.Future[None]) -> None:
+        fut = self._send("Login", {"Username": self.node.username, "Secret": self.node.secret,
+                                   "Events": "on"})
+        waitables: set[asyncio.Future[Any]] = {fut, reader_task}
+        done, _ = await asyncio.wait(waitables, timeout=self.settings.connect_timeout_s,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if fut not in done:
+            if reader_task in done:
+                raise AmiError("connection closed before the login reply")
+            raise TimeoutError("no login reply")
+        reply = fut.result()
+        if reply.name != "Success":
+            raise LoginFailed(reply.get("Message") or reply.name)
+
+    async def _session_filter(self) -> None:
+        reply = await self.action("Filter", {"Operation": "Add",
+                                             "Filter": session_filter_regex()})
+        if reply.name != "Success":
+            self.log.info("ami_session_filter_refused", detail=reply.get("Message"),
+                          note="relying on manager.conf eventfilter and the edge filter")
+
+    async def _resync(self) -> None:
+        """QueueStatus after each login: the list items go to the spool like events."""
+        self._action_seq += 1
+        action_id = f"{RESYNC_ACTION_PREFIX}{self.session}-{self._action_seq}"
+        try:
+            reply = await asyncio.wait_for(self.action("QueueStatus", {}, action_id=action_id),
+                                           timeout=max(self.settings.ping_timeout_s, 5.0))
+        except (TimeoutError, AmiError) as exc:
+            self.log.warning("ami_resync_failed", error=type(exc).__name__)
+            self._spool([synthetic_frame("resync-failed", Reason=type(exc).__name__)])
+            return
+        if reply.name != "Success":
+            self.log.warning("ami_resync_refused", detail=reply.get("Message"))
+            self._spool([synthetic_frame("resync-failed", Reason=reply.get("Message") or "")])
+
+    async def _ping_loop(self) -> None:
+        s = self.settings
+        while True:
+            await asyncio.sleep(s.ping_interval_s)
+            try:
+                await asyncio.wait_for(self.action("Ping", {}), timeout=s.ping_timeout_s)
+            except TimeoutError as exc:
+                self.log.warning("ami_ping_timeout", timeout_s=s.ping_timeout_s)
+                raise AmiError("no reply to Ping") from exc
+
+    # -- actions ---------------------------------------------------------------
+    def _send(self, action: str, headers: dict[str, str], action_id: str | None = None
+              ) -> asyncio.Future[Message]:
+        if self._writer is None:
+            raise AmiError("not connected")
+        if action_id is None:
+            self._action_seq += 1
+            action_id = f"sb-{self.session}-{self._action_seq}"
+        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._pending[action_id] = fut
+        self._writer.write(render_action(action, {"ActionID": action_id, **headers}))
+        return fut
+
+    async def action(self, action: str, headers: dict[str, str], *,
+                     action_id: str | None = None) -> Message:
+        fut = self._send(action, headers, action_id)
+        try:
+            return await fut
+        finally:
+            self._pending = {k: v for k, v in self._pending.items() if v is not fut}
+
+    def _fail_pending(self) -> None:
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(AmiError("connection lost"))
+                fut.exception()  # mark retrieved
+        self._pending.clear()
+
+    # -- reading ---------------------------------------------------------------
+    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
+        name = self.node.name
+        received = self.metrics.received.labels(name)
+        while True:
+            data = await reader.read(READ_SIZE)
+            if not data:
+                return
+            frames = self.framer.feed(data)
+            if not frames:
+                continue
+            received.inc(len(frames))
+            events: list[bytes] = []
+            for frame in frames:
+                if frame.startswith(b"Event:"):
+                    events.append(frame)
+                elif frame.startswith(b"Response:"):
+                    self._on_response(parse_frame(frame))
+                elif frame.startswith(SYNTHETIC_PREFIX[:1]):
+                    self.metrics.dropped.labels(name, "nul_frame").inc()
+                else:
+                    # not a standard first header: let the normaliser judge it
+                    msg = parse_frame(frame)
+                    if msg.kind == "response":
+                        self._on_response(msg)
+                    else:
+                        events.append(frame)
+            if events:
+                self._spool(events)
+
+    def _on_response(self, msg: Message) -> None:
+        action_id = msg.get("ActionID")
+        fut = self._pending.pop(action_id, None) if action_id else None
+        if fut is not None and not fut.done():
+            fut.set_result(msg)
+        else:
+            self.log.debug("ami_unsolicited_response", action_id=(action_id or "")[:64])
+
+    def _spool(self, frames: list[bytes]) -> None:
+        try:
+            self.spool.append(frames, time.time_ns() // 1000)
+        except SpoolFull as exc:
+            self.metrics.dropped.labels(self.node.name, "spool_full").inc(len(frames))
+            now = time.monotonic()
+            if now - self._spool_full_logged > 5:
+                self._spool_full_logged = now
+                self.log.error("spool_full_frames_refused", detail=str(exc),
+                               refused_total=self.spool.refused)
+            return
+        self.frames_spooled += len(frames)
+        self.metrics.spooled.labels(self.node.name).inc(len(frames))
+

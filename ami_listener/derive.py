@@ -1,0 +1,290 @@
+"""Derived state: one row per queued call, agent state intervals, listener gaps.
+
+Pure: ``Deriver.apply(item)`` updates in-memory state and marks what changed;
+the writer persists the changed rows in the same transaction as the raw rows.
+Only events that were new to the database are applied, so a replay never
+counts anything twice.
+
+Timeout vs abandon (Asterisk 22 sends QueueCallerAbandon for both): a real
+abandon is preceded by ``HangupRequest`` on the caller's channel; a ``Queue()``
+timeout is not (the channel goes on in the dialplan).  The dialplan's
+``SBQueueResult`` UserEvent (QUEUESTATUS) overrides when it arrives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ami_listener import events as ev
+
+# Asterisk device states (QueueMemberStatus' Status).
+_STATUS_STATE = {0: "unknown", 1: "available", 2: "on_call", 3: "on_call", 4: "unavailable",
+                 5: "unavailable", 6: "ringing", 7: "on_call", 8: "on_call"}
+MAX_TRACKED_CALLS = 500_000
+
+
+def member_state(status: int | None, paused: bool, in_call: bool) -> str:
+    if paused:
+        return "paused"
+    if in_call:
+        return "on_call"
+    return _STATUS_STATE.get(status if status is not None else 0, "unknown")
+
+
+@dataclass(slots=True)
+class Call:
+    call_id: bytes
+    node: str
+    uniqueid: str
+    linkedid: str | None
+    queue: str
+    caller_num: str | None
+    caller_name: str | None
+    entered_at_us: int
+    position: int | None
+    outcome: str | None = None
+    member_interface: str | None = None
+    member_name: str | None = None
+    hold_s: int | None = None
+    ring_s: int | None = None
+    talk_s: int | None = None
+    rna_count: int = 0
+    answered_at_us: int | None = None
+    left_at_us: int | None = None
+    caller_hangup_at_us: int | None = None
+    ended_at_us: int | None = None
+    complete_reason: str | None = None
+    gap_key: bytes | None = None
+
+    def end(self, outcome: str, t: int) -> None:
+        self.outcome = outcome
+        self.ended_at_us = max(t, self.entered_at_us)
+
+
+@dataclass(slots=True)
+class Interval:
+    node: str
+    queue: str
+    interface: str
+    member_name: str | None
+    state: str
+    reason: str | None
+    started_at_us: int
+    start_key: bytes
+    ended_at_us: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    gap_key: bytes
+    node: str
+    started_at_us: int
+    ended_at_us: int
+    reason: str
+    calls_closed: int = 0
+
+
+@dataclass
+class Changes:
+    calls: dict[bytes, Call] = field(default_factory=dict)
+    intervals: dict[tuple[str, str, bytes], Interval] = field(default_factory=dict)
+    gaps: dict[bytes, Gap] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.calls or self.intervals or self.gaps)
+
+
+class Deriver:
+    """State for one node.  Build it empty, or from the open rows in the database."""
+
+    def __init__(self, node: str, *, last_seen_us: int | None = None) -> None:
+        self.node = node
+        self.calls: dict[str, Call] = {}  # by caller uniqueid: the channel's latest call
+        self.members: dict[tuple[str, str], Interval] = {}
+        self.last_seen_us = last_seen_us
+        self.changes = Changes()
+        self._disconnect_reason: str | None = None
+        self._resync_gap: Gap | None = None
+        self._resync_entries: set[str] | None = None
+        self._resync_members: set[tuple[str, str]] = set()
+        self.anomalies = 0
+
+    # -- loading -------------------------------------------------------------
+    def load_call(self, call: Call) -> None:
+        self.calls[call.uniqueid] = call
+
+    def load_interval(self, interval: Interval) -> None:
+        self.members[(interval.queue, interval.interface)] = interval
+
+    def take_changes(self) -> Changes:
+        changes, self.changes = self.changes, Changes()
+        return changes
+
+    # -- helpers ---------------------------------------------------------------
+    def _touch(self, call: Call) -> None:
+        self.changes.calls[call.call_id] = call
+
+    def _call(self, uniqueid: str, queue: str | None = None) -> Call | None:
+        call = self.calls.get(uniqueid)
+        if call is None or (queue is not None and call.queue != queue):
+            return None
+        return call
+
+    def _observe(self, d: ev.MemberState, t: int, key: bytes) -> None:
+        queue, interface = d.queue, d.interface
+        state, reason = member_state(d.status, d.paused, d.in_call), d.reason
+        cur = self.members.get((queue, interface))
+        if cur is not None and cur.state == state and cur.reason == reason:
+            return
+        if cur is not None:
+            cur.ended_at_us = max(t, cur.started_at_us)
+            self.changes.intervals[(queue, interface, cur.start_key)] = cur
+        new = Interval(self.node, queue, interface, d.member_name, state, reason, t, key)
+        self.members[(queue, interface)] = new
+        self.changes.intervals[(queue, interface, key)] = new
+
+    def _evict(self) -> None:
+        if len(self.calls) <= MAX_TRACKED_CALLS:
+            return
+        ended = [uid for uid, c in self.calls.items() if c.ended_at_us is not None]
+        for uid in ended[: len(self.calls) - MAX_TRACKED_CALLS]:
+            del self.calls[uid]
+        while len(self.calls) > MAX_TRACKED_CALLS:  # still too many: oldest first
+            self.anomalies += 1
+            del self.calls[next(iter(self.calls))]
+
+    # -- the state machine -------------------------------------------------------
+    def apply(self, item: ev.Item) -> None:
+        d, t = item.domain, item.event_time_us
+        if item.raw is not None:
+            self.last_seen_us = item.raw.received_at_us
+        if d is None:
+            return
+        call: Call | None
+        if isinstance(d, ev.CallerJoin):
+            call = Call(item.key, self.node, d.uniqueid, d.linkedid, d.queue, d.caller_num,
+                        d.caller_name, t, d.position)
+            self.calls.pop(d.uniqueid, None)
+            self.calls[d.uniqueid] = call
+            self._touch(call)
+            self._evict()
+        elif isinstance(d, ev.AgentRingNoAnswer):
+            if (call := self._call(d.uniqueid, d.queue)) is not None:
+                call.rna_count += 1
+                self._touch(call)
+        elif isinstance(d, ev.AgentConnect):
+            if (call := self._call(d.uniqueid, d.queue)) is not None:
+                call.outcome = "answered"
+                call.member_interface, call.member_name = d.interface, d.member_name
+                call.hold_s, call.ring_s = d.hold_s, d.ring_s
+                call.answered_at_us = t
+                self._touch(call)
+        elif isinstance(d, ev.AgentComplete):
+            if (call := self._call(d.uniqueid, d.queue)) is not None:
+                call.member_interface = call.member_interface or d.interface
+                call.member_name = call.member_name or d.member_name
+                if call.hold_s is None:
+                    call.hold_s = d.hold_s
+                call.talk_s = d.talk_s
+                call.complete_reason = d.reason
+                call.end("transferred" if d.reason == "transfer" else "answered", t)
+                self._touch(call)
+        elif isinstance(d, ev.CallerAbandon):
+            if (call := self._call(d.uniqueid, d.queue)) is not None:
+                call.hold_s = d.hold_s
+                call.end("abandoned" if call.caller_hangup_at_us is not None else "timeout", t)
+                self._touch(call)
+        elif isinstance(d, ev.CallerLeave):
+            if (call := self._call(d.uniqueid, d.queue)) is not None:
+                call.left_at_us = t
+                self._touch(call)
+        elif isinstance(d, ev.HangupRequest):
+            call = self._call(d.uniqueid)
+            if call is not None and call.outcome is None and call.caller_hangup_at_us is None:
+                call.caller_hangup_at_us = t
+                self._touch(call)
+        elif isinstance(d, ev.Hangup):
+            call = self.calls.get(d.uniqueid)
+            if call is not None:
+                if call.outcome is None and call.left_at_us is not None:
+                    # left the queue with no agent and no abandon/timeout: emptied queue
+                    call.end("left-empty", call.left_at_us)
+                    self._touch(call)
+                if call.ended_at_us is not None:
+                    del self.calls[d.uniqueid]
+        elif isinstance(d, ev.QueueResult):
+            self._queue_result(d, t, item.key)
+        elif isinstance(d, ev.MemberState):
+            self._observe(d, t, item.key)
+            if d.snapshot:
+                self._resync_members.add((d.queue, d.interface))
+        elif isinstance(d, ev.MemberRemoved):
+            cur = self.members.pop((d.queue, d.interface), None)
+            if cur is not None:
+                cur.ended_at_us = max(t, cur.started_at_us)
+                self.changes.intervals[(d.queue, d.interface, cur.start_key)] = cur
+        elif isinstance(d, ev.Disconnected):
+            self._disconnect_reason = d.reason or "connection lost"
+        elif isinstance(d, ev.Connected):
+            self._connected(item)
+        elif isinstance(d, ev.QueueEntrySnapshot):
+            if self._resync_entries is not None:
+                self._resync_entries.add(d.uniqueid)
+        elif isinstance(d, ev.ResyncComplete):
+            self._reconcile(d.complete, t)
+
+    def _queue_result(self, d: ev.QueueResult, t: int, key: bytes) -> None:
+        status = d.status
+        call = self._call(d.uniqueid, d.queue)
+        if status == "JOINEMPTY":
+            empty = Call(key, self.node, d.uniqueid, None, d.queue, d.caller_num, None, t, None)
+            empty.end("joined-empty", t)
+            self._touch(empty)
+        elif call is not None and status == "TIMEOUT":
+            if call.outcome in (None, "abandoned"):
+                call.end("timeout", call.ended_at_us or t)
+                self._touch(call)
+        elif call is not None and status == "LEAVEEMPTY" and call.outcome is None:
+            call.end("left-empty", call.left_at_us or t)
+            self._touch(call)
+
+    def _connected(self, item: ev.Item) -> None:
+        t = item.event_time_us
+        self._resync_entries = set()
+        self._resync_members = set()
+        self._resync_gap = None
+        if self.last_seen_us is not None:
+            gap = Gap(item.key, self.node, min(self.last_seen_us, t), t,
+                      self._disconnect_reason or "listener restarted")
+            self._resync_gap = gap
+            self.changes.gaps[gap.gap_key] = gap
+        self._disconnect_reason = None
+        self.last_seen_us = t
+
+    def _reconcile(self, complete: bool, t: int) -> None:
+        gap, entries = self._resync_gap, self._resync_entries
+        self._resync_entries = None
+        if not complete or entries is None:
+            return  # nothing can be concluded without a full list
+        closed = 0
+        if gap is not None:
+            for uid, call in list(self.calls.items()):
+                if call.ended_at_us is not None or uid in entries:
+                    continue
+                call.gap_key = gap.gap_key
+                if call.outcome is None:
+                    call.end("unknown", gap.ended_at_us)
+                    closed += 1
+                    del self.calls[uid]
+                self._touch(call)
+            self.changes.gaps[gap.gap_key] = Gap(gap.gap_key, gap.node, gap.started_at_us,
+                                                 gap.ended_at_us, gap.reason, closed)
+        for key, cur in list(self.members.items()):
+            if key not in self._resync_members:
+                # removed while we were away: we last knew it at the start of the gap
+                end = gap.started_at_us if gap is not None else t
+                cur.ended_at_us = max(end, cur.started_at_us)
+                self.changes.intervals[(cur.queue, cur.interface, cur.start_key)] = cur
+                del self.members[key]
+        self._resync_members = set()
+        self._resync_gap = None

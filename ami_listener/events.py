@@ -1,0 +1,160 @@
+"""Typed records produced at the edge from AMI frames.
+
+Times are integer microseconds since the epoch (UTC), so nothing is lost to
+float rounding of Asterisk's ``Timestamp: 1795859365.581120``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RawRow:
+    """One row of ``ami_event``."""
+
+    event_time_us: int
+    dedupe_key: bytes
+    node: str
+    received_at_us: int
+    event: str
+    uniqueid: str | None
+    linkedid: str | None
+    queue: str | None
+    interface: str | None
+    spool_seq: int
+    fields_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallerJoin:
+    uniqueid: str
+    linkedid: str | None
+    queue: str
+    caller_num: str | None
+    caller_name: str | None
+    position: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallerLeave:
+    uniqueid: str
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallerAbandon:
+    uniqueid: str
+    queue: str
+    hold_s: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConnect:
+    uniqueid: str
+    queue: str
+    interface: str | None
+    member_name: str | None
+    hold_s: int | None
+    ring_s: int | None  # AgentConnect's RingTime is in seconds
+
+
+@dataclass(frozen=True, slots=True)
+class AgentComplete:
+    uniqueid: str
+    queue: str
+    interface: str | None
+    member_name: str | None
+    hold_s: int | None
+    talk_s: int | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRingNoAnswer:
+    uniqueid: str
+    queue: str
+    interface: str | None
+    ring_ms: int | None  # AgentRingNoAnswer's RingTime is in milliseconds
+
+
+@dataclass(frozen=True, slots=True)
+class HangupRequest:
+    uniqueid: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    uniqueid: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberState:
+    """QueueMember{Status,Pause,Added} events and QueueStatus' QueueMember items."""
+
+    queue: str
+    interface: str
+    member_name: str | None
+    status: int | None
+    paused: bool
+    reason: str | None
+    in_call: bool
+    snapshot: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRemoved:
+    queue: str
+    interface: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueResult:
+    """The dialplan's ``UserEvent(SBQueueResult,...)`` after ``Queue()`` returns."""
+
+    uniqueid: str
+    queue: str
+    status: str
+    caller_num: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntrySnapshot:
+    """A caller still waiting, from QueueStatus (resync)."""
+
+    uniqueid: str
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResyncComplete:
+    complete: bool  # False when Asterisk refused or the list was cut
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """Synthetic: the listener logged in to its node (written by the client)."""
+
+    session: int
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    reason: str
+
+
+Domain = (CallerJoin | CallerLeave | CallerAbandon | AgentConnect | AgentComplete
+          | AgentRingNoAnswer | HangupRequest | Hangup | MemberState | MemberRemoved
+          | QueueResult | QueueEntrySnapshot | ResyncComplete | Connected | Disconnected)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """What one spool record turned into: an optional raw row and an optional
+    domain record, both stamped with the event's time and key."""
+
+    seq: int
+    event_time_us: int
+    key: bytes
+    raw: RawRow | None
+    domain: Domain | None

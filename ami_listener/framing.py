@@ -1,0 +1,166 @@
+"""AMI framing and header parsing, on bytes.
+
+AMI is ``Key: Value\\r\\n`` lines, a blank line ends a message, and the session
+starts with one banner line.  We split on bytes and decode a *whole* frame, so a
+multi-byte UTF-8 character split across two TCP reads survives (panoramisk
+decodes each read on its own and drops it).  Invalid UTF-8 becomes U+FFFD and is
+counted.  A frame larger than ``max_frame`` is dropped whole, up to its end, and
+counted; the stream goes on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+SEP = b"\r\n\r\n"
+BANNER_PREFIX = b"Asterisk Call Manager/"
+MAX_BANNER = 256
+MAX_HEADERS = 512
+_KEY_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+
+FieldValue = str | list[str]
+
+
+@dataclass
+class FramerStats:
+    frames: int = 0
+    oversize: int = 0
+    bytes_discarded: int = 0
+
+
+class Framer:
+    """Incremental splitter: ``feed(bytes)`` returns complete frames (without the
+    terminating blank line).  Never raises on any input."""
+
+    def __init__(self, max_frame: int = 64 << 10, *, expect_banner: bool = True) -> None:
+        self.max_frame = max_frame
+        self.banner: bytes | None = None
+        self._expect_banner = expect_banner
+        self._buf = b""
+        self._discarding = False
+        self.stats = FramerStats()
+
+    def reset(self) -> None:
+        """Forget any partial frame (new connection)."""
+        self._buf = b""
+        self._discarding = False
+        self.banner = None
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buf = self._buf + data if self._buf else data
+        if self._expect_banner and self.banner is None:
+            nl = buf.find(b"\r\n")
+            if nl < 0:
+                if len(buf) > MAX_BANNER:  # no banner line: treat everything as frames
+                    self.banner = b""
+                else:
+                    self._buf = buf
+                    return []
+            elif buf.startswith(BANNER_PREFIX):
+                self.banner = buf[:nl]
+                buf = buf[nl + 2:]
+            else:
+                self.banner = b""
+        parts = buf.split(SEP)
+        tail = parts.pop()
+        out: list[bytes] = []
+        for part in parts:
+            if self._discarding:
+                self._discarding = False
+                self.stats.bytes_discarded += len(part)
+                continue
+            if len(part) > self.max_frame:
+                self.stats.oversize += 1
+                self.stats.bytes_discarded += len(part)
+                continue
+            # Stray blank lines between frames are not frames.
+            if not part.strip(b"\r\n"):
+                continue
+            out.append(part.lstrip(b"\r\n"))
+        if len(tail) > self.max_frame:
+            # Keep the last 3 bytes: the terminator may straddle this read and the next.
+            if not self._discarding:
+                self.stats.oversize += 1
+            self._discarding = True
+            self.stats.bytes_discarded += len(tail) - 3
+            tail = tail[-3:]
+        self._buf = tail
+        self.stats.frames += len(out)
+        return out
+
+
+@dataclass
+class Message:
+    """One parsed frame. ``fields`` keeps the order Asterisk sent and every header,
+    including empty values; a repeated header becomes a list."""
+
+    fields: dict[str, FieldValue]
+    malformed_lines: int = 0
+    replaced_chars: int = 0
+    truncated_headers: bool = False
+    kind: str = field(init=False)
+    name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        event = self.fields.get("Event")
+        response = self.fields.get("Response")
+        if isinstance(event, str) and event:
+            self.kind, self.name = "event", event
+        elif isinstance(response, str) and response:
+            self.kind, self.name = "response", response
+        else:
+            self.kind, self.name = "unknown", ""
+
+    def get(self, key: str) -> str | None:
+        """First value of a header, or None when absent (never a silent '')."""
+        value = self.fields.get(key)
+        if value is None:
+            return None
+        return value if isinstance(value, str) else value[0]
+
+
+def parse_frame(frame: bytes) -> Message:
+    """Parse one frame. Never raises: bad lines are counted, not fatal."""
+    text = frame.decode("utf-8", errors="replace")
+    replaced = text.count("\ufffd") - frame.count(b"\xef\xbf\xbd")
+    fields: dict[str, FieldValue] = {}
+    malformed = 0
+    truncated = False
+    for count, line in enumerate(text.split("\r\n")):
+        if count >= MAX_HEADERS:
+            truncated = True
+            break
+        key, sep, value = line.partition(":")
+        if not sep or not _KEY_RE.match(key):
+            if line:
+                malformed += 1
+            continue
+        if value.startswith(" "):
+            value = value[1:]
+        old = fields.get(key)
+        if old is None:
+            fields[key] = value
+        elif isinstance(old, list):
+            old.append(value)
+        else:
+            fields[key] = [old, value]
+    return Message(fields=fields, malformed_lines=malformed,
+                   replaced_chars=max(replaced, 0), truncated_headers=truncated)
+
+
+def render_action(action: str, headers: dict[str, str]) -> bytes:
+    """Serialise an action.  Values come from our configuration; CR, LF and other
+    control characters are refused so nothing can smuggle in a second action."""
+    lines = [f"Action: {action}"]
+    for key, value in headers.items():
+        if not _KEY_RE.match(key):
+            raise ValueError(f"bad AMI header name {key!r}")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise ValueError(f"control character in AMI header {key}")
+        lines.append(f"{key}: {value}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")

@@ -1,0 +1,310 @@
+"""Frames to typed records: a dispatch table from event name to normaliser.
+
+Every field is treated as hostile: lengths are bounded, integers range-checked,
+identifiers charset-checked, NUL bytes replaced (PostgreSQL refuses them).
+Unknown or unneeded events are dropped here and counted by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ami_listener import events as ev
+from ami_listener.framing import Message, parse_frame
+from ami_listener.spool import Record
+
+SYNTHETIC_PREFIX = b"\x00sb:"
+RESYNC_ACTION_PREFIX = "sb-resync-"
+_ID_RE = re.compile(r"^[A-Za-z0-9_.:@/+\-]{1,150}$")
+_NODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_TS_RE = re.compile(r"^(\d{1,12})(?:\.(\d{1,9}))?$")
+MAX_TEXT = 256
+MAX_INT = 10**9
+
+# Events stored raw.  Everything else is dropped at the edge (and should be
+# excluded in manager.conf with eventfilter so Asterisk never sends it).
+KEPT_EVENTS: frozenset[str] = frozenset({
+    "QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon",
+    "AgentCalled", "AgentConnect", "AgentComplete", "AgentRingNoAnswer", "AgentDump",
+    "QueueMemberStatus", "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause",
+    "QueueMemberPenalty", "QueueMemberRinginuse",
+    "Newchannel", "HangupRequest", "SoftHangupRequest", "Hangup",
+    "DialBegin", "DialEnd", "BridgeEnter", "BridgeLeave", "BlindTransfer",
+    "AttendedTransfer", "Cdr", "UserEvent",
+    "FullyBooted", "Shutdown", "Reload",
+})
+
+
+def session_filter_regex() -> str:
+    """Legacy AMI ``Filter`` whitelist matching exactly the kept events."""
+    return "Event: (" + "|".join(sorted(KEPT_EVENTS)) + ")\r?$"
+
+
+@dataclass
+class NormaliseStats:
+    dropped: Counter[str] = field(default_factory=Counter)
+    invalid: Counter[str] = field(default_factory=Counter)
+    kept: int = 0
+
+
+def text(value: str | None, limit: int = MAX_TEXT) -> str | None:
+    if value is None:
+        return None
+    return value[:limit]
+
+
+def ident(value: str | None) -> str | None:
+    if value is None or not _ID_RE.match(value):
+        return None
+    return value
+
+
+def integer(value: str | None) -> int | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not value.isdigit() or len(value) > 10:
+        return None
+    number = int(value)
+    return number if number <= MAX_INT else None
+
+
+def parse_timestamp_us(value: str | None) -> int | None:
+    if value is None:
+        return None
+    m = _TS_RE.match(value.strip())
+    if not m:
+        return None
+    frac = (m.group(2) or "").ljust(6, "0")[:6]
+    return int(m.group(1)) * 1_000_000 + int(frac)
+
+
+def _caller_join(m: Message) -> ev.Domain | None:
+    uid, queue = ident(m.get("Uniqueid")), text(m.get("Queue"))
+    if uid is None or not queue:
+        return None
+    return ev.CallerJoin(uid, ident(m.get("Linkedid")), queue, text(m.get("CallerIDNum"), 80),
+                         text(m.get("CallerIDName"), 80), integer(m.get("Position")))
+
+
+def _caller_leave(m: Message) -> ev.Domain | None:
+    uid, queue = ident(m.get("Uniqueid")), text(m.get("Queue"))
+    return ev.CallerLeave(uid, queue) if uid and queue else None
+
+
+def _caller_abandon(m: Message) -> ev.Domain | None:
+    uid, queue = ident(m.get("Uniqueid")), text(m.get("Queue"))
+    return ev.CallerAbandon(uid, queue, integer(m.get("HoldTime"))) if uid and queue else None
+
+
+def _agent_connect(m: Message) -> ev.Domain | None:
+    uid, queue = ident(m.get("Uniqueid")), text(m.get("Queue"))
+    if not uid or not queue:
+        return None
+    return ev.AgentConnect(uid, queue, text(m.get("Interface")), text(m.get("MemberName"), 80),
+                           integer(m.get("HoldTime")), integer(m.get("RingTime")))
+
+
+def _agent_complete(m: Message) -> ev.Domain | None:
+    uid, queue = ident(m.get("Uniqueid")), text(m.get("Queue"))
+    if not uid or not queue:
+        return None
+    return ev.AgentComplete(uid, queue, text(m.get("Interface")), text(m.get("MemberName"), 80),
+                            integer(m.get("HoldTime")), integer(m.get("TalkTime")),
+                            text(m.get("Reason"), 32))
+
+
+def _agent_rna(m: Message) -> ev.Domain | None:
+    uid, queue = ident(m.get("Uniqueid")), text(m.get("Queue"))
+    if not uid or not queue:
+        return None
+    return ev.AgentRingNoAnswer(uid, queue, text(m.get("Interface")), integer(m.get("RingTime")))
+
+
+def _hangup_request(m: Message) -> ev.Domain | None:
+    uid = ident(m.get("Uniqueid"))
+    return ev.HangupRequest(uid) if uid else None
+
+
+def _hangup(m: Message) -> ev.Domain | None:
+    uid = ident(m.get("Uniqueid"))
+    return ev.Hangup(uid) if uid else None
+
+
+def _member(m: Message, *, snapshot: bool = False) -> ev.Domain | None:
+    queue = text(m.get("Queue"))
+    # QueueMember* events say Interface/MemberName; QueueStatus' QueueMember says Location/Name.
+    interface = text(m.get("Interface") if m.get("Interface") is not None else m.get("Location"))
+    if not queue or not interface:
+        return None
+    name = m.get("MemberName") if m.get("MemberName") is not None else m.get("Name")
+    paused = m.get("Paused") == "1"
+    reason = text(m.get("PausedReason"), 80) if paused else None
+    return ev.MemberState(queue, interface, text(name, 80), integer(m.get("Status")), paused,
+                          reason or None, m.get("InCall") == "1", snapshot)
+
+
+def _member_removed(m: Message) -> ev.Domain | None:
+    queue, interface = text(m.get("Queue")), text(m.get("Interface"))
+    return ev.MemberRemoved(queue, interface) if queue and interface else None
+
+
+def _user_event(m: Message) -> ev.Domain | None:
+    if m.get("UserEvent") != "SBQueueResult":
+        return None
+    uid, queue, status = ident(m.get("Uniqueid")), text(m.get("Queue")), m.get("Status")
+    if not uid or not queue or not status:
+        return None
+    return ev.QueueResult(uid, queue, status.strip().upper()[:32], text(m.get("CallerIDNum"), 80))
+
+
+Normaliser = Callable[[Message], "ev.Domain | None"]
+
+DISPATCH: dict[str, Normaliser] = {
+    "QueueCallerJoin": _caller_join,
+    "QueueCallerLeave": _caller_leave,
+    "QueueCallerAbandon": _caller_abandon,
+    "AgentConnect": _agent_connect,
+    "AgentComplete": _agent_complete,
+    "AgentRingNoAnswer": _agent_rna,
+    "HangupRequest": _hangup_request,
+    "Hangup": _hangup,
+    "QueueMemberStatus": _member,
+    "QueueMemberPause": _member,
+    "QueueMemberAdded": _member,
+    "QueueMemberRemoved": _member_removed,
+    "UserEvent": _user_event,
+}
+
+
+def synthetic_frame(kind: str, **values: str) -> bytes:
+    body = "\r\n".join(f"{k}: {v}" for k, v in values.items())
+    return SYNTHETIC_PREFIX + f"{kind}\r\n{body}".encode()
+
+
+class FrameNormaliser:
+    """Turns spool records of one node into ``Item``s."""
+
+    def __init__(self, node: str, spool_id: str, *, max_skew_s: float = 86400.0) -> None:
+        self.node = node
+        self.spool_id = spool_id.encode()
+        self.max_skew_us = int(max_skew_s * 1_000_000)
+        self.stats = NormaliseStats()
+        self._node_b = node.encode()
+
+    def _synthetic(self, rec: Record) -> ev.Item | None:
+        kind, _, rest = rec.frame[len(SYNTHETIC_PREFIX):].partition(b"\r\n")
+        values = parse_frame(rest).fields
+        domain: ev.Domain
+        if kind == b"connected":
+            domain = ev.Connected(int(str(values.get("Session", "0"))))
+        elif kind == b"disconnected":
+            domain = ev.Disconnected(str(values.get("Reason", "")))
+        elif kind == b"resync-failed":
+            domain = ev.ResyncComplete(False)
+        else:
+            self.stats.invalid["synthetic"] += 1
+            return None
+        key = hashlib.sha256(b"sb\0" + self._node_b + b"\0" + self.spool_id + b"\0"
+                             + str(rec.seq).encode()).digest()[:16]
+        return ev.Item(rec.seq, rec.received_at_us, key, None, domain)
+
+    def _resync(self, rec: Record, m: Message) -> ev.Item | None:
+        key = hashlib.sha256(b"rs\0" + self._node_b + b"\0" + self.spool_id + b"\0"
+                             + str(rec.seq).encode()).digest()[:16]
+        domain: ev.Domain | None = None
+        if m.name == "QueueMember":
+            domain = _member(m, snapshot=True)
+        elif m.name == "QueueEntry":
+            uid, queue = ident(m.get("Uniqueid")), text(m.get("Queue"))
+            domain = ev.QueueEntrySnapshot(uid, queue) if uid and queue else None
+        elif m.name == "QueueStatusComplete":
+            domain = ev.ResyncComplete(True)
+        if domain is None:
+            return None
+        return ev.Item(rec.seq, rec.received_at_us, key, None, domain)
+
+    def item(self, rec: Record) -> ev.Item | None:
+        if rec.frame.startswith(SYNTHETIC_PREFIX):
+            return self._synthetic(rec)
+        m = parse_frame(rec.frame)
+        if m.replaced_chars:
+            self.stats.invalid["non_utf8"] += 1
+        if m.malformed_lines:
+            self.stats.invalid["malformed_line"] += 1
+        if m.kind != "event":
+            self.stats.dropped["not_an_event" if m.kind == "unknown" else "response"] += 1
+            return None
+        action_id = m.get("ActionID")
+        if action_id is not None and action_id.startswith(RESYNC_ACTION_PREFIX):
+            return self._resync(rec, m)
+        name = m.name
+        if name not in KEPT_EVENTS:
+            self.stats.dropped[name[:64]] += 1
+            return None
+        node = self.node
+        system_name = m.get("SystemName")
+        if system_name is not None:
+            if _NODE_RE.match(system_name):
+                node = system_name
+            else:
+                self.stats.invalid["systemname"] += 1
+        ts = parse_timestamp_us(m.get("Timestamp"))
+        if ts is not None and abs(ts - rec.received_at_us) > self.max_skew_us:
+            self.stats.invalid["timestamp_skew"] += 1
+            ts = None
+        node_b = node.encode()
+        if ts is not None:
+            key = hashlib.sha256(node_b + b"\0" + rec.frame).digest()[:16]
+            event_time = ts
+        else:
+            key = hashlib.sha256(node_b + b"\0" + self.spool_id + b"\0"
+                                 + str(rec.seq).encode()).digest()[:16]
+            event_time = rec.received_at_us
+        fields_json = json.dumps(m.fields, ensure_ascii=False, separators=(",", ":"))
+        if "\\u0000" in fields_json:
+            fields_json = fields_json.replace("\\u0000", "\\ufffd")
+            self.stats.invalid["nul"] += 1
+        interface = m.get("Interface")
+        raw = ev.RawRow(
+            event_time_us=event_time, dedupe_key=key, node=node,
+            received_at_us=rec.received_at_us, event=name[:64],
+            uniqueid=ident(m.get("Uniqueid")), linkedid=ident(m.get("Linkedid")),
+            queue=_clean(text(m.get("Queue"))), interface=_clean(text(interface)),
+            spool_seq=rec.seq, fields_json=fields_json)
+        normaliser = DISPATCH.get(name)
+        domain = None
+        if normaliser is not None:
+            domain = normaliser(m)
+            if domain is not None and b"\x00" in rec.frame:
+                domain = _clean_domain(domain)
+            elif domain is None:
+                self.stats.invalid[f"{name}:fields"] += 1
+        self.stats.kept += 1
+        return ev.Item(rec.seq, event_time, key, raw, domain)
+
+    def items(self, records: Iterable[Record]) -> list[ev.Item]:
+        out = []
+        for rec in records:
+            item = self.item(rec)
+            if item is not None:
+                out.append(item)
+        return out
+
+
+def _clean(value: str | None) -> str | None:
+    if value is None or "\x00" not in value:
+        return value
+    return value.replace("\x00", "\ufffd")
+
+
+def _clean_domain(domain: ev.Domain) -> ev.Domain:
+    # Only free-text fields can carry NUL; identifiers were charset-checked.
+    values = {k: _clean(v) if isinstance(v, str) else v
+              for k, v in ((s, getattr(domain, s)) for s in domain.__slots__)}
+    return type(domain)(**values)  # type: ignore[arg-type]

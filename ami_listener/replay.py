@@ -1,0 +1,341 @@
+"""A loopback AMI server that replays real Asterisk 22 captures.
+
+Used by ``make demo`` (the built-in traffic source), by the tests and by the
+benchmark.  It speaks enough AMI to stand in for Asterisk: banner, Login (with
+the secret checked), Ping, QueueStatus (answered from a recorded list), Filter,
+Logoff; everything else gets the error Asterisk gives an unknown action.  Our
+replies are only ever sent between two whole frames of the recording.
+
+A capture is ``NAME.ami`` (bytes Asterisk sent) and ``NAME.timing.tsv`` (when
+each chunk arrived).  Each connection plays the next ``Segment``: a list of
+``(seconds_from_start, bytes)`` chunks, then closes (or stays idle).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ami_listener.framing import Framer, parse_frame
+
+SEP = b"\r\n\r\n"
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "asterisk"
+_ID_HEADERS = (b"Uniqueid", b"Linkedid", b"DestUniqueid", b"DestLinkedid")
+_UID_RE = re.compile(rb"^((?:[A-Za-z0-9_.-]+-)?)(\d+)\.(\d+)$")
+
+
+@dataclass
+class Capture:
+    name: str
+    server: bytes
+    rows: list[tuple[float, int, int]]  # (t, offset, length) of server chunks
+    login_end: int  # offset just after the login reply frame
+
+    @classmethod
+    def load(cls, name: str, directory: Path = FIXTURES / "ami") -> Capture:
+        server = (directory / f"{name}.ami").read_bytes()
+        rows = []
+        for line in (directory / f"{name}.timing.tsv").read_text().splitlines():
+            if not line or line.startswith("#"):
+                continue
+            t, d, off, length = line.split("\t")
+            if d == "S":
+                rows.append((float(t), int(off), int(length)))
+        banner_end = server.index(b"\r\n") + 2
+        login_end = server.index(SEP, banner_end) + len(SEP)
+        return cls(name, server, rows, login_end)
+
+    @property
+    def banner(self) -> bytes:
+        return self.server[: self.server.index(b"\r\n") + 2]
+
+    def chunks_after_login(self) -> tuple[list[tuple[float, bytes]], bool]:
+        """Recorded chunks after the login reply, with their times relative to the
+        first of them, and whether Asterisk closed the connection at the end."""
+        out: list[tuple[float, bytes]] = []
+        closed = False
+        t0: float | None = None
+        for t, off, length in self.rows:
+            if length == 0:
+                closed = True
+                continue
+            start, end = max(off, self.login_end), off + length
+            if end <= start:
+                continue
+            t0 = t if t0 is None else t0
+            out.append((t - t0, self.server[start:end]))
+        return out, closed
+
+    def frames_after_login(self) -> list[bytes]:
+        """Whole frames (each with its terminator) after the login reply."""
+        framer = Framer(1 << 24, expect_banner=False)
+        return [f + SEP for f in framer.feed(self.server[self.login_end:])]
+
+    def timed_frames(self) -> list[tuple[float, bytes]]:
+        """Whole frames after the login reply, each with the time (relative to the
+        first chunk) at which its last byte arrived in the recording."""
+        chunks, _ = self.chunks_after_login()
+        out: list[tuple[float, bytes]] = []
+        buf = b""
+        for t, data in chunks:
+            buf += data
+            *whole, buf = buf.split(SEP)
+            out.extend((t, f + SEP) for f in whole if f.strip(b"\r\n"))
+        return out
+
+    def event_frames(self) -> list[bytes]:
+        return [f for f in self.frames_after_login() if f.startswith(b"Event:")]
+
+
+@dataclass
+class Segment:
+    chunks: list[tuple[float, bytes]]
+    close_at_end: bool = True
+
+
+def segment_from(capture: Capture, *, close: bool | None = None) -> Segment:
+    chunks, closed = capture.chunks_after_login()
+    return Segment(chunks, closed if close is None else close)
+
+
+def frames_segment(frames: Iterable[bytes], *, gap_s: float = 0.0, close: bool = False,
+                   per_chunk: int = 1) -> Segment:
+    chunks: list[tuple[float, bytes]] = []
+    frames = list(frames)
+    for i in range(0, len(frames), per_chunk):
+        chunks.append((i * gap_s, b"".join(frames[i:i + per_chunk])))
+    return Segment(chunks, close)
+
+
+class Refresher:
+    """Gives replayed calls fresh uniqueids (and shifts Timestamps to now), so
+    the same capture can be played again and again as new calls."""
+
+    def __init__(self, start: int | None = None) -> None:
+        self.epoch = int(time.time()) if start is None else start
+        self.counter = itertools.count(1)
+        self.tag = 0
+
+    def frames(self, frames: list[bytes], *, shift_to: float | None = None) -> list[bytes]:
+        self.tag += 1
+        mapping: dict[bytes, bytes] = {}
+        first_ts: float | None = None
+        out = []
+        for frame in frames:
+            lines = frame.split(b"\r\n")
+            for i, line in enumerate(lines):
+                key, sep, value = line.partition(b": ")
+                if not sep:
+                    continue
+                if key in _ID_HEADERS:
+                    m = _UID_RE.match(value)
+                    if m:
+                        new = mapping.get(value)
+                        if new is None:
+                            new = b"%s%d.%d" % (m.group(1), self.epoch + self.tag,
+                                                next(self.counter))
+                            mapping[value] = new
+                        lines[i] = key + b": " + new
+                elif key == b"Timestamp" and shift_to is not None:
+                    try:
+                        value_f = float(value)
+                    except ValueError:
+                        continue
+                    first_ts = value_f if first_ts is None else first_ts
+                    lines[i] = b"Timestamp: %.6f" % (shift_to + value_f - first_ts)
+            out.append(b"\r\n".join(lines))
+        return out
+
+
+@dataclass
+class ServerOptions:
+    username: str = "listener"
+    secret: str = "listenerpass"  # noqa: S105 - the lab password of the captures
+    answer_pings: bool = True
+    filter_allowed: bool = False
+    queue_status: list[bytes] | None = None  # list frames (ActionID rewritten)
+    speed: float | None = 1.0  # None: as fast as the socket takes it
+    banner: bytes = b"Asterisk Call Manager/11.0.0\r\n"
+
+
+@dataclass
+class ServerStats:
+    connections: int = 0
+    logins: int = 0
+    bytes_sent: int = 0
+    pings: int = 0
+    actions: list[str] = field(default_factory=list)
+    segments_done: int = 0
+
+
+class ReplayServer:
+    def __init__(self, segments: list[Segment], options: ServerOptions | None = None) -> None:
+        self.segments = list(segments)
+        self.options = options or ServerOptions()
+        self.stats = ServerStats()
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self.finished = asyncio.Event()
+        self._conns: set[asyncio.StreamWriter] = set()
+        self._next = 0
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        self.server = await asyncio.start_server(self._handle, host, port, backlog=512)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for w in list(self._conns):
+            w.close()
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.server.wait_closed(), 2)
+
+    def drop_all(self) -> None:
+        """Cut every open connection (socket loss)."""
+        for w in list(self._conns):
+            w.transport.abort()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.stats.connections += 1
+        self._conns.add(writer)
+        out_lock = asyncio.Lock()
+        pending: list[bytes] = []
+        at_boundary = True
+        logged_in = asyncio.Event()
+        closing = asyncio.Event()
+
+        async def send(data: bytes) -> None:
+            async with out_lock:
+                writer.write(data)
+                self.stats.bytes_sent += len(data)
+                await writer.drain()
+
+        async def reply(data: bytes) -> None:
+            if at_boundary:
+                await send(data)
+            else:
+                pending.append(data)
+
+        async def actions() -> None:
+            framer = Framer(1 << 20, expect_banner=False)
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    closing.set()
+                    return
+                for frame in framer.feed(data):
+                    msg = parse_frame(frame)
+                    name = (msg.get("Action") or "").lower()
+                    aid = (msg.get("ActionID") or "").encode()
+                    self.stats.actions.append(name)
+                    head = b"Response: %s\r\nActionID: " + aid + b"\r\n"
+                    if name == "login":
+                        if (msg.get("Username") == self.options.username
+                                and msg.get("Secret") == self.options.secret):
+                            await send(head % b"Success"
+                                       + b"Message: Authentication accepted\r\n\r\n")
+                            self.stats.logins += 1
+                            logged_in.set()
+                        else:
+                            await send(head % b"Error" + b"Message: Authentication failed\r\n\r\n")
+                            closing.set()
+                            return
+                    elif not logged_in.is_set():
+                        await send(head % b"Error" + b"Message: Permission denied\r\n\r\n")
+                    elif name == "ping":
+                        self.stats.pings += 1
+                        if self.options.answer_pings:
+                            await reply(head % b"Success" + b"Ping: Pong\r\nTimestamp: %.6f\r\n\r\n"
+                                        % time.time())
+                    elif name == "queuestatus":
+                        await reply(self._queue_status(aid))
+                    elif name == "filter":
+                        if self.options.filter_allowed:
+                            await reply(head % b"Success" + b"Message: Filter Added\r\n\r\n")
+                        else:
+                            await reply(head % b"Error" + b"Message: Permission denied\r\n\r\n")
+                    elif name == "logoff":
+                        await reply(head % b"Goodbye"
+                                    + b"Message: Thanks for all the fish.\r\n\r\n")
+                        closing.set()
+                        return
+                    else:
+                        await reply(head % b"Error" + b"Message: Invalid/unknown command: "
+                                    + name.encode() + b". Use Action: ListCommands to show "
+                                    b"available commands.\r\n\r\n")
+
+        action_task = asyncio.ensure_future(actions())
+        try:
+            await send(self.options.banner)
+            login_wait = asyncio.ensure_future(logged_in.wait())
+            await asyncio.wait({login_wait, action_task}, timeout=10,
+                               return_when=asyncio.FIRST_COMPLETED)
+            login_wait.cancel()
+            if not logged_in.is_set():
+                return
+            segment = self.segments[self._next] if self._next < len(self.segments) else None
+            self._next += 1
+            close_at_end = False
+            if segment is not None:
+                loop = asyncio.get_running_loop()
+                start = loop.time()
+                for t, data in segment.chunks:
+                    if self.options.speed is not None:
+                        delay = start + t / self.options.speed - loop.time()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                    if closing.is_set():
+                        break
+                    at_boundary = False
+                    await send(data)
+                    at_boundary = data.endswith(SEP)
+                    if at_boundary and pending:
+                        queued, pending[:] = list(pending), []
+                        for p in queued:
+                            await send(p)
+                self.stats.segments_done += 1
+                close_at_end = segment.close_at_end
+                at_boundary = True
+                for p in pending:
+                    await send(p)
+                pending.clear()
+            self.finished.set()
+            if not close_at_end:
+                await asyncio.wait({action_task})
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            action_task.cancel()
+            with contextlib.suppress(BaseException):
+                await action_task
+            self._conns.discard(writer)
+            writer.close()
+
+    def _queue_status(self, aid: bytes) -> bytes:
+        items = self.options.queue_status or []
+        out = [b"Response: Success\r\nActionID: " + aid
+               + b"\r\nEventList: start\r\nMessage: Queue status will follow\r\n\r\n"]
+        for frame in items:
+            out.append(re.sub(rb"ActionID: [^\r]*", b"ActionID: " + aid, frame))
+        out.append(b"Event: QueueStatusComplete\r\nActionID: " + aid
+                   + b"\r\nEventList: Complete\r\nListItems: %d\r\n\r\n" % len(items))
+        return b"".join(out)
+
+
+def recorded_queue_status(name: str = "g_queuestatus_summary", action_id: str = "listener-2"
+                          ) -> list[bytes]:
+    """The list items of one recorded QueueStatus reply."""
+    cap = Capture.load(name)
+    marker = f"ActionID: {action_id}\r\n".encode()
+    return [f for f in cap.frames_after_login()
+            if f.startswith(b"Event: Queue") and marker in f
+            and not f.startswith(b"Event: QueueStatusComplete")]

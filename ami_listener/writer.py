@@ -1,0 +1,335 @@
+"""Database stage: spool -> normalise -> derive -> one transaction per batch.
+
+Fast path: COPY the batch straight into ``ami_event``.  If any row is already
+there (a replay after a crash, or overlap with another listener), the batch is
+retried through a staging table with ``ON CONFLICT DO NOTHING`` and only the new
+events are applied to the derived tables.  The spool checkpoint is written in the
+same transaction, so a restart resumes exactly after the last commit.
+
+Database down: the batch is retried with backoff; the reader keeps spooling.
+A batch that fails on its data is split into single events, each in its own
+savepoint; the poison event is logged (name, sequence, a bounded excerpt) and
+skipped, the rest is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from ami_listener import events as ev
+from ami_listener.derive import Call, Changes, Deriver, Interval
+from ami_listener.metrics import Metrics
+from ami_listener.normalise import FrameNormaliser
+from ami_listener.spool import Spool
+from switchboard import log
+from switchboard.sqlfile import queries
+
+Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+Q = queries("ami_listener.sql")
+RAW_COLUMNS = ("event_time", "dedupe_key", "node", "received_at", "event", "uniqueid",
+               "linkedid", "queue", "interface", "spool_seq", "fields")
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
+)
+
+
+def ts(us: int | None) -> datetime | None:
+    return None if us is None else EPOCH + timedelta(microseconds=us)
+
+
+def us(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    delta = value - EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _raw_tuple(r: ev.RawRow) -> tuple[Any, ...]:
+    return (ts(r.event_time_us), r.dedupe_key, r.node, ts(r.received_at_us), r.event,
+            r.uniqueid, r.linkedid, r.queue, r.interface, r.spool_seq, r.fields_json)
+
+
+class Backoff:
+    """Exponential backoff with full jitter, reset after a success."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self.initial, self.maximum, self.attempt = initial, maximum, 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.maximum, self.initial * (2 ** min(self.attempt, 30)))
+        self.attempt += 1
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class Writer:
+    def __init__(self, *, node: str, pool: asyncpg.Pool, spool: Spool,
+                 normaliser: FrameNormaliser, metrics: Metrics, batch_max: int = 5000,
+                 batch_delay_s: float = 0.05, backoff: Backoff | None = None) -> None:
+        self.node = node
+        self.pool = pool
+        self.spool = spool
+        self.normaliser = normaliser
+        self.metrics = metrics
+        self.batch_max = batch_max
+        self.batch_delay_s = batch_delay_s
+        self.backoff = backoff or Backoff(0.2, 5.0)
+        self.deriver = Deriver(node)
+        self.seq = -1  # last committed spool sequence
+        self.log = log.get("ami_listener.writer").bind(node=node)
+        self._days: set[date] = set()
+        self._state_loaded = False
+        self._poison_seqs: set[int] = set()
+        self.committed_events = 0
+
+    # -- state ---------------------------------------------------------------
+    async def load_state(self) -> None:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(Q["load_checkpoint"], self.node)
+            last_seen = None
+            if row is not None:
+                last_seen = us(row["last_seen_at"])
+                if row["spool_id"] == self.spool.spool_id:
+                    self.seq = row["seq"]
+                else:
+                    self.log.warning("spool_replaced", old_spool=row["spool_id"],
+                                     new_spool=self.spool.spool_id)
+                    self.seq = -1
+            deriver = Deriver(self.node, last_seen_us=last_seen)
+            for r in await conn.fetch(Q["load_open_calls"], self.node):
+                deriver.load_call(Call(
+                    r["call_id"], r["node"], r["uniqueid"], r["linkedid"], r["queue"],
+                    r["caller_num"], r["caller_name"], us(r["entered_at"]) or 0, r["position"],
+                    r["outcome"], r["member_interface"], r["member_name"], r["hold_s"],
+                    r["ring_s"], r["talk_s"], r["rna_count"], us(r["answered_at"]),
+                    us(r["left_at"]), us(r["caller_hangup_at"]), us(r["ended_at"]),
+                    r["complete_reason"], r["gap_key"]))
+            for r in await conn.fetch(Q["load_open_intervals"], self.node):
+                deriver.load_interval(Interval(
+                    r["node"], r["queue"], r["interface"], r["member_name"], r["state"],
+                    r["reason"], us(r["started_at"]) or 0, r["start_key"]))
+        self.deriver = deriver
+        self._state_loaded = True
+        self.log.info("writer_state_loaded", checkpoint_seq=self.seq,
+                      open_calls=len(deriver.calls), open_intervals=len(deriver.members))
+
+    # -- main loop -------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Write until ``stop`` is set and the spool is drained (or the database
+        is unreachable at shutdown: then the spool keeps the rest for next time)."""
+        while True:
+            if not self._state_loaded:
+                try:
+                    await self.load_state()
+                    self.backoff.reset()
+                except CONNECTION_ERRORS as exc:
+                    if stop.is_set():
+                        return
+                    await self._sleep_after_error(exc, stop)
+                    continue
+            self.spool.appended.clear()
+            records = self.spool.read_after(self.seq, self.batch_max)
+            if not records:
+                if stop.is_set():
+                    return
+                waiter = asyncio.ensure_future(self.spool.appended.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                try:
+                    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+                    stopper.cancel()
+                continue
+            if len(records) < self.batch_max and self.batch_delay_s > 0 and not stop.is_set():
+                # let a small batch fill up for a moment, bounded by the first frame's age
+                age = time.time() - records[0].received_at_us / 1e6
+                if age < self.batch_delay_s:
+                    await asyncio.sleep(self.batch_delay_s - age)
+                    records = self.spool.read_after(self.seq, self.batch_max)
+            try:
+                await self.commit(records)
+                self.backoff.reset()
+            except CONNECTION_ERRORS as exc:
+                self.metrics.db_errors.labels(self.node).inc()
+                self._state_loaded = False  # derived state may be ahead of the database
+                if stop.is_set() and self.backoff.attempt >= 3:
+                    self.log.warning("shutdown_with_unwritten_spool",
+                                     pending=self.spool.next_seq - 1 - self.seq)
+                    return
+                await self._sleep_after_error(exc, stop)
+
+    async def _sleep_after_error(self, exc: BaseException, stop: asyncio.Event) -> None:
+        delay = self.backoff.next_delay()
+        self.log.warning("database_unavailable", error=type(exc).__name__,
+                         detail=str(exc)[:200], retry_in_s=round(delay, 2),
+                         spool_pending=self.spool.next_seq - 1 - self.seq)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+
+    # -- one batch -------------------------------------------------------------
+    async def commit(self, records: list[Any]) -> None:
+        items = self.normaliser.items(records)
+        last_seq = records[-1].seq
+        raws = [i.raw for i in items if i.raw is not None]
+        await self._ensure_partitions(raws)
+        async with self.pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    new_keys = await self._insert_raw(conn, raws)
+                    written = self._apply(items, new_keys)
+                    await self._write_changes(conn, self.deriver.take_changes())
+                    await self._checkpoint(conn, last_seq)
+            except asyncpg.PostgresError as exc:
+                if isinstance(exc, CONNECTION_ERRORS):
+                    raise
+                self._state_loaded = False
+                self.log.error("batch_failed_splitting", error=type(exc).__name__,
+                               detail=str(exc)[:300], first_seq=records[0].seq,
+                               last_seq=last_seq)
+                await self.load_state()
+                written = await self._commit_one_by_one(conn, items, last_seq)
+        self.seq = last_seq
+        self.committed_events += written
+        self._report(records, written, len(raws) - written)
+        self.spool.release(self.seq)
+
+    def _apply(self, items: Iterable[ev.Item], new_keys: set[bytes] | None) -> int:
+        written = 0
+        for item in items:
+            if item.raw is not None:
+                if new_keys is not None and item.key not in new_keys:
+                    continue  # already in the database: already applied
+                written += 1
+            self.deriver.apply(item)
+        return written
+
+    async def _insert_raw(self, conn: Conn, raws: list[ev.RawRow]
+                          ) -> set[bytes] | None:
+        """Insert rows; return None when all were new, else the set of new keys."""
+        if not raws:
+            return None
+        tuples = [_raw_tuple(r) for r in raws]
+        try:
+            async with conn.transaction():  # savepoint: a duplicate aborts only this
+                await conn.copy_records_to_table("ami_event", records=tuples,
+                                                 columns=RAW_COLUMNS)
+            return None
+        except asyncpg.UniqueViolationError:
+            pass
+        await conn.execute(Q["stage_table"])
+        await conn.copy_records_to_table("ami_event_stage", records=tuples,
+                                         columns=RAW_COLUMNS)
+        rows = await conn.fetch(Q["insert_staged"])
+        await conn.execute("TRUNCATE ami_event_stage")
+        return {r["dedupe_key"] for r in rows}
+
+    async def _write_changes(self, conn: Conn, changes: Changes) -> None:
+        if changes.gaps:
+            gaps = list(changes.gaps.values())
+            await conn.execute(Q["upsert_gaps"], [g.gap_key for g in gaps],
+                               [g.node for g in gaps], [ts(g.started_at_us) for g in gaps],
+                               [ts(g.ended_at_us) for g in gaps], [g.reason for g in gaps],
+                               [g.calls_closed for g in gaps])
+            for g in gaps:
+                self.log.warning("listener_gap", gap_start=ts(g.started_at_us).isoformat()  # type: ignore[union-attr]
+                                 , gap_end=ts(g.ended_at_us).isoformat(),  # type: ignore[union-attr]
+                                 reason=g.reason, calls_closed_unknown=g.calls_closed)
+        if changes.calls:
+            c = list(changes.calls.values())
+            await conn.execute(
+                Q["upsert_calls"], [x.call_id for x in c], [x.node for x in c],
+                [x.uniqueid for x in c], [x.linkedid for x in c], [x.queue for x in c],
+                [x.caller_num for x in c], [x.caller_name for x in c],
+                [ts(x.entered_at_us) for x in c], [x.position for x in c],
+                [x.outcome for x in c], [x.member_interface for x in c],
+                [x.member_name for x in c], [x.hold_s for x in c], [x.ring_s for x in c],
+                [x.talk_s for x in c], [x.rna_count for x in c],
+                [ts(x.answered_at_us) for x in c], [ts(x.left_at_us) for x in c],
+                [ts(x.caller_hangup_at_us) for x in c], [ts(x.ended_at_us) for x in c],
+                [x.complete_reason for x in c], [x.gap_key for x in c])
+        if changes.intervals:
+            iv = list(changes.intervals.values())
+            await conn.execute(
+                Q["upsert_intervals"], [x.node for x in iv], [x.queue for x in iv],
+                [x.interface for x in iv], [x.member_name for x in iv],
+                [x.state for x in iv], [x.reason for x in iv],
+                [ts(x.started_at_us) for x in iv], [ts(x.ended_at_us) for x in iv],
+                [x.start_key for x in iv])
+
+    async def _checkpoint(self, conn: Conn, last_seq: int) -> None:
+        await conn.execute(Q["save_checkpoint"], self.node, self.spool.spool_id, last_seq,
+                           ts(self.deriver.last_seen_us))
+
+    async def _commit_one_by_one(self, conn: Conn, items: list[ev.Item],
+                                 last_seq: int) -> int:
+        written = 0
+        async with conn.transaction():
+            for item in items:
+                try:
+                    async with conn.transaction():
+                        new = await self._insert_raw(conn, [item.raw] if item.raw else [])
+                        n = self._apply([item], new)
+                        await self._write_changes(conn, self.deriver.take_changes())
+                        written += n
+                except asyncpg.PostgresError as exc:
+                    if isinstance(exc, CONNECTION_ERRORS):
+                        raise
+                    self.deriver.take_changes()
+                    self.metrics.dropped.labels(self.node, "poison").inc()
+                    self.log.error("poison_event_skipped", seq=item.seq,
+                                   event=item.raw.event if item.raw else None,
+                                   uniqueid=item.raw.uniqueid if item.raw else None,
+                                   error=type(exc).__name__, detail=str(exc)[:300],
+                                   excerpt=(item.raw.fields_json[:500] if item.raw else None))
+            await self._checkpoint(conn, last_seq)
+        # the deriver may hold changes of skipped items: rebuild it from what committed
+        await self.load_state()
+        return written
+
+    async def _ensure_partitions(self, raws: list[ev.RawRow]) -> None:
+        days = {(EPOCH + timedelta(microseconds=r.event_time_us)).date() for r in raws}
+        for day in days - self._days:
+            await self.ensure_partition(day)
+
+    async def ensure_partition(self, day: date) -> None:
+        async with self.pool.acquire() as conn:
+            try:
+                await conn.execute(Q["ensure_partition"], day)
+            except asyncpg.DuplicateTableError:
+                pass  # another writer created it at the same moment
+            except asyncpg.CheckViolationError as exc:
+                # rows for that day already sit in the default partition: leave them there
+                self.log.warning("partition_not_created", day=day.isoformat(),
+                                 detail=str(exc)[:200])
+        self._days.add(day)
+
+    def _report(self, records: list[Any], written: int, duplicates: int) -> None:
+        m, node = self.metrics, self.node
+        m.written.labels(node).inc(written)
+        if duplicates:
+            m.duplicates.labels(node).inc(duplicates)
+        now = time.time()
+        m.lag.labels(node).observe(max(0.0, now - records[-1].received_at_us / 1e6))
+        m.spool_lag.labels(node).set(self.spool.next_seq - 1 - self.seq)
+        m.spool_bytes.labels(node).set(self.spool.size_bytes)
+        stats = self.normaliser.stats
+        for reason, n in stats.dropped.items():
+            m.dropped.labels(node, reason).inc(n)
+        for kind, n in stats.invalid.items():
+            m.invalid.labels(node, kind).inc(n)
+        stats.dropped.clear()
+        stats.invalid.clear()

@@ -1,0 +1,73 @@
+-- Queries of the AMI listener (ami_listener/writer.py).  Each block starts with
+-- "-- name: NAME"; parameters are $n, never string-built.
+
+-- name: ensure_partition
+SELECT sb_ensure_event_partition($1::date);
+
+-- name: stage_table
+CREATE TEMP TABLE IF NOT EXISTS ami_event_stage
+    (LIKE ami_event INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+
+-- name: insert_staged
+-- Slow path, used only when a batch overlaps rows already written (a replay):
+-- returns the keys that were new.
+INSERT INTO ami_event SELECT * FROM ami_event_stage
+ON CONFLICT DO NOTHING
+RETURNING dedupe_key;
+
+-- name: load_checkpoint
+SELECT spool_id, seq, last_seen_at FROM listener_checkpoint WHERE node = $1;
+
+-- name: save_checkpoint
+INSERT INTO listener_checkpoint (node, spool_id, seq, last_seen_at, updated_at)
+VALUES ($1, $2, $3, $4, now())
+ON CONFLICT (node) DO UPDATE
+SET spool_id = EXCLUDED.spool_id, seq = EXCLUDED.seq,
+    last_seen_at = COALESCE(EXCLUDED.last_seen_at, listener_checkpoint.last_seen_at),
+    updated_at = now();
+
+-- name: load_open_calls
+-- Calls the listener still needs: not ended, or answered and not completed.
+SELECT call_id, node, uniqueid, linkedid, queue, caller_num, caller_name, entered_at,
+       position, outcome, member_interface, member_name, hold_s, ring_s, talk_s,
+       rna_count, answered_at, left_at, caller_hangup_at, ended_at, complete_reason, gap_key
+FROM queue_call
+WHERE node = $1 AND ended_at IS NULL
+ORDER BY entered_at;
+
+-- name: load_open_intervals
+SELECT node, queue, interface, member_name, state, reason, started_at, start_key
+FROM agent_state
+WHERE node = $1 AND ended_at IS NULL;
+
+-- name: upsert_gaps
+INSERT INTO listener_gap (gap_key, node, started_at, ended_at, reason, calls_closed)
+SELECT * FROM unnest($1::bytea[], $2::text[], $3::timestamptz[], $4::timestamptz[],
+                     $5::text[], $6::int[])
+ON CONFLICT (gap_key) DO UPDATE
+SET calls_closed = GREATEST(listener_gap.calls_closed, EXCLUDED.calls_closed);
+
+-- name: upsert_calls
+INSERT INTO queue_call (call_id, node, uniqueid, linkedid, queue, caller_num, caller_name,
+    entered_at, position, outcome, member_interface, member_name, hold_s, ring_s, talk_s,
+    rna_count, answered_at, left_at, caller_hangup_at, ended_at, complete_reason, gap_key)
+SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[],
+    $6::text[], $7::text[], $8::timestamptz[], $9::int[], $10::text[], $11::text[],
+    $12::text[], $13::int[], $14::int[], $15::int[], $16::int[], $17::timestamptz[],
+    $18::timestamptz[], $19::timestamptz[], $20::timestamptz[], $21::text[], $22::bytea[])
+ON CONFLICT (call_id) DO UPDATE SET
+    linkedid = EXCLUDED.linkedid, outcome = EXCLUDED.outcome,
+    member_interface = EXCLUDED.member_interface, member_name = EXCLUDED.member_name,
+    hold_s = EXCLUDED.hold_s, ring_s = EXCLUDED.ring_s, talk_s = EXCLUDED.talk_s,
+    rna_count = EXCLUDED.rna_count, answered_at = EXCLUDED.answered_at,
+    left_at = EXCLUDED.left_at, caller_hangup_at = EXCLUDED.caller_hangup_at,
+    ended_at = EXCLUDED.ended_at, complete_reason = EXCLUDED.complete_reason,
+    gap_key = EXCLUDED.gap_key, updated_at = now();
+
+-- name: upsert_intervals
+INSERT INTO agent_state (node, queue, interface, member_name, state, reason, started_at,
+    ended_at, start_key)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+    $7::timestamptz[], $8::timestamptz[], $9::bytea[])
+ON CONFLICT (node, queue, interface, start_key) DO UPDATE
+SET ended_at = EXCLUDED.ended_at, member_name = EXCLUDED.member_name;

@@ -1,0 +1,204 @@
+"""Configuration: frozen dataclasses built by a pure ``load(env)``.
+
+Every value has a default suited to the local demo; secrets come from the
+environment or from a file path given in the environment, never from git.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_PG_PORT = 54329
+DEFAULT_AMI_PORT = 5038
+NODE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class AmiNode:
+    name: str
+    host: str
+    port: int
+    username: str
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ListenerSettings:
+    nodes: tuple[AmiNode, ...]
+    spool_dir: Path
+    spool_max_bytes: int
+    spool_segment_bytes: int
+    batch_max: int
+    batch_delay_s: float
+    frame_max_bytes: int
+    ping_interval_s: float
+    ping_timeout_s: float
+    connect_timeout_s: float
+    backoff_initial_s: float
+    backoff_max_s: float
+    session_filter: bool
+    queue_log: Path | None
+    metrics_host: str
+    metrics_port: int
+    fsync_interval_s: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    state_dir: Path
+    database_url: str | None = field(repr=False)
+    pg_port: int
+    log_format: str
+    log_level: str
+    listener: ListenerSettings
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from exc
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={value} is out of range [{lo}, {hi}]")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a number") from exc
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={value} is out of range [{lo}, {hi}]")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name}={raw!r} must be yes/no")
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """``NAME`` or the first line of the file named by ``NAME_FILE``."""
+    value = env.get(name)
+    if value:
+        return value
+    path = env.get(name + "_FILE")
+    if path:
+        try:
+            text = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE={path!r} cannot be read: {exc.strerror}") from exc
+        if not text:
+            raise ConfigError(f"{name}_FILE={path!r} is empty")
+        return text.splitlines()[0]
+    return None
+
+
+def _env_key(node: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", node).upper()
+
+
+def parse_nodes(env: Mapping[str, str]) -> tuple[AmiNode, ...]:
+    """``SB_AMI_NODES="pbx-a@127.0.0.1:5038,pbx-b@127.0.0.2"``.
+
+    Per node, ``SB_AMI_USER_<NODE>``/``SB_AMI_SECRET_<NODE>`` override the shared
+    ``SB_AMI_USER``/``SB_AMI_SECRET`` (each secret may also be ``..._FILE``).
+    """
+    spec = env.get("SB_AMI_NODES", "").strip()
+    if not spec:
+        return ()
+    nodes: list[AmiNode] = []
+    seen: set[str] = set()
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        name, at, address = item.partition("@")
+        if not at:
+            raise ConfigError(f"SB_AMI_NODES item {item!r} must look like name@host[:port]")
+        if not NODE_NAME_RE.match(name):
+            raise ConfigError(f"SB_AMI_NODES node name {name!r} must be 1-63 of [A-Za-z0-9_.-]")
+        if name in seen:
+            raise ConfigError(f"SB_AMI_NODES names node {name!r} twice")
+        seen.add(name)
+        host, _, port_s = address.rpartition(":") if ":" in address else (address, "", "")
+        host = host.strip("[]") or address
+        try:
+            port = int(port_s) if port_s else DEFAULT_AMI_PORT
+        except ValueError as exc:
+            raise ConfigError(f"SB_AMI_NODES port {port_s!r} of node {name!r}") from exc
+        if not 0 < port < 65536:
+            raise ConfigError(f"SB_AMI_NODES port {port} of node {name!r} out of range")
+        key = _env_key(name)
+        user = env.get(f"SB_AMI_USER_{key}") or env.get("SB_AMI_USER") or "listener"
+        secret = _secret(env, f"SB_AMI_SECRET_{key}") or _secret(env, "SB_AMI_SECRET")
+        if secret is None:
+            raise ConfigError(f"no AMI secret for node {name!r}: set SB_AMI_SECRET_{key} or "
+                              f"SB_AMI_SECRET (or their _FILE variants)")
+        nodes.append(AmiNode(name=name, host=host, port=port, username=user, secret=secret))
+    return tuple(nodes)
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    state_dir = Path(env.get("SB_STATE_DIR") or ".local").resolve()
+    log_format = env.get("SB_LOG_FORMAT", "auto").lower()
+    if log_format not in {"auto", "json", "console"}:
+        raise ConfigError(f"SB_LOG_FORMAT={log_format!r} must be auto, json or console")
+    log_level = env.get("SB_LOG_LEVEL", "info").lower()
+    if log_level not in {"debug", "info", "warning", "error"}:
+        raise ConfigError(f"SB_LOG_LEVEL={log_level!r} must be debug, info, warning or error")
+    metrics = env.get("SB_METRICS_ADDR", "127.0.0.1:9468")
+    m_host, _, m_port = metrics.rpartition(":")
+    try:
+        metrics_port = int(m_port)
+    except ValueError as exc:
+        raise ConfigError(f"SB_METRICS_ADDR={metrics!r} must be host:port (port 0 = off)") from exc
+    queue_log = env.get("SB_QUEUE_LOG")
+    listener = ListenerSettings(
+        nodes=parse_nodes(env),
+        spool_dir=Path(env.get("SB_SPOOL_DIR") or state_dir / "spool").resolve(),
+        spool_max_bytes=_int(env, "SB_SPOOL_MAX_BYTES", 1 << 30, 1 << 20, 1 << 40),
+        spool_segment_bytes=_int(env, "SB_SPOOL_SEGMENT_BYTES", 16 << 20, 1 << 16, 1 << 30),
+        batch_max=_int(env, "SB_BATCH_MAX", 5000, 1, 100_000),
+        batch_delay_s=_float(env, "SB_BATCH_DELAY_MS", 50, 0, 5000) / 1000,
+        frame_max_bytes=_int(env, "SB_FRAME_MAX_BYTES", 64 << 10, 1024, 16 << 20),
+        ping_interval_s=_float(env, "SB_PING_INTERVAL", 5.0, 0.05, 300),
+        ping_timeout_s=_float(env, "SB_PING_TIMEOUT", 3.0, 0.05, 300),
+        connect_timeout_s=_float(env, "SB_CONNECT_TIMEOUT", 5.0, 0.05, 300),
+        backoff_initial_s=_float(env, "SB_BACKOFF_INITIAL", 0.5, 0.01, 60),
+        backoff_max_s=_float(env, "SB_BACKOFF_MAX", 30.0, 0.01, 3600),
+        session_filter=_bool(env, "SB_AMI_SESSION_FILTER", False),
+        queue_log=Path(queue_log) if queue_log else None,
+        metrics_host=m_host or "127.0.0.1",
+        metrics_port=metrics_port,
+        fsync_interval_s=_float(env, "SB_SPOOL_FSYNC_MS", 200, 0, 60_000) / 1000,
+    )
+    return Settings(
+        state_dir=state_dir,
+        database_url=env.get("SB_DATABASE_URL") or None,
+        pg_port=_int(env, "SB_PG_PORT", DEFAULT_PG_PORT, 1024, 65535),
+        log_format=log_format,
+        log_level=log_level,
+        listener=listener,
+    )

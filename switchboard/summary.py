@@ -1,0 +1,35 @@
+"""What landed in the database: calls per queue, events, listener gaps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from switchboard.sqlfile import queries
+
+
+async def print_summary(url: str, since: datetime) -> int:
+    q = queries("summary.sql")
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(q["calls_by_queue"], since)
+        events = await conn.fetchval(q["event_count"], since)
+        gaps = await conn.fetch(q["gaps_since"], since)
+    finally:
+        await conn.close()
+    print(f"since {since.isoformat(timespec='seconds')}: {events} events stored")
+    header = ("queue", "offered", "answered", "abandoned", "timeout", "unknown", "open",
+              "avg hold s")
+    print("  ".join(f"{h:>10}" for h in header))
+    for r in rows:
+        cells = (r["queue"], r["offered"], r["answered"], r["abandoned"], r["timeout"],
+                 r["unknown"], r["in_progress"],
+                 "-" if r["avg_hold_s"] is None else r["avg_hold_s"])
+        print("  ".join(f"{c!s:>10}" for c in cells))
+    for g in gaps:
+        print(f"listener gap on {g['node']}: {g['started_at']} .. {g['ended_at']} "
+              f"({g['reason']}; {g['calls_closed']} calls closed as unknown)")
+    if not rows:
+        print("(no queued calls)")
+    return 0
