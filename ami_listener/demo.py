@@ -13,7 +13,7 @@ import dataclasses
 from datetime import UTC, datetime
 
 from ami_listener.replay import Capture, Refresher, ReplayServer, Segment, ServerOptions
-from ami_listener.service import run_listener
+from ami_listener.service import Listener
 from switchboard import db, log
 from switchboard.settings import AmiNode, Settings
 from switchboard.summary import print_summary
@@ -55,18 +55,14 @@ async def run_demo(settings: Settings, *, speed: float, rounds: int) -> int:
         nodes=(AmiNode(DEMO_NODE, "127.0.0.1", port, "listener", "listenerpass"),),
         spool_dir=settings.state_dir / "demo-spool")
     started = datetime.now(UTC)
-    stop = asyncio.Event()
-    task = asyncio.ensure_future(run_listener(listener, url, stop=stop))
+    runner = Listener(listener, url)
+    await runner.start()
     try:
-        done, _ = await asyncio.wait({task, asyncio.ensure_future(server.finished.wait())},
-                                     return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            return task.result()
-        await asyncio.sleep(1.0)  # let the last batch commit
+        await server.finished.wait()
+        async with asyncio.timeout(60):
+            await runner.wait_idle()
     finally:
-        stop.set()
-        status = await task
+        await runner.stop()
         await server.close()
     print()
-    await print_summary(url, started)
-    return status
+    return await print_summary(url, started, written_since=True)

@@ -71,6 +71,7 @@ class Interval:
     reason: str | None
     started_at_us: int
     start_key: bytes
+    start_seq: int
     ended_at_us: int | None = None
 
 
@@ -130,7 +131,7 @@ class Deriver:
             return None
         return call
 
-    def _observe(self, d: ev.MemberState, t: int, key: bytes) -> None:
+    def _observe(self, d: ev.MemberState, t: int, key: bytes, seq: int) -> None:
         queue, interface = d.queue, d.interface
         state, reason = member_state(d.status, d.paused, d.in_call), d.reason
         cur = self.members.get((queue, interface))
@@ -139,7 +140,7 @@ class Deriver:
         if cur is not None:
             cur.ended_at_us = max(t, cur.started_at_us)
             self.changes.intervals[(queue, interface, cur.start_key)] = cur
-        new = Interval(self.node, queue, interface, d.member_name, state, reason, t, key)
+        new = Interval(self.node, queue, interface, d.member_name, state, reason, t, key, seq)
         self.members[(queue, interface)] = new
         self.changes.intervals[(queue, interface, key)] = new
 
@@ -215,7 +216,7 @@ class Deriver:
         elif isinstance(d, ev.QueueResult):
             self._queue_result(d, t, item.key)
         elif isinstance(d, ev.MemberState):
-            self._observe(d, t, item.key)
+            self._observe(d, t, item.key, item.seq)
             if d.snapshot:
                 self._resync_members.add((d.queue, d.interface))
         elif isinstance(d, ev.MemberRemoved):

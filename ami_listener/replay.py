@@ -104,6 +104,16 @@ def segment_from(capture: Capture, *, close: bool | None = None) -> Segment:
     return Segment(chunks, closed if close is None else close)
 
 
+def concat(segments: Iterable[Segment], *, close: bool = False) -> Segment:
+    """One connection playing several recordings one after the other."""
+    chunks: list[tuple[float, bytes]] = []
+    offset = 0.0
+    for seg in segments:
+        chunks.extend((offset + t, data) for t, data in seg.chunks)
+        offset = chunks[-1][0] if chunks else offset
+    return Segment(chunks, close)
+
+
 def frames_segment(frames: Iterable[bytes], *, gap_s: float = 0.0, close: bool = False,
                    per_chunk: int = 1) -> Segment:
     chunks: list[tuple[float, bytes]] = []
@@ -161,6 +171,7 @@ class ServerOptions:
     filter_allowed: bool = False
     queue_status: list[bytes] | None = None  # list frames (ActionID rewritten)
     speed: float | None = 1.0  # None: as fast as the socket takes it
+    resync_first: bool = True  # hold the stream until the QueueStatus reply went out
     banner: bytes = b"Asterisk Call Manager/11.0.0\r\n"
 
 
@@ -212,6 +223,7 @@ class ReplayServer:
         at_boundary = True
         logged_in = asyncio.Event()
         closing = asyncio.Event()
+        resynced = asyncio.Event()
 
         async def send(data: bytes) -> None:
             async with out_lock:
@@ -258,6 +270,7 @@ class ReplayServer:
                                         % time.time())
                     elif name == "queuestatus":
                         await reply(self._queue_status(aid))
+                        resynced.set()
                     elif name == "filter":
                         if self.options.filter_allowed:
                             await reply(head % b"Success" + b"Message: Filter Added\r\n\r\n")
@@ -282,6 +295,9 @@ class ReplayServer:
             login_wait.cancel()
             if not logged_in.is_set():
                 return
+            if self.options.resync_first:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(resynced.wait(), timeout=2.0)
             segment = self.segments[self._next] if self._next < len(self.segments) else None
             self._next += 1
             close_at_end = False

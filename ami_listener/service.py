@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import signal
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from prometheus_client import start_http_server
@@ -26,83 +27,118 @@ class NodePipeline:
     writer: Writer
     spool: Spool
 
-
-def build_pipelines(settings: ListenerSettings, pool: asyncpg.Pool, metrics: Metrics,
-                    *, max_skew_s: float = 86400.0) -> list[NodePipeline]:
-    out = []
-    for node in settings.nodes:
-        spool = Spool(settings.spool_dir / node.name, max_bytes=settings.spool_max_bytes,
-                      segment_bytes=settings.spool_segment_bytes)
-        writer = Writer(node=node.name, pool=pool, spool=spool,
-                        normaliser=FrameNormaliser(node.name, spool.spool_id,
-                                                   max_skew_s=max_skew_s),
-                        metrics=metrics, batch_max=settings.batch_max,
-                        batch_delay_s=settings.batch_delay_s,
-                        backoff=Backoff(settings.backoff_initial_s,
-                                        min(settings.backoff_max_s, 5.0)))
-        out.append(NodePipeline(AmiClient(node, spool, settings, metrics), writer, spool))
-    return out
+    @property
+    def idle(self) -> bool:
+        """Everything spooled is committed and no partial frame is buffered."""
+        return (self.writer.seq == self.spool.next_seq - 1
+                and self.client.framer.pending == 0)
 
 
-async def _fsync_ticker(spools: list[Spool], interval: float, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval or 0.2)
-        for spool in spools:
-            spool.sync()
+class Listener:
+    """All pipelines of one process.  ``start()``, then ``stop()`` drains."""
+
+    def __init__(self, settings: ListenerSettings, database_url: str, *,
+                 max_skew_s: float = 86400.0, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.database_url = database_url
+        self.max_skew_s = max_skew_s
+        self.metrics = metrics or Metrics()
+        self.log = log.get("ami_listener")
+        self.pipelines: list[NodePipeline] = []
+        self.stop_reading = asyncio.Event()
+        self._stop_writing = asyncio.Event()
+        self._tasks: list[asyncio.Future[Any]] = []
+        self._readers: list[asyncio.Future[Any]] = []
+        self._pool: asyncpg.Pool | None = None
+        self._http: Any = None
+
+    async def start(self) -> None:
+        s = self.settings
+        if s.metrics_port:
+            self._http, _thread = start_http_server(s.metrics_port, s.metrics_host,
+                                                    registry=self.metrics.registry)
+            self.log.info("metrics_listening", host=s.metrics_host, port=s.metrics_port)
+        # min_size=0: no connection is made here, so the listener starts (and spools)
+        # while the database is down; the writers retry until it is back.
+        self._pool = await asyncpg.create_pool(
+            self.database_url, min_size=0, max_size=2 + len(s.nodes), command_timeout=30,
+            server_settings={"application_name": "sb-ami-listener"})
+        for node in s.nodes:
+            spool = Spool(s.spool_dir / node.name, max_bytes=s.spool_max_bytes,
+                          segment_bytes=s.spool_segment_bytes)
+            writer = Writer(node=node.name, pool=self._pool, spool=spool,
+                            normaliser=FrameNormaliser(node.name, spool.spool_id,
+                                                       max_skew_s=self.max_skew_s),
+                            metrics=self.metrics, batch_max=s.batch_max,
+                            batch_delay_s=s.batch_delay_s,
+                            backoff=Backoff(s.backoff_initial_s, min(s.backoff_max_s, 5.0)))
+            self.pipelines.append(NodePipeline(AmiClient(node, spool, s, self.metrics),
+                                               writer, spool))
+        for p in self.pipelines:
+            self._tasks.append(asyncio.ensure_future(p.writer.run(self._stop_writing)))
+            self._readers.append(asyncio.ensure_future(p.client.run(self.stop_reading)))
+        self._tasks.append(asyncio.ensure_future(self._fsync_ticker()))
+        self.log.info("listener_started", nodes=[p.client.node.name for p in self.pipelines])
+
+    async def _fsync_ticker(self) -> None:
+        interval = self.settings.fsync_interval_s or 0.2
+        while not self._stop_writing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_writing.wait(), timeout=interval)
+            for p in self.pipelines:
+                p.spool.sync()
+
+    async def wait_idle(self, *, settle_s: float = 0.15) -> None:
+        """Wait until every pipeline stayed idle for ``settle_s`` (tests, demo);
+        callers bound it with ``asyncio.timeout``."""
+        loop = asyncio.get_running_loop()
+        quiet_since: float | None = None
+        while True:
+            if all(p.idle for p in self.pipelines):
+                quiet_since = quiet_since or loop.time()
+                if loop.time() - quiet_since >= settle_s:
+                    return
+            else:
+                quiet_since = None
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        self.log.info("listener_stopping")
+        self.stop_reading.set()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+        self._stop_writing.set()  # writers drain the spool, then return
+        for r in await asyncio.gather(*self._tasks, return_exceptions=True):
+            if isinstance(r, BaseException):
+                self.log.error("stage_crashed", error=repr(r))
+        for p in self.pipelines:
+            p.spool.close()
+        if self._pool is not None:
+            await self._pool.close()
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+        self.log.info("listener_stopped")
 
 
 async def run_listener(settings: ListenerSettings, database_url: str, *,
-                       stop: asyncio.Event | None = None, max_skew_s: float = 86400.0,
-                       metrics: Metrics | None = None) -> int:
+                       stop: asyncio.Event | None = None, max_skew_s: float = 86400.0) -> int:
     """Run until SIGTERM/SIGINT (or ``stop``); return a process exit status."""
-    logger = log.get("ami_listener")
     if not settings.nodes:
-        logger.error("no_nodes_configured", hint="set SB_AMI_NODES=name@host:port")
+        log.get("ami_listener").error("no_nodes_configured",
+                                      hint="set SB_AMI_NODES=name@host:port")
         return 2
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    metrics = metrics or Metrics()
-    server = None
-    if settings.metrics_port:
-        server, _thread = start_http_server(settings.metrics_port, settings.metrics_host,
-                                            registry=metrics.registry)
-        logger.info("metrics_listening", host=settings.metrics_host, port=settings.metrics_port)
-    # min_size=0: no connection is made here, so the listener starts (and spools)
-    # while the database is down; the writers retry until it is back.
-    pool = await asyncpg.create_pool(database_url, min_size=0, max_size=2 + len(settings.nodes),
-                                     command_timeout=30,
-                                     server_settings={"application_name": "sb-ami-listener"})
-    pipelines = build_pipelines(settings, pool, metrics, max_skew_s=max_skew_s)
-    writers_stop = asyncio.Event()
+    listener = Listener(settings, database_url, max_skew_s=max_skew_s)
     try:
-        tasks = [asyncio.ensure_future(p.writer.run(writers_stop)) for p in pipelines]
-        readers = [asyncio.ensure_future(p.client.run(stop)) for p in pipelines]
-        fsync = asyncio.ensure_future(_fsync_ticker([p.spool for p in pipelines],
-                                                    settings.fsync_interval_s, writers_stop))
-        logger.info("listener_started", nodes=[p.client.node.name for p in pipelines])
+        await listener.start()
         await stop.wait()
-        logger.info("listener_stopping")
-        await asyncio.gather(*readers, return_exceptions=True)
-        writers_stop.set()  # writers drain the spool, then return
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        for r in results:
-            if isinstance(r, BaseException):
-                logger.error("writer_crashed", error=repr(r))
-        await fsync
-        return 0
     finally:
-        writers_stop.set()
-        for p in pipelines:
-            p.spool.close()
-        await pool.close()
-        if server is not None:
-            server.shutdown()
+        await listener.stop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
-        logger.info("listener_stopped")
-
+    return 0

@@ -121,7 +121,7 @@ class Writer:
             for r in await conn.fetch(Q["load_open_intervals"], self.node):
                 deriver.load_interval(Interval(
                     r["node"], r["queue"], r["interface"], r["member_name"], r["state"],
-                    r["reason"], us(r["started_at"]) or 0, r["start_key"]))
+                    r["reason"], us(r["started_at"]) or 0, r["start_key"], r["start_seq"]))
         self.deriver = deriver
         self._state_loaded = True
         self.log.info("writer_state_loaded", checkpoint_seq=self.seq,
@@ -268,7 +268,7 @@ class Writer:
                 [x.interface for x in iv], [x.member_name for x in iv],
                 [x.state for x in iv], [x.reason for x in iv],
                 [ts(x.started_at_us) for x in iv], [ts(x.ended_at_us) for x in iv],
-                [x.start_key for x in iv])
+                [x.start_key for x in iv], [x.start_seq for x in iv])
 
     async def _checkpoint(self, conn: Conn, last_seq: int) -> None:
         await conn.execute(Q["save_checkpoint"], self.node, self.spool.spool_id, last_seq,

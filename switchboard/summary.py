@@ -9,11 +9,11 @@ import asyncpg
 from switchboard.sqlfile import queries
 
 
-async def print_summary(url: str, since: datetime) -> int:
+async def print_summary(url: str, since: datetime, *, written_since: bool = False) -> int:
     q = queries("summary.sql")
     conn = await asyncpg.connect(url)
     try:
-        rows = await conn.fetch(q["calls_by_queue"], since)
+        rows = await conn.fetch(q["calls_by_queue"], since, written_since)
         events = await conn.fetchval(q["event_count"], since)
         gaps = await conn.fetch(q["gaps_since"], since)
     finally:

@@ -55,6 +55,7 @@ CREATE TABLE agent_state (
     started_at   timestamptz NOT NULL,
     ended_at     timestamptz,
     start_key    bytea       NOT NULL,
+    start_seq    bigint      NOT NULL,  -- spool order of the starting event (ties)
     PRIMARY KEY (node, queue, interface, start_key),
     CHECK (ended_at IS NULL OR ended_at >= started_at)
 );

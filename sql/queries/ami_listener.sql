@@ -36,7 +36,7 @@ WHERE node = $1 AND ended_at IS NULL
 ORDER BY entered_at;
 
 -- name: load_open_intervals
-SELECT node, queue, interface, member_name, state, reason, started_at, start_key
+SELECT node, queue, interface, member_name, state, reason, started_at, start_key, start_seq
 FROM agent_state
 WHERE node = $1 AND ended_at IS NULL;
 
@@ -66,8 +66,8 @@ ON CONFLICT (call_id) DO UPDATE SET
 
 -- name: upsert_intervals
 INSERT INTO agent_state (node, queue, interface, member_name, state, reason, started_at,
-    ended_at, start_key)
+    ended_at, start_key, start_seq)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-    $7::timestamptz[], $8::timestamptz[], $9::bytea[])
+    $7::timestamptz[], $8::timestamptz[], $9::bytea[], $10::bigint[])
 ON CONFLICT (node, queue, interface, start_key) DO UPDATE
 SET ended_at = EXCLUDED.ended_at, member_name = EXCLUDED.member_name;

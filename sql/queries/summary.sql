@@ -1,6 +1,7 @@
 -- name: calls_by_queue
--- What landed since a given time, per queue (used by `switchboard demo` and
--- `switchboard summary`).  avg_hold_s: callers that reached an agent only.
+-- Calls per queue that entered the queue since $1, or, when $2 is true, whose
+-- row was written since $1 (the demo replays old calls as new).
+-- avg_hold_s: callers that reached an agent only.
 SELECT queue,
        count(*)                                              AS offered,
        count(*) FILTER (WHERE outcome IN ('answered', 'transferred')) AS answered,
@@ -11,7 +12,7 @@ SELECT queue,
        round(avg(hold_s) FILTER (WHERE outcome IN ('answered', 'transferred')), 1)
                                                              AS avg_hold_s
 FROM queue_call
-WHERE entered_at >= $1
+WHERE CASE WHEN $2::boolean THEN updated_at >= $1 ELSE entered_at >= $1 END
 GROUP BY queue
 ORDER BY queue;
 

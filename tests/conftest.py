@@ -1,0 +1,67 @@
+"""Test infrastructure: a throw-away PostgreSQL cluster for the session (never
+the demo's), a migrated template database, and a fresh database per test."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from switchboard import db, log
+from switchboard.pgcluster import LocalCluster, free_port
+
+log.configure("console", os.environ.get("SB_TEST_LOG_LEVEL", "warning"))
+TEMPLATE = "sb_template"
+_counter = itertools.count()
+
+
+def make_cluster(prefix: str) -> LocalCluster:
+    # /tmp itself, not pytest's 0700 tmp folder: the server runs as 'postgres' under root.
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    root.chmod(0o755)
+    cluster = LocalCluster(root=root / "pg", port=free_port())
+    cluster.init()
+    cluster.start()
+    asyncio.run(db.ensure_app_database(cluster))
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[LocalCluster]:
+    cluster = make_cluster("sb-test-pg-")
+    async def prepare() -> None:
+        conn = await asyncpg.connect(cluster.superuser_url())
+        try:
+            await conn.execute(f'CREATE DATABASE {TEMPLATE} OWNER "{cluster.app_user}"')
+        finally:
+            await conn.close()
+        await db.migrate(cluster.app_url().rsplit("/", 1)[0] + f"/{TEMPLATE}")
+    asyncio.run(prepare())
+    yield cluster
+    cluster.destroy()
+    shutil.rmtree(cluster.root.parent, ignore_errors=True)
+
+
+def fresh_database(cluster: LocalCluster) -> str:
+    name = f"t_{os.getpid()}_{next(_counter)}"
+    async def create() -> None:
+        conn = await asyncpg.connect(cluster.superuser_url())
+        try:
+            await conn.execute(
+                f'CREATE DATABASE {name} TEMPLATE {TEMPLATE} OWNER "{cluster.app_user}"')
+        finally:
+            await conn.close()
+    asyncio.run(create())
+    return cluster.app_url().rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+def db_url(pg_cluster: LocalCluster) -> str:
+    return fresh_database(pg_cluster)

@@ -1,0 +1,73 @@
+"""Shared test helpers: listener settings, running the listener against a
+replay server, reading rows back."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from ami_listener.replay import ReplayServer, Segment, ServerOptions
+from ami_listener.service import Listener
+from switchboard.settings import AmiNode, load
+
+TEN_YEARS = 10 * 365 * 86400.0  # the captures' Timestamps are from 2026-11-28
+
+
+def listener_settings(tmp: Path, port: int, *, node: str = "lab", **overrides: Any) -> Any:
+    base = load({"SB_STATE_DIR": str(tmp), "SB_METRICS_ADDR": "127.0.0.1:0"}).listener
+    values: dict[str, Any] = {
+        "nodes": (AmiNode(node, "127.0.0.1", port, "listener", "listenerpass"),),
+        "spool_dir": tmp / "spool", "batch_delay_s": 0.01, "ping_interval_s": 2.0,
+        "ping_timeout_s": 2.0, "backoff_initial_s": 0.05, "backoff_max_s": 0.3,
+        "connect_timeout_s": 2.0,
+    }
+    values.update(overrides)
+    return dataclasses.replace(base, **values)
+
+
+async def ingest(db_url: str, tmp: Path, segments: list[Segment], *,
+                 options: ServerOptions | None = None, node: str = "lab",
+                 **overrides: Any) -> tuple[Listener, ReplayServer]:
+    """Replay ``segments`` (one per connection) into the real listener and wait
+    until everything that arrived is committed."""
+    server = ReplayServer(segments, options or ServerOptions(speed=None))
+    port = await server.start()
+    listener = Listener(listener_settings(tmp, port, node=node, **overrides), db_url,
+                        max_skew_s=TEN_YEARS)
+    await listener.start()
+    try:
+        async with asyncio.timeout(60):
+            while server.stats.segments_done < len(segments):
+                await asyncio.sleep(0.02)
+            await listener.wait_idle(settle_s=0.3)
+    finally:
+        await listener.stop()
+        await server.close()
+    return listener, server
+
+
+async def fetch(db_url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(db_url)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+CALL_COLUMNS = ("queue", "uniqueid", "caller_num", "position", "outcome", "member_interface",
+                "hold_s", "ring_s", "talk_s", "rna_count", "complete_reason")
+
+
+async def calls(db_url: str) -> list[dict[str, Any]]:
+    rows = await fetch(db_url, "SELECT * FROM queue_call ORDER BY entered_at, uniqueid")
+    return [{k: r[k] for k in CALL_COLUMNS} for r in rows]
+
+
+async def intervals(db_url: str) -> list[tuple[Any, ...]]:
+    rows = await fetch(db_url, "SELECT queue, interface, state, reason, ended_at IS NULL AS open"
+                       " FROM agent_state ORDER BY start_seq, started_at, queue, interface")
+    return [tuple(r) for r in rows]
