@@ -73,6 +73,10 @@ class AmiClient:
             except (OSError, TimeoutError, AmiError, asyncio.IncompleteReadError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"[:200]
                 self.log.warning("ami_connection_lost", error=reason)
+            except Exception as exc:  # a bug must not end the node's connection for good
+                reason = f"internal error: {type(exc).__name__}"
+                self.metrics.dropped.labels(self.node.name, "client_error").inc()
+                self.log.exception("ami_client_error", error=repr(exc)[:300])
             finally:
                 was_connected = self.connected.is_set()
                 self.connected.clear()
@@ -155,8 +159,9 @@ class AmiClient:
             raise LoginFailed(reply.get("Message") or reply.name)
 
     async def _session_filter(self) -> None:
-        reply = await self.action("Filter", {"Operation": "Add",
-                                             "Filter": session_filter_regex()})
+        reply = await asyncio.wait_for(
+            self.action("Filter", {"Operation": "Add", "Filter": session_filter_regex()}),
+            timeout=self.settings.ping_timeout_s)
         if reply.name != "Success":
             self.log.info("ami_session_filter_refused", detail=reply.get("Message"),
                           note="relying on manager.conf eventfilter and the edge filter")

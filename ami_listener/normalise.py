@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from ami_listener import events as ev
 from ami_listener.framing import Message, parse_frame
 from ami_listener.spool import Record
+from switchboard import log
 
+_log = log.get("ami_listener.normalise")
 SYNTHETIC_PREFIX = b"\x00sb:"
 RESYNC_ACTION_PREFIX = "sb-resync-"
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:@/+\-]{1,150}$")
@@ -41,8 +43,8 @@ KEPT_EVENTS: frozenset[str] = frozenset({
 
 
 def session_filter_regex() -> str:
-    """Legacy AMI ``Filter`` whitelist matching exactly the kept events."""
-    return "Event: (" + "|".join(sorted(KEPT_EVENTS)) + ")\r?$"
+    """Legacy AMI ``Filter`` whitelist (POSIX ERE) matching exactly the kept events."""
+    return "Event: (" + "|".join(sorted(KEPT_EVENTS)) + ")[[:space:]]"
 
 
 @dataclass
@@ -291,7 +293,13 @@ class FrameNormaliser:
     def items(self, records: Iterable[Record]) -> list[ev.Item]:
         out = []
         for rec in records:
-            item = self.item(rec)
+            try:
+                item = self.item(rec)
+            except Exception as exc:  # a bug here must cost one frame, not the stream
+                self.stats.invalid["normalise_error"] += 1
+                _log.error("frame_not_normalised", seq=rec.seq, error=repr(exc)[:300],
+                           excerpt=rec.frame[:500].decode("utf-8", "replace"))
+                continue
             if item is not None:
                 out.append(item)
         return out

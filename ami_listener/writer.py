@@ -136,7 +136,7 @@ class Writer:
                 try:
                     await self.load_state()
                     self.backoff.reset()
-                except CONNECTION_ERRORS as exc:
+                except Exception as exc:
                     if stop.is_set():
                         return
                     await self._sleep_after_error(exc, stop)
@@ -163,9 +163,11 @@ class Writer:
             try:
                 await self.commit(records)
                 self.backoff.reset()
-            except CONNECTION_ERRORS as exc:
+            except Exception as exc:
                 self.metrics.db_errors.labels(self.node).inc()
                 self._state_loaded = False  # derived state may be ahead of the database
+                if not isinstance(exc, CONNECTION_ERRORS):
+                    self.log.exception("batch_error", error=repr(exc)[:300])
                 if stop.is_set() and self.backoff.attempt >= 3:
                     self.log.warning("shutdown_with_unwritten_spool",
                                      pending=self.spool.next_seq - 1 - self.seq)
@@ -193,7 +195,7 @@ class Writer:
                     written = self._apply(items, new_keys)
                     await self._write_changes(conn, self.deriver.take_changes())
                     await self._checkpoint(conn, last_seq)
-            except asyncpg.PostgresError as exc:
+            except Exception as exc:
                 if isinstance(exc, CONNECTION_ERRORS):
                     raise
                 self._state_loaded = False
@@ -279,26 +281,38 @@ class Writer:
         written = 0
         async with conn.transaction():
             for item in items:
+                new: set[bytes] | None = None
                 try:
                     async with conn.transaction():
                         new = await self._insert_raw(conn, [item.raw] if item.raw else [])
-                        n = self._apply([item], new)
-                        await self._write_changes(conn, self.deriver.take_changes())
-                        written += n
-                except asyncpg.PostgresError as exc:
+                except Exception as exc:
                     if isinstance(exc, CONNECTION_ERRORS):
                         raise
+                    self._poison(item, "poison", exc)
+                    continue
+                written += 1 if item.raw is not None and (new is None or item.key in new) else 0
+                try:
+                    async with conn.transaction():
+                        self._apply([item], new)
+                        await self._write_changes(conn, self.deriver.take_changes())
+                except Exception as exc:
+                    if isinstance(exc, CONNECTION_ERRORS):
+                        raise
+                    # the raw row is kept; only its effect on the derived tables is lost
                     self.deriver.take_changes()
-                    self.metrics.dropped.labels(self.node, "poison").inc()
-                    self.log.error("poison_event_skipped", seq=item.seq,
-                                   event=item.raw.event if item.raw else None,
-                                   uniqueid=item.raw.uniqueid if item.raw else None,
-                                   error=type(exc).__name__, detail=str(exc)[:300],
-                                   excerpt=(item.raw.fields_json[:500] if item.raw else None))
+                    self._poison(item, "derive_error", exc)
             await self._checkpoint(conn, last_seq)
         # the deriver may hold changes of skipped items: rebuild it from what committed
         await self.load_state()
         return written
+
+    def _poison(self, item: ev.Item, reason: str, exc: BaseException) -> None:
+        self.metrics.dropped.labels(self.node, reason).inc()
+        self.log.error("poison_event_skipped", reason=reason, seq=item.seq,
+                       event=item.raw.event if item.raw else type(item.domain).__name__,
+                       uniqueid=item.raw.uniqueid if item.raw else None,
+                       error=type(exc).__name__, detail=str(exc)[:300],
+                       excerpt=(item.raw.fields_json[:500] if item.raw else None))
 
     async def _ensure_partitions(self, raws: list[ev.RawRow]) -> None:
         days = {(EPOCH + timedelta(microseconds=r.event_time_us)).date() for r in raws}

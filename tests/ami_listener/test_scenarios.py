@@ -213,7 +213,8 @@ def test_options_are_respected(db_url: str, tmp_path: Path) -> None:
     """Session filter requested: Asterisk refuses it for a read-only user; the
     listener carries on with the edge filter."""
     options = ServerOptions(speed=None, filter_allowed=False)
-    asyncio.run(ingest(db_url, tmp_path,
-                       [segment_from(Capture.load("d_queue_timeout"), close=False)],
-                       options=options, session_filter=True))
+    _, server = asyncio.run(ingest(
+        db_url, tmp_path, [segment_from(Capture.load("d_queue_timeout"), close=False)],
+        options=options, session_filter=True))
+    assert server.stats.actions[:3] == ["login", "filter", "queuestatus"]
     assert asyncio.run(calls(db_url))[0]["outcome"] == "timeout"
