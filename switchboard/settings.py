@@ -119,6 +119,17 @@ def _env_key(node: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", node).upper()
 
 
+def _split_address(address: str) -> tuple[str, str]:
+    """``host``, ``host:port``, ``[v6]``, ``[v6]:port`` -> (host, port or '')."""
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        return host, rest[1:] if rest.startswith(":") else ""
+    if address.count(":") == 1:
+        host, _, port = address.partition(":")
+        return host, port
+    return address, ""
+
+
 def parse_nodes(env: Mapping[str, str]) -> tuple[AmiNode, ...]:
     """``SB_AMI_NODES="pbx-a@127.0.0.1:5038,pbx-b@127.0.0.2"``.
 
@@ -141,8 +152,9 @@ def parse_nodes(env: Mapping[str, str]) -> tuple[AmiNode, ...]:
         if name in seen:
             raise ConfigError(f"SB_AMI_NODES names node {name!r} twice")
         seen.add(name)
-        host, _, port_s = address.rpartition(":") if ":" in address else (address, "", "")
-        host = host.strip("[]") or address
+        host, port_s = _split_address(address)
+        if not host:
+            raise ConfigError(f"SB_AMI_NODES node {name!r} has no host")
         try:
             port = int(port_s) if port_s else DEFAULT_AMI_PORT
         except ValueError as exc:
