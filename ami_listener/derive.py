@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ami_listener import events as ev
+from ami_listener.queue_log import QueueLogCall
 
 # Asterisk device states (QueueMemberStatus' Status).
 _STATUS_STATE = {0: "unknown", 1: "available", 2: "on_call", 3: "on_call", 4: "unavailable",
@@ -83,6 +84,7 @@ class Gap:
     ended_at_us: int
     reason: str
     calls_closed: int = 0
+    backfilled: int = 0
 
 
 @dataclass
@@ -109,6 +111,8 @@ class Deriver:
         self._resync_entries: set[str] | None = None
         self._resync_members: set[tuple[str, str]] = set()
         self.anomalies = 0
+        # (gap, calls closed as unknown) waiting for a queue_log backfill
+        self.unknown_closed: list[tuple[Gap, list[Call]]] = []
 
     # -- loading -------------------------------------------------------------
     def load_call(self, call: Call) -> None:
@@ -234,6 +238,29 @@ class Deriver:
         elif isinstance(d, ev.ResyncComplete):
             self._reconcile(d.complete, t)
 
+    def backfill(self, gap: Gap, calls: list[Call],
+                 logged: dict[tuple[str, str], QueueLogCall]) -> int:
+        """Give calls closed as unknown the outcome Asterisk's queue_log recorded."""
+        filled = 0
+        for call in calls:
+            entry = logged.get((call.uniqueid, call.queue))
+            if entry is None or entry.outcome is None or entry.ended_at is None:
+                continue
+            call.outcome = entry.outcome
+            call.member_name = entry.member_name or call.member_name
+            call.hold_s = entry.hold_s if entry.hold_s is not None else call.hold_s
+            call.ring_s = entry.ring_s if entry.ring_s is not None else call.ring_s
+            call.talk_s = entry.talk_s if entry.talk_s is not None else call.talk_s
+            call.rna_count = max(call.rna_count, entry.rna_count)
+            call.ended_at_us = max(entry.ended_at * 1_000_000, call.entered_at_us)
+            self._touch(call)
+            filled += 1
+        if filled:
+            self.changes.gaps[gap.gap_key] = Gap(gap.gap_key, gap.node, gap.started_at_us,
+                                                 gap.ended_at_us, gap.reason, gap.calls_closed,
+                                                 filled)
+        return filled
+
     def _queue_result(self, d: ev.QueueResult, t: int, key: bytes) -> None:
         status = d.status
         call = self._call(d.uniqueid, d.queue)
@@ -267,7 +294,7 @@ class Deriver:
         self._resync_entries = None
         if not complete or entries is None:
             return  # nothing can be concluded without a full list
-        closed = 0
+        closed: list[Call] = []
         if gap is not None:
             for uid, call in list(self.calls.items()):
                 if call.ended_at_us is not None or uid in entries:
@@ -275,11 +302,14 @@ class Deriver:
                 call.gap_key = gap.gap_key
                 if call.outcome is None:
                     call.end("unknown", gap.ended_at_us)
-                    closed += 1
+                    closed.append(call)
                     del self.calls[uid]
                 self._touch(call)
-            self.changes.gaps[gap.gap_key] = Gap(gap.gap_key, gap.node, gap.started_at_us,
-                                                 gap.ended_at_us, gap.reason, closed)
+            gap = Gap(gap.gap_key, gap.node, gap.started_at_us, gap.ended_at_us, gap.reason,
+                      len(closed))
+            self.changes.gaps[gap.gap_key] = gap
+            if closed:
+                self.unknown_closed.append((gap, closed))
         for key, cur in list(self.members.items()):
             if key not in self._resync_members:
                 # removed while we were away: we last knew it at the start of the gap

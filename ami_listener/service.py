@@ -38,10 +38,9 @@ class Listener:
     """All pipelines of one process.  ``start()``, then ``stop()`` drains."""
 
     def __init__(self, settings: ListenerSettings, database_url: str, *,
-                 max_skew_s: float = 86400.0, metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.database_url = database_url
-        self.max_skew_s = max_skew_s
         self.metrics = metrics or Metrics()
         self.log = log.get("ami_listener")
         self.pipelines: list[NodePipeline] = []
@@ -68,10 +67,11 @@ class Listener:
                           segment_bytes=s.spool_segment_bytes)
             writer = Writer(node=node.name, pool=self._pool, spool=spool,
                             normaliser=FrameNormaliser(node.name, spool.spool_id,
-                                                       max_skew_s=self.max_skew_s),
+                                                       max_skew_s=s.max_skew_s),
                             metrics=self.metrics, batch_max=s.batch_max,
                             batch_delay_s=s.batch_delay_s,
-                            backoff=Backoff(s.backoff_initial_s, min(s.backoff_max_s, 5.0)))
+                            backoff=Backoff(s.backoff_initial_s, min(s.backoff_max_s, 5.0)),
+                            queue_log_path=s.queue_log)
             self.pipelines.append(NodePipeline(AmiClient(node, spool, s, self.metrics),
                                                writer, spool))
         for p in self.pipelines:
@@ -121,7 +121,7 @@ class Listener:
 
 
 async def run_listener(settings: ListenerSettings, database_url: str, *,
-                       stop: asyncio.Event | None = None, max_skew_s: float = 86400.0) -> int:
+                       stop: asyncio.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop``); return a process exit status."""
     if not settings.nodes:
         log.get("ami_listener").error("no_nodes_configured",
@@ -132,7 +132,7 @@ async def run_listener(settings: ListenerSettings, database_url: str, *,
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    listener = Listener(settings, database_url, max_skew_s=max_skew_s)
+    listener = Listener(settings, database_url)
     try:
         await listener.start()
         await stop.wait()

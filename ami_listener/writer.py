@@ -20,12 +20,14 @@ import random
 import time
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from ami_listener import events as ev
+from ami_listener import queue_log
 from ami_listener.derive import Call, Changes, Deriver, Interval
 from ami_listener.metrics import Metrics
 from ami_listener.normalise import FrameNormaliser
@@ -79,7 +81,8 @@ class Backoff:
 class Writer:
     def __init__(self, *, node: str, pool: asyncpg.Pool, spool: Spool,
                  normaliser: FrameNormaliser, metrics: Metrics, batch_max: int = 5000,
-                 batch_delay_s: float = 0.05, backoff: Backoff | None = None) -> None:
+                 batch_delay_s: float = 0.05, backoff: Backoff | None = None,
+                 queue_log_path: Path | None = None) -> None:
         self.node = node
         self.pool = pool
         self.spool = spool
@@ -95,6 +98,7 @@ class Writer:
         self._state_loaded = False
         self._poison_seqs: set[int] = set()
         self.committed_events = 0
+        self.queue_log_path = queue_log_path
 
     # -- state ---------------------------------------------------------------
     async def load_state(self) -> None:
@@ -193,6 +197,7 @@ class Writer:
                 async with conn.transaction():
                     new_keys = await self._insert_raw(conn, raws)
                     written = self._apply(items, new_keys)
+                    self._backfill()
                     await self._write_changes(conn, self.deriver.take_changes())
                     await self._checkpoint(conn, last_seq)
             except Exception as exc:
@@ -245,11 +250,12 @@ class Writer:
             await conn.execute(Q["upsert_gaps"], [g.gap_key for g in gaps],
                                [g.node for g in gaps], [ts(g.started_at_us) for g in gaps],
                                [ts(g.ended_at_us) for g in gaps], [g.reason for g in gaps],
-                               [g.calls_closed for g in gaps])
+                               [g.calls_closed for g in gaps], [g.backfilled for g in gaps])
             for g in gaps:
-                self.log.warning("listener_gap", gap_start=ts(g.started_at_us).isoformat()  # type: ignore[union-attr]
-                                 , gap_end=ts(g.ended_at_us).isoformat(),  # type: ignore[union-attr]
-                                 reason=g.reason, calls_closed_unknown=g.calls_closed)
+                self.log.warning("listener_gap", gap_start_us=g.started_at_us,
+                                 gap_end_us=g.ended_at_us, reason=g.reason,
+                                 calls_closed_unknown=g.calls_closed,
+                                 backfilled_from_queue_log=g.backfilled)
         if changes.calls:
             c = list(changes.calls.values())
             await conn.execute(
@@ -306,10 +312,28 @@ class Writer:
         await self.load_state()
         return written
 
+    def _backfill(self) -> None:
+        """Calls closed as unknown after a gap: ask Asterisk's queue_log, if we can
+        read it (listener on the Asterisk host, SB_QUEUE_LOG set)."""
+        pending, self.deriver.unknown_closed = self.deriver.unknown_closed, []
+        if not pending or self.queue_log_path is None:
+            return
+        for gap, calls in pending:
+            since = gap.started_at_us // 1_000_000 - 2
+            until = gap.ended_at_us // 1_000_000 + 2
+            try:
+                lines = queue_log.read(self.queue_log_path, since, until)
+            except OSError as exc:
+                self.log.warning("queue_log_unreadable", path=str(self.queue_log_path),
+                                 error=exc.strerror)
+                return
+            filled = self.deriver.backfill(gap, calls, queue_log.fold(lines))
+            self.log.info("queue_log_backfill", calls_unknown=len(calls), backfilled=filled)
+
     def _poison(self, item: ev.Item, reason: str, exc: BaseException) -> None:
         self.metrics.dropped.labels(self.node, reason).inc()
         self.log.error("poison_event_skipped", reason=reason, seq=item.seq,
-                       event=item.raw.event if item.raw else type(item.domain).__name__,
+                       ami_event=item.raw.event if item.raw else type(item.domain).__name__,
                        uniqueid=item.raw.uniqueid if item.raw else None,
                        error=type(exc).__name__, detail=str(exc)[:300],
                        excerpt=(item.raw.fields_json[:500] if item.raw else None))

@@ -49,6 +49,7 @@ class ListenerSettings:
     metrics_host: str
     metrics_port: int
     fsync_interval_s: float
+    max_skew_s: float
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         metrics_host=m_host or "127.0.0.1",
         metrics_port=metrics_port,
         fsync_interval_s=_float(env, "SB_SPOOL_FSYNC_MS", 200, 0, 60_000) / 1000,
+        max_skew_s=_float(env, "SB_MAX_CLOCK_SKEW_S", 86400, 1, 10 * 366 * 86400),
     )
     return Settings(
         state_dir=state_dir,

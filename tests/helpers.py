@@ -23,7 +23,7 @@ def listener_settings(tmp: Path, port: int, *, node: str = "lab", **overrides: A
         "nodes": (AmiNode(node, "127.0.0.1", port, "listener", "listenerpass"),),
         "spool_dir": tmp / "spool", "batch_delay_s": 0.01, "ping_interval_s": 2.0,
         "ping_timeout_s": 2.0, "backoff_initial_s": 0.05, "backoff_max_s": 0.3,
-        "connect_timeout_s": 2.0,
+        "connect_timeout_s": 2.0, "max_skew_s": TEN_YEARS,
     }
     values.update(overrides)
     return dataclasses.replace(base, **values)
@@ -36,8 +36,7 @@ async def ingest(db_url: str, tmp: Path, segments: list[Segment], *,
     until everything that arrived is committed."""
     server = ReplayServer(segments, options or ServerOptions(speed=None))
     port = await server.start()
-    listener = Listener(listener_settings(tmp, port, node=node, **overrides), db_url,
-                        max_skew_s=TEN_YEARS)
+    listener = Listener(listener_settings(tmp, port, node=node, **overrides), db_url)
     await listener.start()
     try:
         async with asyncio.timeout(60):

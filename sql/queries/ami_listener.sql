@@ -41,11 +41,13 @@ FROM agent_state
 WHERE node = $1 AND ended_at IS NULL;
 
 -- name: upsert_gaps
-INSERT INTO listener_gap (gap_key, node, started_at, ended_at, reason, calls_closed)
+INSERT INTO listener_gap (gap_key, node, started_at, ended_at, reason, calls_closed,
+                          backfilled)
 SELECT * FROM unnest($1::bytea[], $2::text[], $3::timestamptz[], $4::timestamptz[],
-                     $5::text[], $6::int[])
+                     $5::text[], $6::int[], $7::int[])
 ON CONFLICT (gap_key) DO UPDATE
-SET calls_closed = GREATEST(listener_gap.calls_closed, EXCLUDED.calls_closed);
+SET calls_closed = GREATEST(listener_gap.calls_closed, EXCLUDED.calls_closed),
+    backfilled = GREATEST(listener_gap.backfilled, EXCLUDED.backfilled);
 
 -- name: upsert_calls
 INSERT INTO queue_call (call_id, node, uniqueid, linkedid, queue, caller_num, caller_name,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ami_listener.framing import Framer, parse_frame, render_action
 from ami_listener.replay import FIXTURES
-
-import pytest
 
 BURST = (FIXTURES / "ami" / "f_burst_50_calls.ami").read_bytes()
 

@@ -1,0 +1,215 @@
+"""Fault injection against the real parts: the socket dropped mid-stream, the
+database stopped mid-stream, the listener SIGKILLed mid-stream.  Each asserts
+that the rows equal the frames accepted, with no duplicate, and that the
+derived rows are right."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ami_listener.normalise import KEPT_EVENTS
+from ami_listener.replay import Capture, ReplayServer, Segment, ServerOptions, frames_segment
+from ami_listener.service import Listener
+from ami_listener.spool import _scan
+from switchboard.pgcluster import LocalCluster
+from tests.conftest import TEMPLATE, fresh_database, make_cluster
+from tests.helpers import calls, fetch, ingest, listener_settings
+
+ABANDON = Capture.load("b_abandon").event_frames()
+JOIN_AT = next(i for i, f in enumerate(ABANDON) if f.startswith(b"Event: QueueCallerJoin"))
+
+
+def kept(frames: list[bytes]) -> int:
+    return sum(f.split(b"\r\n")[0][7:].decode() in KEPT_EVENTS for f in frames)
+
+
+def entry_item(uid: str, queue: str = "intake") -> bytes:
+    """A QueueStatus QueueEntry list item in the recorded format."""
+    return (b"Event: QueueEntry\r\nQueue: " + queue.encode() + b"\r\nPosition: 1\r\n"
+            b"Channel: PJSIP/pstn-00000004\r\nUniqueid: " + uid.encode()
+            + b"\r\nCallerIDNum: 5550001\r\nCallerIDName: Caller 5550001\r\n"
+            b"ConnectedLineNum: unknown\r\nConnectedLineName: unknown\r\nWait: 6\r\n"
+            b"Priority: 0\r\nActionID: x\r\n\r\n")
+
+
+def waiting(frames: list[bytes]) -> list[bytes]:
+    """What QueueStatus would list after ``frames``: callers joined, not yet left."""
+    queues: dict[str, str] = {}
+    for f in frames:
+        fields = dict(ln.split(": ", 1) for ln in f.decode().split("\r\n") if ": " in ln)
+        if fields.get("Event") == "QueueCallerJoin":
+            queues[fields["Uniqueid"]] = fields["Queue"]
+        elif fields.get("Event") == "QueueCallerLeave":
+            queues.pop(fields["Uniqueid"], None)
+    return [entry_item(uid, q) for uid, q in queues.items()]
+
+
+async def counts(db_url: str) -> tuple[int, int]:
+    row = (await fetch(db_url, "SELECT count(*) AS n, count(DISTINCT dedupe_key) AS d"
+                       " FROM ami_event"))[0]
+    return row["n"], row["d"]
+
+
+def test_socket_drop_with_the_call_still_waiting(db_url: str, tmp_path: Path) -> None:
+    """Dropped after the caller joined; on reconnect QueueStatus still lists the
+    caller, so the call stays open and ends as the later events say."""
+    first = frames_segment(ABANDON[:JOIN_AT + 1], close=True)
+    second = frames_segment(ABANDON[JOIN_AT + 1:])
+    options = ServerOptions(speed=None, queue_status=[entry_item("1795856213.4")])
+    asyncio.run(ingest(db_url, tmp_path, [first, second], options=options))
+    [call] = asyncio.run(calls(db_url))
+    assert (call["outcome"], call["hold_s"]) == ("abandoned", 23)
+    gaps = asyncio.run(fetch(db_url, "SELECT calls_closed, reason FROM listener_gap"))
+    assert [(g["calls_closed"]) for g in gaps] == [0]
+    assert asyncio.run(counts(db_url)) == (kept(ABANDON),) * 2
+
+
+def test_socket_drop_while_the_call_ends_closes_it_as_unknown(db_url: str,
+                                                              tmp_path: Path) -> None:
+    """The call ended while nobody listened: not guessed, closed as unknown, gap kept."""
+    end = next(i for i, f in enumerate(ABANDON) if f.startswith(b"Event: Hangup\r\n"))
+    first = frames_segment(ABANDON[:JOIN_AT + 1], close=True)
+    second = frames_segment(ABANDON[end + 1:])  # the abandon itself was never seen
+    asyncio.run(ingest(db_url, tmp_path, [first, second]))
+    [call] = asyncio.run(calls(db_url))
+    assert call["outcome"] == "unknown" and call["hold_s"] is None
+    rows = asyncio.run(fetch(db_url, "SELECT g.calls_closed, c.ended_at = g.ended_at AS at_end"
+                             " FROM queue_call c JOIN listener_gap g USING (gap_key)"))
+    assert [(r["calls_closed"], r["at_end"]) for r in rows] == [(1, True)]
+
+
+def test_gap_backfilled_from_queue_log(db_url: str, tmp_path: Path) -> None:
+    """With the queue_log readable, the unknown call gets Asterisk's own outcome."""
+    cap = Capture.load("b_abandon_ts").event_frames()
+    join = next(i for i, f in enumerate(cap) if f.startswith(b"Event: QueueCallerJoin"))
+    end = next(i for i, f in enumerate(cap) if f.startswith(b"Event: Hangup\r\n"))
+    # The listener runs "on the Asterisk host": stamp the queue_log lines with the
+    # times of this test's gap, which is now.
+    import time
+    now = int(time.time())
+    lines = (Path(__file__).parents[1] / "fixtures/asterisk/queue_log_ts").read_text()
+    qlog = tmp_path / "queue_log"
+    qlog.write_text("".join(
+        f"{now}|{rest}" for ln in lines.splitlines(keepends=True)
+        if "pbx-a-1795859391.2" in ln for _, rest in [ln.split("|", 1)]))
+    first = frames_segment(cap[:join + 1], close=True)
+    second = frames_segment(cap[end + 1:])
+    asyncio.run(ingest(db_url, tmp_path, [first, second], node="pbx-a", queue_log=qlog))
+    [call] = asyncio.run(calls(db_url))
+    assert (call["outcome"], call["hold_s"]) == ("abandoned", 23)
+    gaps = asyncio.run(fetch(db_url, "SELECT calls_closed, backfilled FROM listener_gap"))
+    assert [(g["calls_closed"], g["backfilled"]) for g in gaps] == [(1, 1)]
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[LocalCluster]:
+    """A cluster this test may stop and start (the session one is shared)."""
+    cluster = make_cluster("sb-fault-pg-")
+    async def template() -> None:
+        import asyncpg
+        from switchboard import db
+        conn = await asyncpg.connect(cluster.superuser_url())
+        await conn.execute(f'CREATE DATABASE {TEMPLATE} OWNER "{cluster.app_user}"')
+        await conn.close()
+        await db.migrate(cluster.app_url().rsplit("/", 1)[0] + f"/{TEMPLATE}")
+    asyncio.run(template())
+    yield cluster
+    cluster.destroy()
+
+
+def test_database_stopped_mid_stream(own_cluster: LocalCluster, tmp_path: Path) -> None:
+    url = fresh_database(own_cluster)
+    burst = Capture.load("f_burst_50_calls").event_frames()
+    half = len(burst) // 2
+
+    async def scenario() -> None:
+        # one connection: the first half now, the second half 1.5 s later, by which
+        # time the database is down
+        segment = Segment([(0.0, b"".join(burst[:half])), (1.5, b"".join(burst[half:]))],
+                          close_at_end=False)
+        server = ReplayServer([segment], ServerOptions(speed=1.0))
+        port = await server.start()
+        listener = Listener(listener_settings(tmp_path, port, backoff_max_s=0.5), url)
+        await listener.start()
+        pipeline = listener.pipelines[0]
+        async with asyncio.timeout(60):
+            await listener.wait_idle()
+            await asyncio.to_thread(own_cluster.stop, "fast")
+            while server.stats.segments_done < 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(2.0)  # several failed write attempts meanwhile
+            assert pipeline.writer.seq < pipeline.spool.next_seq - 1  # waiting in the spool
+            await asyncio.to_thread(own_cluster.start)
+            await listener.wait_idle()
+        assert server.stats.connections == 1  # the AMI side never noticed
+        await listener.stop()
+        await server.close()
+    asyncio.run(scenario())
+    assert asyncio.run(counts(url)) == (kept(burst),) * 2
+    rows = asyncio.run(calls(url))
+    outcomes = [r["outcome"] for r in rows]
+    assert len(rows) == 50 and outcomes.count("answered") == 13
+    assert outcomes.count("abandoned") == 37
+
+
+def _spooled_events(spool_dir: Path) -> int:
+    total = 0
+    for seg in spool_dir.glob("seg-*.log"):
+        records, _ = _scan(seg.read_bytes())
+        total += sum(r.frame.startswith(b"Event:") and b"sb-resync" not in r.frame
+                     for r in records)
+    return total
+
+
+def test_listener_sigkilled_mid_stream(db_url: str, tmp_path: Path) -> None:
+    burst = Capture.load("f_burst_50_calls").event_frames()
+    half = len(burst) // 2
+    env = {**os.environ, "SB_DATABASE_URL": db_url, "SB_STATE_DIR": str(tmp_path),
+           "SB_AMI_SECRET": "listenerpass", "SB_METRICS_ADDR": "127.0.0.1:0",
+           "SB_BATCH_DELAY_MS": "3000",  # frames wait in the spool when we kill it
+           "SB_BACKOFF_INITIAL": "0.05", "SB_BACKOFF_MAX": "0.3", "SB_LOG_FORMAT": "json"}
+
+    async def scenario() -> None:
+        # Asterisk still has the waiting callers when the listener comes back
+        server = ReplayServer([frames_segment(burst[:half]), frames_segment(burst[half:])],
+                              ServerOptions(speed=None, queue_status=waiting(burst[:half])))
+        port = await server.start()
+        env["SB_AMI_NODES"] = f"lab@127.0.0.1:{port}"
+        cmd = [sys.executable, "-m", "switchboard.cli", "ami-listener"]
+        first = await asyncio.create_subprocess_exec(*cmd, env=env,
+                                                     stderr=asyncio.subprocess.DEVNULL)
+        try:
+            async with asyncio.timeout(30):
+                while _spooled_events(tmp_path / "spool" / "lab") < kept(burst[:half]) + 1:
+                    await asyncio.sleep(0.05)
+        finally:
+            first.send_signal(signal.SIGKILL)
+            await first.wait()
+        committed = (await fetch(db_url, "SELECT count(*) AS n FROM ami_event"))[0]["n"]
+        assert committed < kept(burst[:half])  # some accepted frames were only spooled
+        second = await asyncio.create_subprocess_exec(*cmd, env=env,
+                                                      stderr=asyncio.subprocess.DEVNULL)
+        try:
+            async with asyncio.timeout(60):
+                while (await counts(db_url))[0] < kept(burst):
+                    await asyncio.sleep(0.1)
+            await asyncio.sleep(3.5)  # one more batch window: nothing more must arrive
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert await second.wait() == 0
+            await server.close()
+    asyncio.run(scenario())
+    assert asyncio.run(counts(db_url)) == (kept(burst),) * 2
+    rows = asyncio.run(calls(db_url))
+    outcomes = [r["outcome"] for r in rows]
+    assert len(rows) == 50 and outcomes.count("answered") == 13
+    assert outcomes.count("abandoned") == 37
+    gaps = asyncio.run(fetch(db_url, "SELECT reason, calls_closed FROM listener_gap"))
+    assert [(g["reason"], g["calls_closed"]) for g in gaps] == [("listener restarted", 0)]
