@@ -40,7 +40,7 @@ async def ingest(db_url: str, tmp: Path, segments: list[Segment], *,
     await listener.start()
     try:
         async with asyncio.timeout(60):
-            while server.stats.segments_done < len(segments):  # noqa: ASYNC110
+            while server.stats.segments_done < len(segments):
                 await asyncio.sleep(0.02)
             await listener.wait_idle(settle_s=0.3)
     finally:

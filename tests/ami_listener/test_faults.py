@@ -114,6 +114,7 @@ def own_cluster() -> Iterator[LocalCluster]:
     cluster = make_cluster("sb-fault-pg-")
     async def template() -> None:
         import asyncpg
+
         from switchboard import db
         conn = await asyncpg.connect(cluster.superuser_url())
         await conn.execute(f'CREATE DATABASE {TEMPLATE} OWNER "{cluster.app_user}"')
@@ -142,7 +143,7 @@ def test_database_stopped_mid_stream(own_cluster: LocalCluster, tmp_path: Path) 
         async with asyncio.timeout(60):
             await listener.wait_idle()
             await asyncio.to_thread(own_cluster.stop, "fast")
-            while server.stats.segments_done < 1:  # noqa: ASYNC110
+            while server.stats.segments_done < 1:
                 await asyncio.sleep(0.05)
             await asyncio.sleep(2.0)  # several failed write attempts meanwhile
             assert pipeline.writer.seq < pipeline.spool.next_seq - 1  # waiting in the spool

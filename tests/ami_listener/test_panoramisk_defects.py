@@ -169,7 +169,7 @@ def test_unanswered_pings_go_unnoticed_by_panoramisk_not_by_us(tmp_path: Path,
         await listener.start()
         try:
             async with asyncio.timeout(10):
-                while server.stats.connections < 2:  # noqa: ASYNC110
+                while server.stats.connections < 2:
                     await asyncio.sleep(0.02)
         finally:
             await listener.stop()

@@ -1,0 +1,92 @@
+"""Migrations, the command line and log redaction."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from switchboard import db, log
+from switchboard.log import REDACTED, redact
+from tests.helpers import fetch
+
+
+def test_migrate_twice_is_a_no_op(db_url: str) -> None:
+    # the template was migrated already: nothing is pending
+    assert asyncio.run(db.migrate(db_url)) == []
+    rows = asyncio.run(fetch(db_url, "SELECT name FROM schema_migration ORDER BY version"))
+    assert [r["name"] for r in rows] == [p.name for p in sorted(db.MIGRATIONS_DIR.glob("*.sql"))]
+
+
+def test_an_edited_applied_migration_is_refused(db_url: str, tmp_path: Path) -> None:
+    for p in db.MIGRATIONS_DIR.glob("*.sql"):
+        shutil.copy(p, tmp_path / p.name)
+    first = sorted(tmp_path.glob("*.sql"))[0]
+    first.write_text(first.read_text() + "\n-- edited\n")
+    with pytest.raises(db.MigrationError, match="changed after it was applied"):
+        asyncio.run(db.migrate(db_url, tmp_path))
+
+
+def test_a_new_migration_is_applied_once(db_url: str, tmp_path: Path) -> None:
+    for p in db.MIGRATIONS_DIR.glob("*.sql"):
+        shutil.copy(p, tmp_path / p.name)
+    (tmp_path / "9999_extra.sql").write_text("CREATE TABLE extra (id int);")
+    assert asyncio.run(db.migrate(db_url, tmp_path)) == ["9999_extra.sql"]
+    assert asyncio.run(db.migrate(db_url, tmp_path)) == []
+
+
+def test_badly_named_migration_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "1_x.sql").write_text("")
+    with pytest.raises(db.MigrationError, match="NNNN_lower_snake"):
+        db.discover(tmp_path)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "switchboard.cli", *args], capture_output=True,
+                          text=True, timeout=60, env=env, check=False)
+
+
+def test_help_texts() -> None:
+    out = run_cli("--help")
+    assert out.returncode == 0
+    for word in ("ami-listener", "demo", "db", "SB_DATABASE_URL", "SB_AMI_NODES"):
+        assert word in out.stdout
+    sub = run_cli("db", "--help")
+    assert "migrate" in sub.stdout and sub.returncode == 0
+
+
+def test_configuration_error_is_clear_and_non_zero(tmp_path: Path) -> None:
+    out = run_cli("ami-listener", env={"SB_AMI_NODES": "pbx-a@127.0.0.1",
+                                       "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 2
+    assert "configuration error: no AMI secret for node 'pbx-a'" in out.stderr
+
+
+def test_listener_without_database_says_what_to_do(tmp_path: Path) -> None:
+    out = run_cli("ami-listener", env={"SB_STATE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 1 and "make setup" in out.stderr
+
+
+def test_redaction_drops_secrets_and_pins() -> None:
+    event = {"event": "x", "pin": "123456", "pin_hash": "h", "ami_secret": "s",
+             "db_password": "p", "uniqueid": "1.2"}
+    assert redact(None, "info", event) == {"event": "x", "pin": REDACTED, "pin_hash": REDACTED,
+                                           "ami_secret": REDACTED, "db_password": REDACTED,
+                                           "uniqueid": "1.2"}
+
+
+def test_json_log_lines_never_carry_a_pin(capsys: pytest.CaptureFixture[str]) -> None:
+    log.configure("json", "info")
+    try:
+        log.get("test").bind(uniqueid="pbx-a-1.2").info("verify_attempt", pin="987654",
+                                                        officer="42")
+    finally:
+        log.configure("console", "warning")
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert line["uniqueid"] == "pbx-a-1.2" and line["pin"] == REDACTED
+    assert "987654" not in json.dumps(line)
