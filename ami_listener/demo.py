@@ -23,7 +23,8 @@ DEMO_CAPTURES = ("a_answered_ts", "b_abandon_ts", "c_ringnoanswer", "d_queue_tim
 DEMO_NODE = "pbx-a"  # the systemname in the *_ts captures
 
 
-def build_segment(rounds: int, *, pause_s: float = 1.0) -> Segment:
+def build_segment(rounds: int, *, pause_s: float = 1.0) -> tuple[Segment, float]:
+    """All captures, ``rounds`` times, and the recorded duration of the whole."""
     refresher = Refresher()
     chunks: list[tuple[float, bytes]] = []
     t0 = 0.0
@@ -34,7 +35,7 @@ def build_segment(rounds: int, *, pause_s: float = 1.0) -> Segment:
             frames = refresher.frames([f for _, f in timed], shift_to=now + t0)
             chunks.extend((t0 + t, f) for (t, _), f in zip(timed, frames, strict=True))
             t0 += (timed[-1][0] if timed else 0.0) + pause_s
-    return Segment(chunks, close_at_end=False)
+    return Segment(chunks, close_at_end=False), (chunks[-1][0] if chunks else 0.0)
 
 
 async def run_demo(settings: Settings, *, speed: float, rounds: int) -> int:
@@ -43,12 +44,12 @@ async def run_demo(settings: Settings, *, speed: float, rounds: int) -> int:
     applied = await db.migrate(url)
     if applied:
         logger.info("migrations_applied", names=applied)
-    segment = build_segment(max(1, rounds))
+    segment, recorded_s = build_segment(max(1, rounds))
     server = ReplayServer([segment], ServerOptions(speed=speed))
     port = await server.start()
-    duration = segment.chunks[-1][0] / speed if segment.chunks else 0
+    duration = recorded_s / speed
     logger.info("demo_replaying", captures=list(DEMO_CAPTURES), rounds=rounds, speed=speed,
-                frames=len(segment.chunks), expected_seconds=round(duration, 1),
+                expected_seconds=round(duration, 1),
                 ami=f"127.0.0.1:{port}")
     listener = dataclasses.replace(
         settings.listener,

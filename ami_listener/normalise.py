@@ -8,11 +8,12 @@ Unknown or unneeded events are dropped here and counted by name.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+
+import orjson
 
 from ami_listener import events as ev
 from ami_listener.framing import Message, parse_frame
@@ -40,6 +41,11 @@ KEPT_EVENTS: frozenset[str] = frozenset({
     "AttendedTransfer", "Cdr", "UserEvent",
     "FullyBooted", "Shutdown", "Reload",
 })
+
+
+_KEPT_B = frozenset(n.encode() for n in KEPT_EVENTS)
+_RESYNC_ITEMS_B = frozenset({b"QueueMember", b"QueueEntry", b"QueueStatusComplete",
+                             b"QueueParams"})
 
 
 def session_filter_regex() -> str:
@@ -232,9 +238,18 @@ class FrameNormaliser:
         return ev.Item(rec.seq, rec.received_at_us, key, None, domain)
 
     def item(self, rec: Record) -> ev.Item | None:
-        if rec.frame.startswith(SYNTHETIC_PREFIX):
+        frame = rec.frame
+        if frame.startswith(SYNTHETIC_PREFIX):
             return self._synthetic(rec)
-        m = parse_frame(rec.frame)
+        if frame.startswith(b"Event: "):
+            # cheap early drop of unneeded events, before any parsing
+            end = frame.find(b"\r\n")
+            name_b = frame[7:end] if end > 0 else frame[7:]
+            if name_b not in _KEPT_B and name_b not in _RESYNC_ITEMS_B:
+                name = name_b[:64].decode("utf-8", "replace")
+                self.stats.dropped[name] += 1
+                return None
+        m = parse_frame(frame)
         if m.replaced_chars:
             self.stats.invalid["non_utf8"] += 1
         if m.malformed_lines:
@@ -268,7 +283,7 @@ class FrameNormaliser:
             key = hashlib.sha256(node_b + b"\0" + self.spool_id + b"\0"
                                  + str(rec.seq).encode()).digest()[:16]
             event_time = rec.received_at_us
-        fields_json = json.dumps(m.fields, ensure_ascii=False, separators=(",", ":"))
+        fields_json = orjson.dumps(m.fields).decode()
         if "\\u0000" in fields_json:
             fields_json = fields_json.replace("\\u0000", "\\ufffd")
             self.stats.invalid["nul"] += 1

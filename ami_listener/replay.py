@@ -27,6 +27,7 @@ from ami_listener.framing import Framer, parse_frame
 SEP = b"\r\n\r\n"
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "asterisk"
 _ID_HEADERS = (b"Uniqueid", b"Linkedid", b"DestUniqueid", b"DestLinkedid")
+_TS_RE = re.compile(rb"Timestamp: [0-9.]+")
 _UID_RE = re.compile(rb"^((?:[A-Za-z0-9_.-]+-)?)(\d+)\.(\d+)$")
 
 
@@ -95,7 +96,10 @@ class Capture:
 
 @dataclass
 class Segment:
-    chunks: list[tuple[float, bytes]]
+    """What one connection plays.  ``chunks`` may be a generator (the benchmark
+    streams a million events without holding them in memory)."""
+
+    chunks: Iterable[tuple[float, bytes]]
     close_at_end: bool = True
 
 
@@ -172,6 +176,7 @@ class ServerOptions:
     queue_status: list[bytes] | None = None  # list frames (ActionID rewritten)
     speed: float | None = 1.0  # None: as fast as the socket takes it
     resync_first: bool = True  # hold the stream until the QueueStatus reply went out
+    stamp_on_send: bool = False  # rewrite Timestamp headers to the send time (benchmark)
     banner: bytes = b"Asterisk Call Manager/11.0.0\r\n"
 
 
@@ -304,7 +309,7 @@ class ReplayServer:
             if segment is not None:
                 loop = asyncio.get_running_loop()
                 start = loop.time()
-                for t, data in segment.chunks:
+                for t, chunk in segment.chunks:
                     if self.options.speed is not None:
                         delay = start + t / self.options.speed - loop.time()
                         if delay > 0:
@@ -312,6 +317,8 @@ class ReplayServer:
                     if closing.is_set():
                         break
                     at_boundary = False
+                    data = (_TS_RE.sub(b"Timestamp: %.6f" % time.time(), chunk)
+                            if self.options.stamp_on_send else chunk)
                     await send(data)
                     at_boundary = data.endswith(SEP)
                     if at_boundary and pending:
