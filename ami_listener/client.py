@@ -15,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from typing import Any
 
 from ami_listener.framing import Framer, Message, parse_frame, render_action
 from ami_listener.metrics import Metrics
 from ami_listener.normalise import (
     RESYNC_ACTION_PREFIX,
+    SPOOLED_EVENTS_B,
     SYNTHETIC_PREFIX,
     session_filter_regex,
     synthetic_frame,
@@ -58,6 +60,7 @@ class AmiClient:
         self._action_seq = 0
         self._spool_full_logged = 0.0
         self.frames_spooled = 0
+        self.dropped: Counter[bytes] = Counter()  # by event name, flushed to metrics
 
     # -- public ----------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -132,6 +135,7 @@ class AmiClient:
                     raise exc
                 raise AmiError("Asterisk closed the connection")
         finally:
+            self.flush_dropped()
             stop_task.cancel()
             reader_task.cancel()
             with contextlib.suppress(BaseException):
@@ -223,6 +227,7 @@ class AmiClient:
     async def _read_loop(self, reader: asyncio.StreamReader) -> None:
         name = self.node.name
         received = self.metrics.received.labels(name)
+        reads = 0
         while True:
             data = await reader.read(READ_SIZE)
             if not data:
@@ -233,8 +238,14 @@ class AmiClient:
             received.inc(len(frames))
             events: list[bytes] = []
             for frame in frames:
-                if frame.startswith(b"Event:"):
-                    events.append(frame)
+                if frame.startswith(b"Event: "):
+                    # the edge filter: events we never store are not even spooled
+                    end = frame.find(b"\r\n")
+                    event_name = frame[7:end] if end > 0 else frame[7:]
+                    if event_name in SPOOLED_EVENTS_B:
+                        events.append(frame)
+                    else:
+                        self.dropped[event_name] += 1
                 elif frame.startswith(b"Response:"):
                     self._on_response(parse_frame(frame))
                 elif frame.startswith(SYNTHETIC_PREFIX[:1]):
@@ -248,6 +259,15 @@ class AmiClient:
                         events.append(frame)
             if events:
                 self._spool(events)
+            reads += 1
+            if self.dropped and reads % 64 == 0:
+                self.flush_dropped()
+
+    def flush_dropped(self) -> None:
+        for name, n in self.dropped.items():
+            self.metrics.dropped.labels(self.node.name, name[:64].decode("utf-8", "replace")
+                                        ).inc(n)
+        self.dropped.clear()
 
     def _on_response(self, msg: Message) -> None:
         action_id = msg.get("ActionID")

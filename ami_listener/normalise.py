@@ -46,6 +46,8 @@ KEPT_EVENTS: frozenset[str] = frozenset({
 _KEPT_B = frozenset(n.encode() for n in KEPT_EVENTS)
 _RESYNC_ITEMS_B = frozenset({b"QueueMember", b"QueueEntry", b"QueueStatusComplete",
                              b"QueueParams"})
+# What the reader lets into the spool: kept events and the QueueStatus list items.
+SPOOLED_EVENTS_B = _KEPT_B | _RESYNC_ITEMS_B
 
 
 def session_filter_regex() -> str:

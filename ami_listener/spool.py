@@ -15,10 +15,12 @@ A torn or corrupt tail (crash mid-write) is detected by length/CRC and cut off.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import secrets
 import struct
 import zlib
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +71,7 @@ def _scan(data: bytes, start: int = 0) -> tuple[list[Record], int]:
 
 class Spool:
     def __init__(self, directory: Path, *, max_bytes: int = 1 << 30,
-                 segment_bytes: int = 16 << 20) -> None:
+                 segment_bytes: int = 16 << 20, memory_records: int = 100_000) -> None:
         self.dir = directory
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
@@ -88,6 +90,9 @@ class Spool:
         self._dirty = False
         self.next_seq = 0
         self._sizes: dict[int, int] = {}
+        # The newest records also stay in memory, so a writer that keeps up never
+        # reads the disk; after a restart or a long outage it reads the files.
+        self._memory: deque[Record] = deque(maxlen=memory_records)
         self._recover()
         # reader position cache: (segment first seq, byte offset, next seq expected there)
         self._rpos: tuple[int, int, int] | None = None
@@ -138,10 +143,12 @@ class Spool:
         if not frames:
             return self.next_seq - 1
         parts: list[bytes] = []
+        records: list[Record] = []
         seq = self.next_seq
         for frame in frames:
             parts.append(_HEAD.pack(len(frame), zlib.crc32(frame), seq, received_at_us))
             parts.append(frame)
+            records.append(Record(seq, received_at_us, frame))
             seq += 1
         blob = b"".join(parts)
         if self.size_bytes + len(blob) > self.max_bytes:
@@ -157,6 +164,7 @@ class Spool:
         self._active_size += len(blob)
         self._sizes[self._active_first] = self._active_size
         self.next_seq = seq
+        self._memory.extend(records)
         self._dirty = True
         self.appended.set()
         return seq - 1
@@ -199,6 +207,11 @@ class Spool:
     def read_after(self, seq: int, max_records: int) -> list[Record]:
         """Up to ``max_records`` records with sequence > ``seq``, in order."""
         want = seq + 1
+        memory = self._memory
+        while memory and memory[0].seq < want:
+            memory.popleft()  # consumed: the files still have them if ever needed again
+        if memory and memory[0].seq == want:
+            return list(itertools.islice(memory, max_records))
         out: list[Record] = []
         firsts = sorted(self._sizes)
         for idx, first in enumerate(firsts):

@@ -19,6 +19,7 @@ import contextlib
 import random
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -31,7 +32,7 @@ from ami_listener import queue_log
 from ami_listener.derive import Call, Changes, Deriver, Interval
 from ami_listener.metrics import Metrics
 from ami_listener.normalise import FrameNormaliser
-from ami_listener.spool import Spool
+from ami_listener.spool import Record, Spool
 from switchboard import log
 from switchboard.sqlfile import queries
 
@@ -61,6 +62,24 @@ def us(value: datetime | None) -> int | None:
 def _raw_tuple(r: ev.RawRow) -> tuple[Any, ...]:
     return (ts(r.event_time_us), r.dedupe_key, r.node, ts(r.received_at_us), r.event,
             r.uniqueid, r.linkedid, r.queue, r.interface, r.spool_seq, r.fields_json)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A batch read from the spool and normalised, ready for the database."""
+
+    records: list[Record]
+    items: list[ev.Item]
+    raws: list[ev.RawRow]
+    tuples: list[tuple[Any, ...]]
+
+    @property
+    def first_seq(self) -> int:
+        return self.records[0].seq
+
+    @property
+    def last_seq(self) -> int:
+        return self.records[-1].seq
 
 
 class Backoff:
@@ -134,21 +153,51 @@ class Writer:
     # -- main loop -------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Write until ``stop`` is set and the spool is drained (or the database
-        is unreachable at shutdown: then the spool keeps the rest for next time)."""
+        is unreachable at shutdown: then the spool keeps the rest for next time).
+
+        Two tasks: a preparer reads the spool and normalises the next batch (Python
+        CPU) while this one waits for PostgreSQL to take the current one (server
+        CPU), joined by a queue of two batches.
+        """
+        while not self._state_loaded:
+            try:
+                await self.load_state()
+                self.backoff.reset()
+            except Exception as exc:
+                if stop.is_set():
+                    return
+                await self._sleep_after_error(exc, stop)
+        queue: asyncio.Queue[Prepared | None] = asyncio.Queue(maxsize=2)
+        preparer = asyncio.ensure_future(self._prepare_loop(stop, queue, self.seq))
+        try:
+            while True:
+                batch = await queue.get()
+                if batch is None:
+                    return
+                outcome = await self._commit_with_retry(batch, stop)
+                if outcome == "gave-up":
+                    return
+                if outcome == "resync":  # the database is not where the spool reader is
+                    preparer.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await preparer
+                    queue = asyncio.Queue(maxsize=2)
+                    preparer = asyncio.ensure_future(
+                        self._prepare_loop(stop, queue, self.seq))
+        finally:
+            preparer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await preparer
+
+    async def _prepare_loop(self, stop: asyncio.Event, queue: asyncio.Queue[Prepared | None],
+                            after: int) -> None:
+        read_seq = after
         while True:
-            if not self._state_loaded:
-                try:
-                    await self.load_state()
-                    self.backoff.reset()
-                except Exception as exc:
-                    if stop.is_set():
-                        return
-                    await self._sleep_after_error(exc, stop)
-                    continue
             self.spool.appended.clear()
-            records = self.spool.read_after(self.seq, self.batch_max)
+            records = self.spool.read_after(read_seq, self.batch_max)
             if not records:
                 if stop.is_set():
+                    await queue.put(None)
                     return
                 waiter = asyncio.ensure_future(self.spool.appended.wait())
                 stopper = asyncio.ensure_future(stop.wait())
@@ -163,10 +212,34 @@ class Writer:
                 age = time.time() - records[0].received_at_us / 1e6
                 if age < self.batch_delay_s:
                     await asyncio.sleep(self.batch_delay_s - age)
-                    records = self.spool.read_after(self.seq, self.batch_max)
+                    records = self.spool.read_after(read_seq, self.batch_max)
+            items = self.normaliser.items(records)
+            raws = [i.raw for i in items if i.raw is not None]
+            batch = Prepared(records, items, raws, [_raw_tuple(r) for r in raws])
+            read_seq = batch.last_seq
+            await queue.put(batch)
+            await asyncio.sleep(0)  # let the committer start on it
+
+    async def _commit_with_retry(self, batch: Prepared, stop: asyncio.Event) -> str:
+        while True:
+            if not self._state_loaded:
+                try:
+                    await self.load_state()
+                except Exception as exc:
+                    if stop.is_set() and self.backoff.attempt >= 3:
+                        return "gave-up"
+                    await self._sleep_after_error(exc, stop)
+                    continue
+            if batch.last_seq <= self.seq:
+                return "done"  # committed before (the reply was lost): nothing to do
+            if batch.first_seq != self.seq + 1:
+                self.log.warning("spool_position_mismatch", checkpoint_seq=self.seq,
+                                 batch_first_seq=batch.first_seq)
+                return "resync"
             try:
-                await self.commit(records)
+                await self.commit(batch)
                 self.backoff.reset()
+                return "done"
             except Exception as exc:
                 self.metrics.db_errors.labels(self.node).inc()
                 self._state_loaded = False  # derived state may be ahead of the database
@@ -175,7 +248,7 @@ class Writer:
                 if stop.is_set() and self.backoff.attempt >= 3:
                     self.log.warning("shutdown_with_unwritten_spool",
                                      pending=self.spool.next_seq - 1 - self.seq)
-                    return
+                    return "gave-up"
                 await self._sleep_after_error(exc, stop)
 
     async def _sleep_after_error(self, exc: BaseException, stop: asyncio.Event) -> None:
@@ -187,15 +260,13 @@ class Writer:
             await asyncio.wait_for(stop.wait(), timeout=delay)
 
     # -- one batch -------------------------------------------------------------
-    async def commit(self, records: list[Any]) -> None:
-        items = self.normaliser.items(records)
-        last_seq = records[-1].seq
-        raws = [i.raw for i in items if i.raw is not None]
+    async def commit(self, batch: Prepared) -> None:
+        records, items, raws, last_seq = batch.records, batch.items, batch.raws, batch.last_seq
         await self._ensure_partitions(raws)
         async with self.pool.acquire() as conn:
             try:
                 async with conn.transaction():
-                    new_keys = await self._insert_raw(conn, raws)
+                    new_keys = await self._insert_raw(conn, batch.tuples)
                     written = self._apply(items, new_keys)
                     self._backfill()
                     await self._write_changes(conn, self.deriver.take_changes())
@@ -224,12 +295,11 @@ class Writer:
             self.deriver.apply(item)
         return written
 
-    async def _insert_raw(self, conn: Conn, raws: list[ev.RawRow]
+    async def _insert_raw(self, conn: Conn, tuples: list[tuple[Any, ...]]
                           ) -> set[bytes] | None:
         """Insert rows; return None when all were new, else the set of new keys."""
-        if not raws:
+        if not tuples:
             return None
-        tuples = [_raw_tuple(r) for r in raws]
         try:
             async with conn.transaction():  # savepoint: a duplicate aborts only this
                 await conn.copy_records_to_table("ami_event", records=tuples,
@@ -290,7 +360,8 @@ class Writer:
                 new: set[bytes] | None = None
                 try:
                     async with conn.transaction():
-                        new = await self._insert_raw(conn, [item.raw] if item.raw else [])
+                        new = await self._insert_raw(
+                            conn, [_raw_tuple(item.raw)] if item.raw else [])
                 except Exception as exc:
                     if isinstance(exc, CONNECTION_ERRORS):
                         raise

@@ -113,8 +113,9 @@ async def throughput(cluster: LocalCluster, events: int, state: Path) -> dict[st
         while server.stats.logins == 0:
             await asyncio.sleep(0.01)
         start = time.monotonic()
-        # spool: 'connected' + QueueStatusComplete + every frame; seq counts from 0
-        end = await wait_checkpoint(url, frames + 1, timeout=1800)
+        # spool: 'connected' + QueueStatusComplete + every kept frame (the edge filter
+        # drops the rest before the spool); seq counts from 0
+        end = await wait_checkpoint(url, rounds * KEPT_PER_ROUND + 1, timeout=900)
         rss = peak_rss_mb(proc.pid)
     finally:
         proc.terminate()
