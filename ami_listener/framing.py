@@ -20,7 +20,6 @@ MAX_HEADERS = 512
 _KEY_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 # "Key: value" (one optional space after the colon); the value may be empty.
 _LINE_RE = re.compile(r"^([A-Za-z0-9_\-]{1,64}): ?([^\r\n]*)\r?$", re.MULTILINE)
-_NONEMPTY_LINE_RE = re.compile(r"^[^\r\n]", re.MULTILINE)
 
 FieldValue = str | list[str]
 
@@ -140,7 +139,8 @@ def parse_frame(frame: bytes) -> Message:
         text = frame.decode("utf-8", errors="replace")
         replaced = max(text.count("\ufffd") - frame.count(b"\xef\xbf\xbd"), 0)
     pairs = _LINE_RE.findall(text)
-    lines = len(_NONEMPTY_LINE_RE.findall(text))
+    # frames hold no blank line (that ends a frame), so lines = newlines + 1
+    lines = text.count("\n") + 1
     truncated = False
     if len(pairs) > MAX_HEADERS:
         pairs, truncated = pairs[:MAX_HEADERS], True

@@ -31,13 +31,13 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ami_listener.normalise import KEPT_EVENTS, FrameNormaliser  # noqa: E402
-from ami_listener.replay import Capture, Refresher, ReplayServer, Segment, ServerOptions  # noqa: E402
-from ami_listener.spool import Record  # noqa: E402
-from ami_listener.writer import RAW_COLUMNS, _raw_tuple  # noqa: E402
-from switchboard import db  # noqa: E402
-from switchboard.pgcluster import LocalCluster  # noqa: E402
-from tests.conftest import make_cluster  # noqa: E402
+from ami_listener.normalise import KEPT_EVENTS, FrameNormaliser
+from ami_listener.replay import Capture, Refresher, ReplayServer, Segment, ServerOptions
+from ami_listener.spool import Record
+from ami_listener.writer import RAW_COLUMNS, _raw_tuple
+from switchboard import db
+from switchboard.pgcluster import LocalCluster
+from tests.conftest import make_cluster
 
 BASE = Capture.load("f_burst_50_calls_ts").event_frames()
 KEPT_PER_ROUND = sum(f.split(b"\r\n")[0][7:].decode() in KEPT_EVENTS for f in BASE)
