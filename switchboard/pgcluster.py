@@ -57,6 +57,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 @dataclass(frozen=True)
 class LocalCluster:
     """A cluster whose files live under ``root`` (data/, run/, log, passwords)."""
@@ -175,6 +184,10 @@ class LocalCluster:
     def start(self) -> None:
         if self.running():
             return
+        if not port_free(self.port):
+            raise ClusterError(
+                f"127.0.0.1:{self.port} is already in use (another switchboard checkout or "
+                "PostgreSQL?): set SB_PG_PORT to a free port, or SB_DATABASE_URL")
         if os.geteuid() == 0 and not self.logfile.exists():
             self.logfile.touch()
             self._chown_to_server_user(self.logfile)
