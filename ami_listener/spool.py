@@ -71,7 +71,7 @@ def _scan(data: bytes, start: int = 0) -> tuple[list[Record], int]:
 
 class Spool:
     def __init__(self, directory: Path, *, max_bytes: int = 1 << 30,
-                 segment_bytes: int = 16 << 20, memory_records: int = 100_000) -> None:
+                 segment_bytes: int = 16 << 20, memory_records: int = 20_000) -> None:
         self.dir = directory
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes

@@ -16,8 +16,10 @@ def make(tmp: Path, **kw: int) -> Spool:
     return asyncio.run(build())
 
 
-def test_append_read_in_order_across_segments(tmp_path: Path) -> None:
-    spool = make(tmp_path, segment_bytes=1 << 16)
+@pytest.mark.parametrize("memory_records", [0, 100, 100_000])
+def test_append_read_in_order_across_segments(tmp_path: Path, memory_records: int) -> None:
+    """From disk only, from memory, and across the edge between the two."""
+    spool = make(tmp_path, segment_bytes=1 << 16, memory_records=memory_records)
     frames = [f"Event: E{i}\r\nN: {'x' * (i % 50)}".encode() for i in range(5000)]
     for i in range(0, 5000, 100):
         spool.append(frames[i:i + 100], 1_000_000 + i)
