@@ -121,9 +121,9 @@ class Message:
     def get(self, key: str) -> str | None:
         """First value of a header, or None when absent (never a silent '')."""
         value = self.fields.get(key)
-        if value is None:
-            return None
-        return value if isinstance(value, str) else value[0]
+        if value is None or value.__class__ is str:
+            return value
+        return value[0]
 
 
 def parse_frame(frame: bytes) -> Message:
