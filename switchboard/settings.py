@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 DEFAULT_PG_PORT = 54329
 DEFAULT_AMI_PORT = 5038
+_N = TypeVar("_N", int, float)
 NODE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
@@ -62,30 +64,26 @@ class Settings:
     listener: ListenerSettings
 
 
-def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+def _number(env: Mapping[str, str], name: str, default: _N, lo: _N, hi: _N, *,
+            kind: Callable[[str], _N], what: str) -> _N:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from exc
+        raise ConfigError(f"{name}={raw!r} is not {what}") from exc
     if not lo <= value <= hi:
         raise ConfigError(f"{name}={value} is out of range [{lo}, {hi}]")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    return _number(env, name, default, lo, hi, kind=int, what="a whole number")
 
 
 def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number") from exc
-    if not lo <= value <= hi:
-        raise ConfigError(f"{name}={value} is out of range [{lo}, {hi}]")
-    return value
+    return _number(env, name, default, lo, hi, kind=float, what="a number")
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -108,6 +108,15 @@ def test_gap_backfilled_from_queue_log(db_url: str, tmp_path: Path) -> None:
     assert [(g["calls_closed"], g["backfilled"]) for g in gaps] == [(1, 1)]
 
 
+def assert_whole_burst(url: str, burst: list[bytes]) -> None:
+    """Rows == frames accepted, no duplicate, and the burst's 13/37 split."""
+    assert asyncio.run(counts(url)) == (kept(burst),) * 2
+    rows = asyncio.run(calls(url))
+    outcomes = [r["outcome"] for r in rows]
+    assert len(rows) == 50 and outcomes.count("answered") == 13
+    assert outcomes.count("abandoned") == 37
+
+
 @pytest.fixture
 def own_cluster() -> Iterator[LocalCluster]:
     """A cluster this test may stop and start (the session one is shared)."""
@@ -153,11 +162,7 @@ def test_database_stopped_mid_stream(own_cluster: LocalCluster, tmp_path: Path) 
         await listener.stop()
         await server.close()
     asyncio.run(scenario())
-    assert asyncio.run(counts(url)) == (kept(burst),) * 2
-    rows = asyncio.run(calls(url))
-    outcomes = [r["outcome"] for r in rows]
-    assert len(rows) == 50 and outcomes.count("answered") == 13
-    assert outcomes.count("abandoned") == 37
+    assert_whole_burst(url, burst)
 
 
 def _spooled_events(spool_dir: Path) -> int:
@@ -207,10 +212,6 @@ def test_listener_sigkilled_mid_stream(db_url: str, tmp_path: Path) -> None:
             assert await second.wait() == 0
             await server.close()
     asyncio.run(scenario())
-    assert asyncio.run(counts(db_url)) == (kept(burst),) * 2
-    rows = asyncio.run(calls(db_url))
-    outcomes = [r["outcome"] for r in rows]
-    assert len(rows) == 50 and outcomes.count("answered") == 13
-    assert outcomes.count("abandoned") == 37
+    assert_whole_burst(db_url, burst)
     gaps = asyncio.run(fetch(db_url, "SELECT reason, calls_closed FROM listener_gap"))
     assert [(g["reason"], g["calls_closed"]) for g in gaps] == [("listener restarted", 0)]

@@ -37,6 +37,11 @@ def call(queue: str, uid: str, outcome: str, *, member: str | None = None, hold:
             "talk_s": talk, "rna_count": rna, "complete_reason": reason}
 
 
+# call (a): Agent Bob answers after 1 s of hold, 1 s of ringing; 12 s of talk
+CALL_A = call("intake", "1795856179.2", "answered", member="PJSIP/2002", hold=1, ring=1,
+              talk=12, reason="caller")
+
+
 def event_counts(db_url: str) -> dict[str, int]:
     rows = asyncio.run(fetch(db_url, "SELECT event, count(*) FROM ami_event GROUP BY event"))
     return {r["event"]: r["count"] for r in rows}
@@ -44,9 +49,7 @@ def event_counts(db_url: str) -> dict[str, int]:
 
 def test_answered_call(db_url: str, tmp_path: Path) -> None:
     replay(db_url, tmp_path, "a_answered_filtered")
-    assert asyncio.run(calls(db_url)) == [
-        call("intake", "1795856179.2", "answered", member="PJSIP/2002", hold=1, ring=1,
-             talk=12, reason="caller")]
+    assert asyncio.run(calls(db_url)) == [CALL_A]
     # Bob is in intake and priority: one QueueMemberStatus per queue, each a state change
     assert asyncio.run(intervals(db_url)) == [
         ("priority", "PJSIP/2002", "ringing", None, False),
@@ -66,9 +69,7 @@ def test_unfiltered_stream_keeps_the_same_rows(db_url: str, tmp_path: Path) -> N
     """The read=all session of the same call (244 events, 98 KB) gives the same call
     row: the 117 VarSet, 30 AGIExec pairs... are dropped at the edge, counted."""
     replay(db_url, tmp_path, "a_answered_full")
-    assert asyncio.run(calls(db_url)) == [
-        call("intake", "1795856179.2", "answered", member="PJSIP/2002", hold=1, ring=1,
-             talk=12, reason="caller")]
+    assert asyncio.run(calls(db_url)) == [CALL_A]
     assert "VarSet" not in event_counts(db_url)
 
 
