@@ -127,7 +127,8 @@ class AmiClient:
             if stop_task in done:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.action("Logoff", {}), timeout=1.0)
-            elif pinger in done and not pinger.cancelled() and pinger.exception():
+                return  # our own goodbye: not a lost connection
+            if pinger in done and not pinger.cancelled() and pinger.exception():
                 raise pinger.exception()  # type: ignore[misc]
             if reader_task.done() and not reader_task.cancelled():
                 exc = reader_task.exception()
