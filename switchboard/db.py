@@ -10,7 +10,9 @@ error, not a silent skip.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +32,22 @@ class MigrationError(RuntimeError):
 
 
 def local_cluster(settings: Settings) -> LocalCluster:
-    return LocalCluster(root=settings.state_dir / "pg", port=settings.pg_port)
+    """The project's cluster under ``SB_STATE_DIR/pg``.  As root the server runs as
+    ``postgres``, which cannot enter e.g. ``/root/...``: then it lives under
+    ``/var/lib/switchboard/<hash of the state dir>`` instead."""
+    root = settings.state_dir / "pg"
+    if os.geteuid() == 0 and not reachable_by_others(settings.state_dir):
+        digest = hashlib.sha256(str(settings.state_dir).encode()).hexdigest()[:12]
+        root = Path("/var/lib/switchboard") / digest / "pg"
+    return LocalCluster(root=root, port=settings.pg_port)
+
+
+def reachable_by_others(path: Path) -> bool:
+    """Every existing ancestor of ``path`` can be entered by any user."""
+    for folder in [path, *path.parents]:
+        if folder.exists() and not folder.stat().st_mode & stat.S_IXOTH:
+            return False
+    return True
 
 
 def database_url(settings: Settings) -> str:
