@@ -235,6 +235,15 @@ class Deriver:
         elif isinstance(d, ev.QueueEntrySnapshot):
             if self._resync_entries is not None:
                 self._resync_entries.add(d.uniqueid)
+            known = self._call(d.uniqueid, d.queue)
+            if known is None or known.ended_at_us is not None:
+                # joined while nobody listened: Asterisk says since when it waits
+                entered = t - (d.wait_s or 0) * 1_000_000
+                call = Call(item.key, self.node, d.uniqueid, None, d.queue, d.caller_num,
+                            d.caller_name, entered, d.position)
+                call.gap_key = self._resync_gap.gap_key if self._resync_gap else None
+                self.calls[d.uniqueid] = call
+                self._touch(call)
         elif isinstance(d, ev.ResyncComplete):
             self._reconcile(d.complete, t)
 

@@ -124,6 +124,10 @@ class QueueEntrySnapshot:
 
     uniqueid: str
     queue: str
+    position: int | None = None
+    caller_num: str | None = None
+    caller_name: str | None = None
+    wait_s: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -232,7 +232,9 @@ class FrameNormaliser:
             domain = _member(m, snapshot=True)
         elif m.name == "QueueEntry":
             uid, queue = ident(m.get("Uniqueid")), text(m.get("Queue"))
-            domain = ev.QueueEntrySnapshot(uid, queue) if uid and queue else None
+            domain = ev.QueueEntrySnapshot(
+                uid, queue, integer(m.get("Position")), text(m.get("CallerIDNum"), 80),
+                text(m.get("CallerIDName"), 80), integer(m.get("Wait"))) if uid and queue else None
         elif m.name == "QueueStatusComplete":
             domain = ev.ResyncComplete(True)
         if domain is None:

@@ -18,7 +18,7 @@ import contextlib
 import itertools
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,7 +173,9 @@ class ServerOptions:
     secret: str = "listenerpass"  # noqa: S105 - the lab password of the captures
     answer_pings: bool = True
     filter_allowed: bool = False
-    queue_status: list[bytes] | None = None  # list frames (ActionID rewritten)
+    # QueueStatus list items (ActionID rewritten): one list for every connection, or
+    # a function of the connection number (1, 2, ...) for what changed meanwhile
+    queue_status: list[bytes] | Callable[[int], list[bytes]] | None = None
     speed: float | None = 1.0  # None: as fast as the socket takes it
     resync_first: bool = True  # hold the stream until the QueueStatus reply went out
     stamp_on_send: bool = False  # rewrite Timestamp headers to the send time (benchmark)
@@ -222,6 +224,7 @@ class ReplayServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.stats.connections += 1
+        connection = self.stats.connections
         self._conns.add(writer)
         out_lock = asyncio.Lock()
         pending: list[bytes] = []
@@ -274,7 +277,7 @@ class ReplayServer:
                             await reply(head % b"Success" + b"Ping: Pong\r\nTimestamp: %.6f\r\n\r\n"
                                         % time.time())
                     elif name == "queuestatus":
-                        await reply(self._queue_status(aid))
+                        await reply(self._queue_status(aid, connection))
                         resynced.set()
                     elif name == "filter":
                         if self.options.filter_allowed:
@@ -343,8 +346,9 @@ class ReplayServer:
             self._conns.discard(writer)
             writer.close()
 
-    def _queue_status(self, aid: bytes) -> bytes:
-        items = self.options.queue_status or []
+    def _queue_status(self, aid: bytes, connection: int) -> bytes:
+        spec = self.options.queue_status
+        items = (spec(connection) if callable(spec) else spec) or []
         out = [b"Response: Success\r\nActionID: " + aid
                + b"\r\nEventList: start\r\nMessage: Queue status will follow\r\n\r\n"]
         for frame in items:

@@ -9,7 +9,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,6 +51,11 @@ def waiting(frames: list[bytes]) -> list[bytes]:
     return [entry_item(uid, q) for uid, q in queues.items()]
 
 
+def second_connection(items: list[bytes]) -> Callable[[int], list[bytes]]:
+    """QueueStatus lists nobody at the first login, ``items`` at the next ones."""
+    return lambda connection: items if connection > 1 else []
+
+
 async def counts(db_url: str) -> tuple[int, int]:
     row = (await fetch(db_url, "SELECT count(*) AS n, count(DISTINCT dedupe_key) AS d"
                        " FROM ami_event"))[0]
@@ -62,7 +67,8 @@ def test_socket_drop_with_the_call_still_waiting(db_url: str, tmp_path: Path) ->
     caller, so the call stays open and ends as the later events say."""
     first = frames_segment(ABANDON[:JOIN_AT + 1], close=True)
     second = frames_segment(ABANDON[JOIN_AT + 1:])
-    options = ServerOptions(speed=None, queue_status=[entry_item("1795856213.4")])
+    options = ServerOptions(speed=None, queue_status=second_connection(
+        [entry_item("1795856213.4")]))
     asyncio.run(ingest(db_url, tmp_path, [first, second], options=options))
     [call] = asyncio.run(calls(db_url))
     assert (call["outcome"], call["hold_s"]) == ("abandoned", 23)
@@ -83,6 +89,22 @@ def test_socket_drop_while_the_call_ends_closes_it_as_unknown(db_url: str,
     rows = asyncio.run(fetch(db_url, "SELECT g.calls_closed, c.ended_at = g.ended_at AS at_end"
                              " FROM queue_call c JOIN listener_gap g USING (gap_key)"))
     assert [(r["calls_closed"], r["at_end"]) for r in rows] == [(1, True)]
+
+
+def test_caller_who_joined_during_the_gap_gets_a_row(db_url: str, tmp_path: Path) -> None:
+    """Nobody saw the join; QueueStatus lists the caller (Wait: 6) after the
+    reconnect, so the row exists and the later abandon lands on it."""
+    first = frames_segment(ABANDON[:JOIN_AT], close=True)  # up to, not including, the join
+    second = frames_segment(ABANDON[JOIN_AT + 1:])
+    options = ServerOptions(speed=None, queue_status=second_connection(
+        [entry_item("1795856213.4")]))
+    asyncio.run(ingest(db_url, tmp_path, [first, second], options=options))
+    [call] = asyncio.run(calls(db_url))
+    assert (call["outcome"], call["hold_s"], call["position"]) == ("abandoned", 23, 1)
+    [row] = asyncio.run(fetch(db_url, "SELECT g.gap_key IS NOT NULL AS in_gap,"
+                              " c.entered_at < g.ended_at AS before_resync"
+                              " FROM queue_call c JOIN listener_gap g USING (gap_key)"))
+    assert row["in_gap"] and row["before_resync"]
 
 
 def test_gap_backfilled_from_queue_log(db_url: str, tmp_path: Path) -> None:
@@ -185,7 +207,8 @@ def test_listener_sigkilled_mid_stream(db_url: str, tmp_path: Path) -> None:
     async def scenario() -> None:
         # Asterisk still has the waiting callers when the listener comes back
         server = ReplayServer([frames_segment(burst[:half]), frames_segment(burst[half:])],
-                              ServerOptions(speed=None, queue_status=waiting(burst[:half])))
+                              ServerOptions(speed=None,
+                                            queue_status=second_connection(waiting(burst[:half]))))
         port = await server.start()
         env["SB_AMI_NODES"] = f"lab@127.0.0.1:{port}"
         cmd = [sys.executable, "-m", "switchboard.cli", "ami-listener"]
