@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from collections import Counter
 from typing import Any
@@ -150,8 +151,26 @@ class AmiClient:
         return (self.framer.banner or b"").decode("ascii", "replace")[:80]
 
     async def _login(self, reader_task: asyncio.Future[None]) -> None:
-        fut = self._send("Login", {"Username": self.node.username, "Secret": self.node.secret,
-                                   "Events": "on"})
+        if self.settings.auth == "md5":
+            # challenge-response: the secret itself never crosses the wire
+            challenge = await self._reply_or_close(
+                self._send("Challenge", {"AuthType": "MD5"}), reader_task)
+            nonce = challenge.get("Challenge")
+            if challenge.name != "Success" or not nonce:
+                raise LoginFailed(challenge.get("Message") or "no MD5 challenge")
+            key = hashlib.md5((nonce + self.node.secret).encode(),  # AMI's own scheme
+                              usedforsecurity=False).hexdigest()
+            fut = self._send("Login", {"AuthType": "MD5", "Username": self.node.username,
+                                       "Key": key, "Events": "on"})
+        else:
+            fut = self._send("Login", {"Username": self.node.username,
+                                       "Secret": self.node.secret, "Events": "on"})
+        reply = await self._reply_or_close(fut, reader_task)
+        if reply.name != "Success":
+            raise LoginFailed(reply.get("Message") or reply.name)
+
+    async def _reply_or_close(self, fut: asyncio.Future[Message],
+                              reader_task: asyncio.Future[None]) -> Message:
         waitables: set[asyncio.Future[Any]] = {fut, reader_task}
         done, _ = await asyncio.wait(waitables, timeout=self.settings.connect_timeout_s,
                                      return_when=asyncio.FIRST_COMPLETED)
@@ -159,9 +178,7 @@ class AmiClient:
             if reader_task in done:
                 raise AmiError("connection closed before the login reply")
             raise TimeoutError("no login reply")
-        reply = fut.result()
-        if reply.name != "Success":
-            raise LoginFailed(reply.get("Message") or reply.name)
+        return fut.result()
 
     async def _session_filter(self) -> None:
         reply = await asyncio.wait_for(

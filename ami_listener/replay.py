@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
+import random
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -232,6 +234,7 @@ class ReplayServer:
         logged_in = asyncio.Event()
         closing = asyncio.Event()
         resynced = asyncio.Event()
+        challenges: list[bytes] = []
 
         async def send(data: bytes) -> None:
             async with out_lock:
@@ -258,9 +261,17 @@ class ReplayServer:
                     aid = (msg.get("ActionID") or "").encode()
                     self.stats.actions.append(name)
                     head = b"Response: %s\r\nActionID: " + aid + b"\r\n"
-                    if name == "login":
-                        if (msg.get("Username") == self.options.username
-                                and msg.get("Secret") == self.options.secret):
+                    if name == "challenge":
+                        nonce = str(random.randrange(10**8, 10**9)).encode()  # noqa: S311
+                        challenges.append(nonce)
+                        await send(head % b"Success" + b"Challenge: " + nonce + b"\r\n\r\n")
+                    elif name == "login":
+                        if msg.get("Username") == self.options.username and (
+                                msg.get("Secret") == self.options.secret
+                                or ((msg.get("AuthType") or "").lower() == "md5" and challenges
+                                    and msg.get("Key") == hashlib.md5(
+                                        challenges[-1] + self.options.secret.encode(),
+                                        usedforsecurity=False).hexdigest())):
                             await send(head % b"Success"
                                        + b"Message: Authentication accepted\r\n\r\n")
                             self.stats.logins += 1

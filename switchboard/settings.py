@@ -47,6 +47,7 @@ class ListenerSettings:
     backoff_initial_s: float
     backoff_max_s: float
     session_filter: bool
+    auth: str
     queue_log: Path | None
     metrics_host: str
     metrics_port: int
@@ -84,6 +85,13 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
 
 def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
     return _number(env, name, default, lo, hi, kind=float, what="a number")
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} must be one of {', '.join(allowed)}")
+    return value
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -200,6 +208,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         backoff_initial_s=_float(env, "SB_BACKOFF_INITIAL", 0.5, 0.01, 60),
         backoff_max_s=_float(env, "SB_BACKOFF_MAX", 30.0, 0.01, 3600),
         session_filter=_bool(env, "SB_AMI_SESSION_FILTER", False),
+        auth=_choice(env, "SB_AMI_AUTH", "md5", ("md5", "plain")),
         queue_log=Path(queue_log) if queue_log else None,
         metrics_host=m_host or "127.0.0.1",
         metrics_port=metrics_port,
