@@ -36,7 +36,7 @@ def test_md5_and_plain_login_both_work(db_url: str, tmp_path: Path) -> None:
 
 def test_wrong_secret_is_retried_with_backoff_not_hammered(db_url: str, tmp_path: Path) -> None:
     async def scenario() -> int:
-        server = ReplayServer([], ServerOptions(secret="something-else"))  # noqa: S106
+        server = ReplayServer([], ServerOptions(secret="something-else"))
         port = await server.start()
         listener = Listener(listener_settings(tmp_path, port, backoff_initial_s=0.2,
                                               backoff_max_s=0.4), db_url)

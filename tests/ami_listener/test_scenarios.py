@@ -217,5 +217,5 @@ def test_options_are_respected(db_url: str, tmp_path: Path) -> None:
     _, server = asyncio.run(ingest(
         db_url, tmp_path, [segment_from(Capture.load("d_queue_timeout"), close=False)],
         options=options, session_filter=True))
-    assert server.stats.actions[:3] == ["login", "filter", "queuestatus"]
+    assert server.stats.actions[:4] == ["challenge", "login", "filter", "queuestatus"]
     assert asyncio.run(calls(db_url))[0]["outcome"] == "timeout"
