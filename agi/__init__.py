@@ -1,2 +1,3 @@
-"""AGI handlers (verify, lookup) and their two transports: the FastAGI server and
-the process-AGI fallback.  Built with issue 3; nothing here is wired yet."""
+"""AGI: the protocol layer (``protocol.py``, FastAGI over asyncio streams) is here;
+the server, the handlers (verify, lookup) and the pyst2 process-AGI adapter come
+with issue 3."""
