@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -27,12 +27,15 @@ def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]
     return event
 
 
-def configure(log_format: str = "auto", level: str = "info") -> None:
+def configure(log_format: str = "auto", level: str = "info", *,
+              stream: TextIO | None = None) -> None:
+    """``stream`` defaults to the current ``sys.stderr``."""
+    out = stream or sys.stderr
     if log_format == "auto":
-        log_format = "console" if sys.stderr.isatty() else "json"
+        log_format = "console" if out.isatty() else "json"
     renderer: Any
     if log_format == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
     else:
         renderer = structlog.processors.JSONRenderer()
     structlog.configure(
@@ -46,7 +49,7 @@ def configure(log_format: str = "auto", level: str = "info") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
 

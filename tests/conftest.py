@@ -4,12 +4,16 @@ the demo's), a migrated template database, and a fresh database per test."""
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
+import json
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -17,7 +21,25 @@ import pytest
 from switchboard import db, log
 from switchboard.pgcluster import LocalCluster, free_port
 
-log.configure("console", os.environ.get("SB_TEST_LOG_LEVEL", "warning"))
+TEST_LOG_LEVEL = os.environ.get("SB_TEST_LOG_LEVEL", "warning")
+log.configure("console", TEST_LOG_LEVEL, stream=sys.__stderr__)
+
+
+@pytest.fixture
+def json_log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """JSON logs at info level into a buffer of the test's own; afterwards the
+    suite's usual logging again."""
+    buffer = io.StringIO()
+    log.configure("json", "info", stream=buffer)
+
+    def read() -> list[dict[str, Any]]:
+        return [json.loads(x) for x in buffer.getvalue().splitlines() if x.startswith("{")]
+    try:
+        yield read
+    finally:
+        log.configure("console", TEST_LOG_LEVEL, stream=sys.__stderr__)
+
+
 TEMPLATE = "sb_template"
 _counter = itertools.count()
 

@@ -7,7 +7,9 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,13 +82,10 @@ def test_redaction_drops_secrets_and_pins() -> None:
                                            "uniqueid": "1.2"}
 
 
-def test_json_log_lines_never_carry_a_pin(capsys: pytest.CaptureFixture[str]) -> None:
-    log.configure("json", "info")
-    try:
-        log.get("test").bind(uniqueid="pbx-a-1.2").info("verify_attempt", pin="987654",
-                                                        officer="42")
-    finally:
-        log.configure("console", "warning")
-    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+def test_json_log_lines_never_carry_a_pin(
+        json_log_lines: Callable[[], list[dict[str, Any]]]) -> None:
+    log.get("test").bind(uniqueid="pbx-a-1.2").info("verify_attempt", pin="987654",
+                                                    officer="42")
+    line = json_log_lines()[-1]
     assert line["uniqueid"] == "pbx-a-1.2" and line["pin"] == REDACTED
     assert "987654" not in json.dumps(line)

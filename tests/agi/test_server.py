@@ -4,15 +4,14 @@ FastAGI client) with the environment block recorded from Asterisk 22.10.1."""
 from __future__ import annotations
 
 import asyncio
-import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import pytest
 from structlog.testing import capture_logs
 
 from agi.channel import Channel
 from agi.server import FastAgiServer, Registration, ServerConfig
-from switchboard import log
 
 RX = (Path(__file__).resolve().parents[1] / "fixtures" / "asterisk" / "agi"
       / "fastagi_verify_ok.rx").read_bytes()
@@ -65,19 +64,15 @@ def run_with_server(scenario, config: ServerConfig | None = None):  # type: igno
 
 
 def test_routes_by_script_and_binds_the_uniqueid_to_every_log_line(
-        capsys: pytest.CaptureFixture[str]) -> None:
+        json_log_lines: Callable[[], list[dict[str, Any]]]) -> None:
     async def scenario(server: FastAgiServer, port: int) -> list[bytes]:
         replies = {b"GET VARIABLE": b"200 result=1 (5550001)\n",
                    b"GET DATA": b"200 result=1234\n"}
         return await asterisk(port, env_for("echo"), replies=replies)
-    log.configure("json", "info")
-    try:
-        seen = run_with_server(scenario)
-    finally:
-        log.configure("console", "warning")
+    seen = run_with_server(scenario)
     assert seen == [b"GET VARIABLE CALLERID(num)\n", b"GET DATA beep 3000 4\n",
                     b"SET VARIABLE SB_TEST 5550001:1234\n"]
-    lines = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
+    lines = json_log_lines()
     call_lines = [x for x in lines if x.get("script") == "echo"]
     assert [x["event"] for x in call_lines] == ["agi_call_done"]
     assert all(x["uniqueid"] == "1795856179.2" for x in call_lines)
