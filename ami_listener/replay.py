@@ -368,12 +368,3 @@ class ReplayServer:
                    + b"\r\nEventList: Complete\r\nListItems: %d\r\n\r\n" % len(items))
         return b"".join(out)
 
-
-def recorded_queue_status(name: str = "g_queuestatus_summary", action_id: str = "listener-2"
-                          ) -> list[bytes]:
-    """The list items of one recorded QueueStatus reply."""
-    cap = Capture.load(name)
-    marker = f"ActionID: {action_id}\r\n".encode()
-    return [f for f in cap.frames_after_login()
-            if f.startswith(b"Event: Queue") and marker in f
-            and not f.startswith(b"Event: QueueStatusComplete")]
