@@ -1,0 +1,80 @@
+-- Ops commands (switchboard agency|line|officer|case|audit), run as the database
+-- owner.  Every change also appends an audit row (actor 'ops:<login>').
+
+-- name: agency_add
+INSERT INTO agency (code, name) VALUES ($1, $2) RETURNING agency_id;
+
+-- name: agency_suspend
+UPDATE agency SET suspended_at = coalesce(suspended_at, now()) WHERE code = $1
+RETURNING agency_id;
+
+-- name: agency_list
+SELECT a.code, a.name, a.suspended_at IS NOT NULL AS suspended,
+       (SELECT count(*) FROM agency_line l WHERE l.agency_id = a.agency_id) AS lines,
+       (SELECT count(*) FROM officer o WHERE o.agency_id = a.agency_id) AS officers
+FROM agency a ORDER BY a.code;
+
+-- name: line_add
+INSERT INTO agency_line (e164, agency_id, label)
+SELECT $2, agency_id, $3 FROM agency WHERE code = $1 RETURNING e164;
+
+-- name: line_remove
+DELETE FROM agency_line WHERE e164 = $1 RETURNING e164;
+
+-- name: officer_add
+INSERT INTO officer (agency_id, number, name)
+SELECT agency_id, $2, $3 FROM agency WHERE code = $1 RETURNING officer_id;
+
+-- name: officer_set_pin
+-- A new PIN also clears the failure counter and any lock.
+UPDATE officer o SET pin_hash = $3, pin_set_at = now(), failed_count = 0, locked_until = NULL
+FROM agency a WHERE a.agency_id = o.agency_id AND a.code = $1 AND o.number = $2
+RETURNING o.officer_id;
+
+-- name: officer_unlock
+UPDATE officer o SET failed_count = 0, locked_until = NULL
+FROM agency a WHERE a.agency_id = o.agency_id AND a.code = $1 AND o.number = $2
+RETURNING o.officer_id;
+
+-- name: officer_status
+SELECT o.name, o.pin_hash IS NOT NULL AS has_pin, o.failed_count, o.locked_until,
+       o.suspended_at
+FROM officer o JOIN agency a USING (agency_id) WHERE a.code = $1 AND o.number = $2;
+
+-- name: case_add
+INSERT INTO case_record (case_number, priority, office) VALUES ($1, $2, $3)
+ON CONFLICT (case_number) DO UPDATE SET priority = EXCLUDED.priority
+RETURNING ref;
+
+-- name: audit_append
+SELECT sb_audit_append($1, NULL, NULL, $2, $3, $4, $5, $6);
+
+-- name: audit_by_call
+SELECT seq, at, actor, uniqueid, ani, agency, officer, action, result, detail
+FROM audit_log WHERE uniqueid = $1 ORDER BY seq DESC LIMIT $2;
+
+-- name: audit_by_officer
+SELECT seq, at, actor, uniqueid, ani, agency, officer, action, result, detail
+FROM audit_log WHERE agency = $1 AND officer = $2 ORDER BY seq DESC LIMIT $3;
+
+-- name: audit_recent
+SELECT seq, at, actor, uniqueid, ani, agency, officer, action, result, detail
+FROM audit_log ORDER BY seq DESC LIMIT $1;
+
+-- name: audit_chain
+-- The chain from seq $1 on, with each row's digest recomputed.
+SELECT seq, prev_hash, hash,
+       sb_audit_digest(prev_hash, seq, at, actor, uniqueid, ani, agency, officer, action,
+                       result, detail) AS expected
+FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2;
+
+-- name: audit_head
+SELECT seq, hash FROM audit_head;
+
+-- name: audit_genesis
+SELECT sha256(convert_to('switchboard audit genesis', 'UTF8'));
+
+-- name: audit_outcomes
+-- Audit rows by action and result since $1 (the demo's summary).
+SELECT action, result, count(*) AS n FROM audit_log WHERE at >= $1
+GROUP BY action, result ORDER BY action, result;
