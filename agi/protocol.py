@@ -26,7 +26,9 @@ from dataclasses import dataclass
 MAX_LINE = 8192
 MAX_ENV_KEYS = 128
 USAGE_END = "520 End of proper usage."
-_REPLY_RE = re.compile(r"^(\d{3}) result=(-?\d*)(?: \((.*)\))?(?: (.*))?$")
+# result= is a number for most commands but the keyed digits for GET DATA, which
+# may hold '*' (only '#' ends the input): anything up to the first blank.
+_REPLY_RE = re.compile(r"^(\d{3}) result=(\S*)(?: \((.*)\))?(?: (.*))?$")
 
 
 class AgiError(Exception):
@@ -54,7 +56,7 @@ class Reply:
 
     @property
     def value(self) -> int:
-        return int(self.result) if self.result not in ("", "-") else 0
+        return int(self.result) if re.fullmatch(r"-?\d+", self.result) else 0
 
 
 def parse_reply(line: str) -> Reply:

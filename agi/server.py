@@ -51,6 +51,27 @@ def script_name(env: Mapping[str, str]) -> str:
     return raw.split("?", 1)[0].strip("/").split("/")[0][:64]
 
 
+async def run_call(registration: Registration, channel: Channel, logger: Any) -> bool:
+    """Run one handler on one call (either transport).  False when it failed: the
+    call then gets the registration's fail-closed variables and a log line that
+    names the exception's type only (messages may hold caller input)."""
+    started = time.monotonic()
+    try:
+        await registration.handler(channel)
+        logger.info("agi_call_done", seconds=round(time.monotonic() - started, 3))
+        return True
+    except ChannelHangup:
+        logger.info("agi_caller_hung_up", seconds=round(time.monotonic() - started, 3))
+        return True
+    except Exception as exc:
+        logger.error("agi_handler_failed", error=type(exc).__name__,
+                     fail_closed=dict(registration.on_error))
+        for name, value in registration.on_error.items():
+            with contextlib.suppress(ChannelHangup, AgiError):
+                await channel.set_variable(name, value)
+        return False
+
+
 class FastAgiServer:
     def __init__(self, registry: Mapping[str, Registration],
                  config: ServerConfig | None = None) -> None:
@@ -113,21 +134,10 @@ class FastAgiServer:
             if registration is None:
                 self.log.error("agi_unknown_script", known=sorted(self.registry))
                 return
-            started = time.monotonic()
-            try:
-                await registration.handler(channel)
+            if await run_call(registration, channel, self.log):
                 self.served += 1
-                self.log.info("agi_call_done", seconds=round(time.monotonic() - started, 3))
-            except ChannelHangup:
-                self.served += 1
-                self.log.info("agi_caller_hung_up")
-            except Exception as exc:
+            else:
                 self.failed += 1
-                self.log.error("agi_handler_failed", error=type(exc).__name__,
-                               fail_closed=dict(registration.on_error))
-                for name, value in registration.on_error.items():
-                    with contextlib.suppress(ChannelHangup, AgiError):
-                        await channel.set_variable(name, value)
 
     async def stop(self) -> None:
         """Stop accepting; let calls in progress finish (bounded); cancel the rest."""

@@ -4,6 +4,12 @@
     switchboard ami-listener
     switchboard demo [--speed X] [--rounds N]
     switchboard summary [--since ISO]
+    switchboard agi-server
+    switchboard agency add|suspend|list ...
+    switchboard line add|remove ...
+    switchboard officer add|set-pin|unlock|status ...
+    switchboard case add ...
+    switchboard audit show|verify ...
 """
 
 from __future__ import annotations
@@ -14,10 +20,14 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import asyncpg
+
+from agi.app import make_hasher, run_agi_server
 from ami_listener.demo import run_demo
 from ami_listener.service import run_listener
-from switchboard import __version__, db, log
+from switchboard import __version__, db, log, ops
 from switchboard.pgcluster import ClusterError
 from switchboard.settings import ConfigError, Settings, load
 from switchboard.summary import print_summary
@@ -32,7 +42,11 @@ environment (all optional; defaults suit the local demo):
   SB_AMI_SECRET[_<NODE>] AMI secret, or SB_AMI_SECRET[_<NODE>]_FILE=path
   SB_LOG_FORMAT          auto|json|console (auto: console on a terminal)
   SB_LOG_LEVEL           debug|info|warning|error (default info)
-  see README.md for the listener's tuning variables
+  SB_AGI_LISTEN          FastAGI address (default 127.0.0.1:4573)
+  SB_AGI_ALLOW           client addresses allowed besides loopback (a,b,...)
+  SB_PIN_PEPPER_FILE     file (outside git) holding the PIN pepper, or SB_PIN_PEPPER
+  SB_DEFAULT_REGION      country for national caller IDs (default GB)
+  see README.md for the listener's and the AGI service's tuning variables
 """
 
 
@@ -71,7 +85,68 @@ def _parser() -> argparse.ArgumentParser:
     summ = sub.add_parser("summary", help="print calls per queue since a time")
     summ.add_argument("--since", default=None,
                       help="ISO time (default: the last 24 hours)")
+    _ops_parsers(sub)
     return p
+
+
+def _ops_parsers(sub: Any) -> None:
+    sub.add_parser("agi-server", help="run the FastAGI server (verify, lookup)",
+                   description="Serve AGI(agi://HOST/verify) and AGI(agi://HOST/lookup) on "
+                   "SB_AGI_LISTEN. Needs the PIN pepper. Stops on SIGTERM/SIGINT, letting "
+                   "calls in progress finish.",
+                   epilog=ENV_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    ag = sub.add_parser("agency", help="partner agencies").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    a = ag.add_parser("add", help="add an agency")
+    a.add_argument("code", help="agency code the officers key (2-6 digits)")
+    a.add_argument("name")
+    ag.add_parser("suspend", help="suspend an agency (its officers can no longer be "
+                  "verified)").add_argument("code")
+    ag.add_parser("list", help="list agencies")
+
+    ln = sub.add_parser("line", help="registered lines of agencies").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    a = ln.add_parser("add", help="register a number as an agency's line")
+    a.add_argument("code")
+    a.add_argument("number", help="E.164 (+4420...) or national in SB_DEFAULT_REGION")
+    a.add_argument("--label", default=None)
+    ln.add_parser("remove", help="unregister a number").add_argument("number")
+
+    of = sub.add_parser("officer", help="officers and their PINs").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    a = of.add_parser("add", help="add an officer (then asks for the PIN)")
+    a.add_argument("code")
+    a.add_argument("number", help="officer number (3-10 digits)")
+    a.add_argument("name")
+    a.add_argument("--no-pin", action="store_true", help="set the PIN later")
+    a.add_argument("--pin-stdin", action="store_true",
+                   help="read the PIN as one line from stdin instead of asking")
+    for action, text in (("set-pin", "set or reset a PIN (clears a lock); asks for it"),
+                         ("unlock", "clear the failure counter and the lock"),
+                         ("status", "show failures, lock and whether a PIN is set")):
+        a = of.add_parser(action, help=text)
+        a.add_argument("code")
+        a.add_argument("number")
+        if action == "set-pin":
+            a.add_argument("--pin-stdin", action="store_true",
+                           help="read the PIN as one line from stdin instead of asking")
+
+    cs = sub.add_parser("case", help="case records").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    a = cs.add_parser("add", help="add a case (number with its Luhn check digit)")
+    a.add_argument("number")
+    a.add_argument("--priority", choices=("high", "normal", "low"), default="normal")
+    a.add_argument("--office", default="national desk")
+
+    au = sub.add_parser("audit", help="the hash-chained audit log").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    a = au.add_parser("show", help="recent audit rows, for a call or an officer")
+    g = a.add_mutually_exclusive_group()
+    g.add_argument("--call", metavar="UNIQUEID")
+    g.add_argument("--officer", nargs=2, metavar=("AGENCY", "NUMBER"))
+    a.add_argument("--limit", type=int, default=50)
+    au.add_parser("verify", help="walk the chain; exit 1 at the first broken link")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,10 +168,79 @@ def main(argv: Sequence[str] | None = None) -> int:
             since = (datetime.fromisoformat(args.since) if args.since
                      else datetime.now(UTC) - timedelta(days=1))
             return asyncio.run(print_summary(db.database_url(settings), since))
-    except (ClusterError, db.MigrationError, ConfigError) as exc:
+        if args.command == "agi-server":
+            settings.agi.require_pepper()
+            return asyncio.run(run_agi_server(settings.agi, db.database_url(settings)))
+        if args.command in ("agency", "line", "officer", "case", "audit"):
+            return asyncio.run(_ops(settings, args))
+    except (ClusterError, db.MigrationError, ConfigError, ops.OpsError) as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 1
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"switchboard: database: {type(exc).__name__}: {str(exc)[:300]}",
+              file=sys.stderr)
+        return 1
     return 2
+
+
+async def _ops(settings: Settings, args: argparse.Namespace) -> int:
+    region = settings.agi.default_region
+    conn = await asyncpg.connect(db.database_url(settings), timeout=10)
+    try:
+        cmd, action = args.command, args.action
+        if cmd == "agency" and action == "add":
+            await ops.agency_add(conn, args.code, args.name)
+            print(f"agency {args.code} added")
+        elif cmd == "agency" and action == "suspend":
+            await ops.agency_suspend(conn, args.code)
+            print(f"agency {args.code} suspended")
+        elif cmd == "agency":
+            for r in await conn.fetch(ops.Q["agency_list"]):
+                print(f"{r['code']:>6}  {r['name']}  lines={r['lines']} "
+                      f"officers={r['officers']}{'  SUSPENDED' if r['suspended'] else ''}")
+        elif cmd == "line" and action == "add":
+            number = await ops.line_add(conn, args.code, args.number, region, args.label)
+            print(f"{number} registered to agency {args.code}")
+        elif cmd == "line":
+            print(f"{await ops.line_remove(conn, args.number, region)} unregistered")
+        elif cmd == "officer" and action in ("add", "set-pin"):
+            if action == "add":
+                await ops.officer_add(conn, args.code, args.number, args.name)
+                print(f"officer {args.code}/{args.number} added")
+                if args.no_pin:
+                    return 0
+            pin = ops.read_pin(sys.stdin if args.pin_stdin else None)
+            hasher = make_hasher(settings.agi)
+            await ops.officer_set_pin(conn, hasher, args.code, args.number, pin)
+            print(f"PIN set for officer {args.code}/{args.number}")
+        elif cmd == "officer" and action == "unlock":
+            await ops.officer_unlock(conn, args.code, args.number)
+            print(f"officer {args.code}/{args.number} unlocked")
+        elif cmd == "officer":
+            st = await conn.fetchrow(ops.Q["officer_status"], args.code, args.number)
+            if st is None:
+                raise ops.OpsError(f"no officer {args.code}/{args.number}")
+            print(f"{st['name']}: PIN {'set' if st['has_pin'] else 'NOT SET'}, "
+                  f"failures {st['failed_count']}, locked until {st['locked_until'] or '-'}"
+                  f"{', SUSPENDED' if st['suspended_at'] else ''}")
+        elif cmd == "case":
+            ref = await ops.case_add(conn, args.number, args.priority, args.office)
+            print(f"case added: ref {ref}")
+        elif cmd == "audit" and action == "show":
+            ops.print_audit(await ops.audit_rows(conn, call=args.call,
+                                                 officer=args.officer or (),
+                                                 limit=max(1, min(args.limit, 10000))))
+        elif cmd == "audit":
+            report = await ops.audit_verify(conn)
+            if not report.ok:
+                print(f"audit chain BROKEN at row {report.broken_at}: {report.problem} "
+                      f"({report.rows} rows before it are intact)")
+                return 1
+            print(f"audit chain intact: {report.rows} rows, head {report.head_seq} "
+                  f"{report.head_hash}")
+        return 0
+    finally:
+        await conn.close()
 
 
 def _db(settings: Settings, action: str) -> int:

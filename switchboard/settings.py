@@ -56,6 +56,33 @@ class ListenerSettings:
 
 
 @dataclass(frozen=True)
+class AgiSettings:
+    host: str
+    port: int
+    allow: frozenset[str]
+    db_role: str
+    pool_max: int
+    pepper: bytes | None = field(repr=False)
+    argon2_time_cost: int
+    argon2_memory_kib: int
+    argon2_parallelism: int
+    lockout_failures: int
+    lockout_minutes: int
+    ani_max_failures: int
+    ani_block_minutes: int
+    default_region: str
+    tries: int
+    dtmf_timeout_ms: int
+    shutdown_grace_s: float
+
+    def require_pepper(self) -> bytes:
+        if self.pepper is None:
+            raise ConfigError("no PIN pepper: set SB_PIN_PEPPER_FILE to a file outside git "
+                              "holding at least 32 random characters (or SB_PIN_PEPPER)")
+        return self.pepper
+
+
+@dataclass(frozen=True)
 class Settings:
     state_dir: Path
     database_url: str | None = field(repr=False)
@@ -63,6 +90,7 @@ class Settings:
     log_format: str
     log_level: str
     listener: ListenerSettings
+    agi: AgiSettings
 
 
 def _number(env: Mapping[str, str], name: str, default: _N, lo: _N, hi: _N, *,
@@ -178,6 +206,43 @@ def parse_nodes(env: Mapping[str, str]) -> tuple[AmiNode, ...]:
     return tuple(nodes)
 
 
+def parse_agi(env: Mapping[str, str]) -> AgiSettings:
+    listen = env.get("SB_AGI_LISTEN", "127.0.0.1:4573")
+    host, port_s = _split_address(listen)
+    try:
+        port = int(port_s or "4573")
+    except ValueError as exc:
+        raise ConfigError(f"SB_AGI_LISTEN={listen!r} must be host[:port]") from exc
+    if not host or not 0 <= port < 65536:
+        raise ConfigError(f"SB_AGI_LISTEN={listen!r} must be host[:port]")
+    allow = frozenset(a.strip() for a in env.get("SB_AGI_ALLOW", "").split(",") if a.strip())
+    role = env.get("SB_AGI_DB_ROLE", "sb_agi")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", role):
+        raise ConfigError(f"SB_AGI_DB_ROLE={role!r} must be a plain lower-case role name")
+    pepper_text = _secret(env, "SB_PIN_PEPPER")
+    if pepper_text is not None and len(pepper_text) < 32:
+        raise ConfigError("SB_PIN_PEPPER must be at least 32 characters")
+    region = env.get("SB_DEFAULT_REGION", "GB").upper()
+    if not re.fullmatch(r"[A-Z]{2}", region):
+        raise ConfigError(f"SB_DEFAULT_REGION={region!r} must be a two-letter country code")
+    return AgiSettings(
+        host=host, port=port, allow=allow, db_role=role,
+        pool_max=_int(env, "SB_AGI_POOL_MAX", 10, 1, 500),
+        pepper=pepper_text.encode() if pepper_text is not None else None,
+        argon2_time_cost=_int(env, "SB_ARGON2_TIME_COST", 2, 1, 20),
+        argon2_memory_kib=_int(env, "SB_ARGON2_MEMORY_KIB", 19456, 8192, 1 << 21),
+        argon2_parallelism=_int(env, "SB_ARGON2_PARALLELISM", 1, 1, 16),
+        lockout_failures=_int(env, "SB_LOCKOUT_FAILURES", 5, 1, 100),
+        lockout_minutes=_int(env, "SB_LOCKOUT_MINUTES", 30, 1, 7 * 24 * 60),
+        ani_max_failures=_int(env, "SB_ANI_MAX_FAILURES", 10, 1, 10000),
+        ani_block_minutes=_int(env, "SB_ANI_BLOCK_MINUTES", 60, 1, 7 * 24 * 60),
+        default_region=region,
+        tries=_int(env, "SB_VERIFY_TRIES", 3, 1, 5),
+        dtmf_timeout_ms=_int(env, "SB_DTMF_TIMEOUT_MS", 6000, 1000, 30000),
+        shutdown_grace_s=_float(env, "SB_AGI_SHUTDOWN_GRACE_S", 20.0, 0, 600),
+    )
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     state_dir = Path(env.get("SB_STATE_DIR") or ".local").resolve()
@@ -222,4 +287,5 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         log_format=log_format,
         log_level=log_level,
         listener=listener,
+        agi=parse_agi(env),
     )

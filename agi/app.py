@@ -1,0 +1,89 @@
+"""``switchboard agi-server``: the FastAGI service, wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+
+import asyncpg
+
+from agi.handlers import Flow, registry
+from agi.pins import PinHasher
+from agi.server import FastAgiServer, ServerConfig
+from agi.verification import Policy, PoolDatabase, Verifier, connect_kwargs
+from switchboard import log
+from switchboard.settings import AgiSettings
+from switchboard.sqlfile import queries
+
+
+def make_hasher(s: AgiSettings) -> PinHasher:
+    return PinHasher(s.require_pepper(), time_cost=s.argon2_time_cost,
+                     memory_kib=s.argon2_memory_kib, parallelism=s.argon2_parallelism)
+
+
+def make_flow(s: AgiSettings) -> Flow:
+    return Flow(region=s.default_region, tries=s.tries, dtmf_timeout_ms=s.dtmf_timeout_ms)
+
+
+async def open_pool(s: AgiSettings, database_url: str) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=s.pool_max,
+                                     **connect_kwargs(s.db_role))
+    assert pool is not None
+    role = await pool.fetchval(queries("agi.sql")["whoami"])
+    if role != s.db_role:  # pragma: no cover - the role setting always applies
+        await pool.close()
+        raise RuntimeError(f"database session runs as {role}, not {s.db_role}")
+    return pool
+
+
+class AgiService:
+    """Pool + verifier + server; ``start``/``stop`` for the CLI, the demo and tests."""
+
+    def __init__(self, settings: AgiSettings, database_url: str) -> None:
+        self.settings = settings
+        self.database_url = database_url
+        self.pool: asyncpg.Pool | None = None
+        self.server: FastAgiServer | None = None
+
+    async def start(self) -> int:
+        s = self.settings
+        hasher = make_hasher(s)
+        self.pool = await open_pool(s, self.database_url)
+        verifier = Verifier(PoolDatabase(self.pool), hasher, Policy.from_settings(s),
+                            hash_workers=max(1, os.cpu_count() or 1))
+        self.server = FastAgiServer(
+            registry(verifier, make_flow(s)),
+            ServerConfig(host=s.host, port=s.port, allow=s.allow,
+                         shutdown_grace_s=s.shutdown_grace_s))
+        log.get("agi").info("agi_pin_hashing", parameters=hasher.parameters)
+        return await self.server.start()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+        if self.pool is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.pool.close(), 5)
+
+
+async def run_agi_server(settings: AgiSettings, database_url: str, *,
+                         stop: asyncio.Event | None = None) -> int:
+    """Serve until SIGTERM/SIGINT (or ``stop``): then stop accepting, let calls in
+    progress finish (SB_AGI_SHUTDOWN_GRACE_S), and exit 0."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    service = AgiService(settings, database_url)
+    try:
+        await service.start()
+        await stop.wait()
+    finally:
+        await service.stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
+    return 0

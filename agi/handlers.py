@@ -1,0 +1,176 @@
+"""The call handlers: ``verify`` and ``lookup``.  They see only the ``Channel``
+interface, so FastAGI and the pyst2 process-AGI fallback run the same code.
+
+What the dialplan gets (channel variables):
+
+    SB_VERIFIED       full | line-only | failed | locked | error   (always set)
+    SB_AGENCY         agency code       (full / line-only only)
+    SB_OFFICER        officer number    (full / line-only only)
+    SB_LOOKUP         found | not-found | invalid | error          (always set)
+    SB_CASE_REF       the case's opaque reference (found only)
+    SB_CASE_PRIORITY  high | normal | low (normal unless found)
+
+``line-only``: the credentials were right but the caller ID is not a registered
+line of that agency; the agent calls back before disclosing anything.
+``locked`` also covers a calling number blocked by the per-number throttle.
+``invalid`` (lookup): no valid case number in the tries allowed (check digit
+wrong, not digits, timeout), or the call was never verified.
+
+Nothing here logs a PIN, a case number or anything about a case.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import asyncpg
+
+from agi.channel import Channel, ChannelHangup
+from agi.server import Registration
+from agi.validate import WITHHELD, case_number_ok, digits, normalise_ani
+from agi.verification import VERIFIED, Verifier
+from switchboard import log
+
+DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+             TimeoutError)
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """Sound files played (Asterisk core sounds by default; a site can record its
+    own and name them here).  The IVR never says anything about a case."""
+
+    agency: str = "agent-user"
+    officer: str = "dir-pls-enter"
+    pin: str = "agent-pass"
+    wrong: str = "auth-incorrect"
+    verified: str = "auth-thankyou"
+    locked: str = "vm-goodbye"
+    case_number: str = "vm-enter-num-to-call"
+    case_invalid: str = "pbx-invalid"
+
+
+@dataclass(frozen=True)
+class Flow:
+    region: str = "GB"
+    tries: int = 3
+    dtmf_timeout_ms: int = 6000
+    pin_timeout_ms: int = 8000
+    prompts: Prompts = Prompts()
+
+
+def caller_ani(channel: Channel, region: str) -> str:
+    """The caller ID as E.164, or 'withheld' for none or an unusable one."""
+    return normalise_ani(channel.env.get("agi_callerid"), region) or WITHHELD
+
+
+async def _set(channel: Channel, **values: str) -> None:
+    for name, value in values.items():
+        await channel.set_variable(name, value)
+
+
+async def verify(channel: Channel, verifier: Verifier, flow: Flow) -> None:
+    logger = log.get("agi.verify")
+    ani = caller_ani(channel, flow.region)
+    p = flow.prompts
+    try:
+        for attempt in range(1, flow.tries + 1):
+            agency = digits(await channel.get_data(p.agency, flow.dtmf_timeout_ms, 6), 2, 6)
+            officer = (digits(await channel.get_data(p.officer, flow.dtmf_timeout_ms, 10),
+                              3, 10) if agency else None)
+            pin = (digits(await channel.get_data(p.pin, flow.pin_timeout_ms, 12), 6, 12)
+                   if officer else None)
+            if agency is None or officer is None or pin is None:
+                logger.info("verify_input_rejected", attempt=attempt, ani=ani,
+                            step="agency" if agency is None else
+                            "officer" if officer is None else "pin")
+                await channel.stream_file(p.wrong)
+                continue
+            try:
+                outcome = await verifier.verify(channel.uniqueid, ani, agency, officer, pin)
+            finally:
+                del pin
+            logger.info("verify_attempt", attempt=attempt, ani=ani, agency=agency,
+                        officer=officer, outcome=outcome)
+            if outcome in VERIFIED:
+                await _set(channel, SB_AGENCY=agency, SB_OFFICER=officer,
+                           SB_VERIFIED=outcome)
+                await channel.stream_file(p.verified)
+                return
+            if outcome == "locked":
+                await _set(channel, SB_VERIFIED="locked")
+                await channel.stream_file(p.locked)
+                return
+            await channel.stream_file(p.wrong)
+        await _set(channel, SB_VERIFIED="failed")
+    except ChannelHangup:
+        logger.info("verify_caller_hung_up", ani=ani)
+        with contextlib.suppress(*DB_ERRORS):
+            await verifier.audit(channel.uniqueid, ani, "verify", "hangup")
+        raise
+    except DB_ERRORS as exc:
+        logger.error("verify_database_unavailable", error=type(exc).__name__,
+                     fail_closed="error")
+        await _set(channel, SB_VERIFIED="error")
+
+
+async def lookup(channel: Channel, verifier: Verifier, flow: Flow) -> None:
+    logger = log.get("agi.lookup")
+    ani = caller_ani(channel, flow.region)
+    p = flow.prompts
+    try:
+        verified = await channel.get_variable("SB_VERIFIED")
+        if verified not in VERIFIED:
+            logger.warning("lookup_refused_not_verified", verified=(verified or "")[:20])
+            await verifier.audit(channel.uniqueid, ani, "lookup", "not-verified")
+            await _set(channel, SB_LOOKUP="invalid", SB_CASE_PRIORITY="normal")
+            return
+        for attempt in range(1, flow.tries + 1):
+            number = digits(await channel.get_data(p.case_number, flow.dtmf_timeout_ms, 12),
+                            6, 12)
+            if number is None or not case_number_ok(number):
+                logger.info("lookup_input_rejected", attempt=attempt)  # never the digits
+                await channel.stream_file(p.case_invalid)
+                continue
+            result = await verifier.lookup(channel.uniqueid, ani, number)
+            del number
+            logger.info("lookup_done", attempt=attempt, outcome=result.outcome,
+                        case_ref=result.case_ref)
+            if result.outcome == "found" and result.case_ref and result.priority:
+                await _set(channel, SB_CASE_REF=result.case_ref,
+                           SB_CASE_PRIORITY=result.priority, SB_LOOKUP="found")
+            elif result.outcome == "not-found":
+                await _set(channel, SB_CASE_PRIORITY="normal", SB_LOOKUP="not-found")
+            else:  # refused: this call has no verification on record
+                logger.warning("lookup_refused_by_database", outcome=result.outcome)
+                await _set(channel, SB_CASE_PRIORITY="normal", SB_LOOKUP="invalid")
+            return
+        await _set(channel, SB_CASE_PRIORITY="normal", SB_LOOKUP="invalid")
+    except ChannelHangup:
+        logger.info("lookup_caller_hung_up")
+        with contextlib.suppress(*DB_ERRORS):
+            await verifier.audit(channel.uniqueid, ani, "lookup", "hangup")
+        raise
+    except DB_ERRORS as exc:
+        logger.error("lookup_database_unavailable", error=type(exc).__name__,
+                     fail_closed="error")
+        await _set(channel, SB_LOOKUP="error", SB_CASE_PRIORITY="normal")
+
+
+def registry(verifier: Verifier, flow: Flow) -> dict[str, Registration]:
+    """Handlers by script name (``agi://host/verify``), each with what the dialplan
+    gets when it fails unexpectedly (fail closed)."""
+    async def run_verify(channel: Channel) -> None:
+        await verify(channel, verifier, flow)
+
+    async def run_lookup(channel: Channel) -> None:
+        await lookup(channel, verifier, flow)
+
+    return {
+        "verify": Registration(run_verify, on_error={"SB_VERIFIED": "error"}),
+        "lookup": Registration(run_lookup, on_error={"SB_LOOKUP": "error",
+                                                     "SB_CASE_PRIORITY": "normal"}),
+    }
+
+

@@ -1,0 +1,216 @@
+"""Ops commands on the reference data and the audit log.
+
+They run as the database owner (not the AGI role).  PINs are read from a prompt
+(getpass, twice) or, for automation, one line on stdin with ``--pin-stdin``;
+never from argv, which other users can see in the process list.  Every change
+appends an audit row with the operator's login as actor.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import pwd
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import asyncpg
+
+from agi.pins import PinHasher, PinPolicyError, check_new_pin
+from agi.validate import case_number_ok, normalise_ani
+from switchboard.sqlfile import queries
+
+Q = queries("ops.sql")
+CHAIN_BATCH = 5000
+
+
+class OpsError(Exception):
+    """A request ops can fix (unknown agency, bad number...): printed, exit 1."""
+
+
+def actor() -> str:
+    try:
+        name = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        name = str(os.getuid())
+    return f"ops:{os.environ.get('SUDO_USER') or name}"[:100]
+
+
+async def _audit(conn: Any, agency: str | None, officer: str | None, action: str, *,
+                 result: str = "ok", detail: str | None = None) -> None:
+    await conn.fetchval(Q["audit_append"], actor(), agency, officer, action, result, detail)
+
+
+async def agency_add(conn: Any, code: str, name: str) -> None:
+    async with conn.transaction():
+        try:
+            await conn.fetchval(Q["agency_add"], code, name)
+        except asyncpg.UniqueViolationError as exc:
+            raise OpsError(f"agency {code} exists already") from exc
+        except asyncpg.CheckViolationError as exc:
+            raise OpsError("an agency code is 2-6 digits; a name 1-200 characters") from exc
+        await _audit(conn, code, None, "ops-agency-add")
+
+
+async def agency_suspend(conn: Any, code: str) -> None:
+    async with conn.transaction():
+        if await conn.fetchval(Q["agency_suspend"], code) is None:
+            raise OpsError(f"no agency {code}")
+        await _audit(conn, code, None, "ops-agency-suspend")
+
+
+def e164(number: str, region: str) -> str:
+    value = normalise_ani(number, region)
+    if value is None:
+        raise OpsError(f"{number!r} is not a telephone number (give it as +<country><number>)")
+    return value
+
+
+async def line_add(conn: Any, code: str, number: str, region: str,
+                   label: str | None = None) -> str:
+    value = e164(number, region)
+    async with conn.transaction():
+        try:
+            if await conn.fetchval(Q["line_add"], code, value, label) is None:
+                raise OpsError(f"no agency {code}")
+        except asyncpg.UniqueViolationError as exc:
+            raise OpsError(f"{value} is registered already") from exc
+        await _audit(conn, code, None, "ops-line-add", detail=value)
+    return value
+
+
+async def line_remove(conn: Any, number: str, region: str) -> str:
+    value = e164(number, region)
+    async with conn.transaction():
+        if await conn.fetchval(Q["line_remove"], value) is None:
+            raise OpsError(f"{value} is not a registered line")
+        await _audit(conn, None, None, "ops-line-remove", detail=value)
+    return value
+
+
+async def officer_add(conn: Any, code: str, number: str, name: str) -> None:
+    async with conn.transaction():
+        try:
+            if await conn.fetchval(Q["officer_add"], code, number, name) is None:
+                raise OpsError(f"no agency {code}")
+        except asyncpg.UniqueViolationError as exc:
+            raise OpsError(f"officer {code}/{number} exists already") from exc
+        except asyncpg.CheckViolationError as exc:
+            raise OpsError("an officer number is 3-10 digits; a name 1-200 characters") from exc
+        await _audit(conn, code, number, "ops-officer-add")
+
+
+async def officer_set_pin(conn: Any, hasher: PinHasher, code: str, number: str,
+                          pin: str) -> None:
+    try:
+        pin_hash = hasher.hash(pin)
+    except PinPolicyError as exc:
+        raise OpsError(str(exc)) from exc
+    async with conn.transaction():
+        if await conn.fetchval(Q["officer_set_pin"], code, number, pin_hash) is None:
+            raise OpsError(f"no officer {code}/{number}")
+        await _audit(conn, code, number, "ops-pin-set")
+
+
+async def officer_unlock(conn: Any, code: str, number: str) -> None:
+    async with conn.transaction():
+        if await conn.fetchval(Q["officer_unlock"], code, number) is None:
+            raise OpsError(f"no officer {code}/{number}")
+        await _audit(conn, code, number, "ops-unlock")
+
+
+async def case_add(conn: Any, number: str, priority: str, office: str) -> str:
+    if not (number.isascii() and number.isdigit() and 6 <= len(number) <= 12
+            and case_number_ok(number)):
+        raise OpsError("a case number is 6-12 digits ending in its Luhn check digit")
+    async with conn.transaction():
+        ref: str = await conn.fetchval(Q["case_add"], number, priority, office)
+        await _audit(conn, None, None, "ops-case-add", detail=ref)  # the ref, not the number
+    return ref
+
+
+def read_pin(stream: TextIO | None = None) -> str:
+    """From stdin (``--pin-stdin``: one line) or asked twice without echo."""
+    if stream is not None:
+        pin = stream.readline().strip()
+    else:
+        pin = getpass.getpass("new PIN (6-12 digits): ")
+        if getpass.getpass("the same PIN again: ") != pin:
+            raise OpsError("the two PINs differ")
+    try:
+        check_new_pin(pin)
+    except PinPolicyError as exc:
+        raise OpsError(str(exc)) from exc
+    return pin
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    rows: int
+    head_seq: int
+    head_hash: str
+    broken_at: int | None
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_at is None
+
+
+async def audit_verify(conn: Any) -> ChainReport:
+    """Walk the chain from the genesis hash: every row's prev_hash must be the hash
+    before it, every hash must match the row's recomputed digest, seq must have
+    no gap, and the last row must be audit_head's.  Reports the first break."""
+    prev: bytes = await conn.fetchval(Q["audit_genesis"])
+    head = await conn.fetchrow(Q["audit_head"])
+    last, rows = 0, 0
+    while True:
+        batch = await conn.fetch(Q["audit_chain"], last, CHAIN_BATCH)
+        for r in batch:
+            seq = r["seq"]
+            problem = None
+            if seq != last + 1:
+                problem = f"rows {last + 1}..{seq - 1} are missing"
+                seq = last + 1
+            elif bytes(r["prev_hash"]) != prev:
+                problem = "its link to the row before does not match (a row was removed " \
+                          "or replaced)"
+            elif bytes(r["hash"]) != bytes(r["expected"]):
+                problem = "its content does not match its hash (the row was edited)"
+            if problem:
+                return ChainReport(rows, head["seq"], bytes(head["hash"]).hex(), seq, problem)
+            prev, last = bytes(r["hash"]), r["seq"]
+            rows += 1
+        if len(batch) < CHAIN_BATCH:
+            break
+    if last != head["seq"] or prev != bytes(head["hash"]):
+        return ChainReport(rows, head["seq"], bytes(head["hash"]).hex(), last + 1,
+                           f"the chain ends at row {last} but the head says row "
+                           f"{head['seq']} (rows were removed from the end)")
+    return ChainReport(rows, head["seq"], prev.hex(), None, None)
+
+
+async def audit_rows(conn: Any, *, call: str | None = None, officer: Sequence[str] = (),
+                     limit: int = 50) -> list[Any]:
+    if call:
+        rows: list[Any] = await conn.fetch(Q["audit_by_call"], call, limit)
+    elif officer:
+        rows = await conn.fetch(Q["audit_by_officer"], officer[0], officer[1], limit)
+    else:
+        rows = await conn.fetch(Q["audit_recent"], limit)
+    return rows
+
+
+def print_audit(rows: Sequence[Any], out: TextIO = sys.stdout) -> None:
+    cols = ("seq", "at", "actor", "uniqueid", "ani", "agency", "officer", "action", "result",
+            "detail")
+    table = [[("" if r[c] is None else
+               r[c].isoformat(timespec="seconds") if c == "at" else str(r[c])) for c in cols]
+             for r in reversed(rows)]
+    widths = [max([len(c), *(len(row[i]) for row in table)]) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip(), file=out)
+    for row in table:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip(),
+              file=out)

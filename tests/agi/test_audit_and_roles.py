@@ -1,0 +1,220 @@
+"""The audit chain, the AGI role's privileges, the logs, and failures (database
+down, a handler that raises)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from agi.fakecall import HANGUP
+from switchboard import ops
+from switchboard.pgcluster import LocalCluster
+from tests.agi.conftest import (
+    AGENCY,
+    CASE_FOUND,
+    CASE_MISSING,
+    OFFICER,
+    PIN,
+    Agi,
+    RunAgi,
+    uniqueid,
+)
+
+RIGHT = [AGENCY, OFFICER, PIN]
+
+
+async def traffic(agi: Agi) -> None:
+    """A bit of everything: full, wrong PIN, lookup found / not found, hangup."""
+    uid = uniqueid()
+    await agi.call("verify", RIGHT, uid=uid)
+    await agi.call("lookup", [CASE_FOUND], uid=uid, variables={"SB_VERIFIED": "full"})
+    uid = uniqueid()
+    await agi.call("verify", [AGENCY, OFFICER, "111999", *RIGHT], uid=uid)
+    await agi.call("lookup", [CASE_MISSING], uid=uid, variables={"SB_VERIFIED": "full"})
+    await agi.call("verify", [AGENCY, HANGUP])
+
+
+async def chain(db_url: str) -> ops.ChainReport:
+    conn = await asyncpg.connect(db_url)
+    try:
+        return await ops.audit_verify(conn)
+    finally:
+        await conn.close()
+
+
+async def tamper(cluster: LocalCluster, db_url: str, sql: str) -> None:
+    """As a superuser who bypasses the append-only triggers."""
+    conn = await asyncpg.connect(cluster.superuser_url().rsplit("/", 1)[0] + "/"
+                                 + db_url.rsplit("/", 1)[1])
+    try:
+        await conn.execute("SET session_replication_role = replica")
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+TAMPERING = [
+    ("edit a result", "UPDATE audit_log SET result = 'full' WHERE result = 'wrong-pin'",
+     "content does not match"),
+    ("delete a row", "DELETE FROM audit_log WHERE result = 'wrong-pin'", "are missing"),
+    ("delete the last row", "DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM "
+     "audit_log)", "removed from the end"),
+    ("replace a row with its hash recomputed",
+     "UPDATE audit_log SET result = 'full', hash = sb_audit_digest(prev_hash, seq, at, actor,"
+     " uniqueid, ani, agency, officer, action, 'full', detail) WHERE result = 'wrong-pin'",
+     "link to the row before"),
+]
+
+
+@pytest.mark.parametrize(("sql", "problem"), [t[1:] for t in TAMPERING],
+                         ids=[t[0] for t in TAMPERING])
+def test_audit_verify_reports_the_first_broken_link(run_agi: RunAgi, pg_cluster: LocalCluster,
+                                                    db_url: str, sql: str,
+                                                    problem: str) -> None:
+    async def scenario(agi: Agi) -> Any:
+        await traffic(agi)
+        before = await chain(db_url)
+        seq = (await agi.fetch("SELECT seq FROM audit_log WHERE result = 'wrong-pin'"))[0][0]
+        await tamper(pg_cluster, db_url, sql)
+        return before, await chain(db_url), seq
+    before, after, seq = run_agi(scenario)
+    assert before.ok and before.rows >= 13
+    assert not after.ok and problem in (after.problem or "")
+    if "end" not in problem:
+        # an edit shows at the row itself (or, with its hash recomputed, at the next)
+        assert after.broken_at in (seq, seq + 1)
+
+
+def test_audit_rows_cannot_be_changed_even_by_the_owner(run_agi: RunAgi, db_url: str) -> None:
+    async def scenario(agi: Agi) -> Any:
+        await traffic(agi)
+        conn = await asyncpg.connect(db_url)
+        errors = []
+        try:
+            for sql in ("UPDATE audit_log SET result = 'x'", "DELETE FROM audit_log",
+                        "TRUNCATE audit_log"):
+                try:
+                    await conn.execute(sql)
+                except asyncpg.RaiseError as exc:
+                    errors.append(str(exc))
+        finally:
+            await conn.close()
+        return errors
+    errors = run_agi(scenario)
+    assert len(errors) == 3 and all("append-only" in e for e in errors)
+
+
+AGI_ROLE_REFUSED = [
+    "SELECT pin_hash FROM officer",
+    "SELECT * FROM audit_log",
+    "UPDATE audit_log SET result = 'x'",
+    "DELETE FROM audit_log",
+    "INSERT INTO audit_log (seq, at, actor, action, result, prev_hash, hash) "
+    "VALUES (999, now(), 'x', 'x', 'x', '', '')",
+    "SELECT sb_audit_append('agi', 'u', 'a', '1', '1', 'verify', 'full')",
+    "UPDATE officer SET locked_until = NULL",
+    "SELECT * FROM case_record",
+    "UPDATE audit_head SET seq = 0",
+]
+
+
+def test_the_agi_role_may_only_execute_its_functions(run_agi: RunAgi, db_url: str) -> None:
+    async def scenario(agi: Agi) -> Any:
+        conn = await asyncpg.connect(db_url, server_settings={"role": "sb_agi"})
+        refused = []
+        try:
+            assert await conn.fetchval("SELECT current_user") == "sb_agi"
+            for sql in AGI_ROLE_REFUSED:
+                try:
+                    await conn.execute(sql)
+                except asyncpg.InsufficientPrivilegeError:
+                    refused.append(sql)
+            allowed = await conn.fetchval("SELECT sb_agi_audit('u1', '+1', 'verify', 'x')")
+            with pytest.raises(asyncpg.RaiseError):
+                await conn.fetchval("SELECT sb_agi_audit('u1', '+1', 'ops-unlock', 'x')")
+        finally:
+            await conn.close()
+        return refused, allowed
+    refused, allowed = run_agi(scenario)
+    assert refused == AGI_ROLE_REFUSED
+    assert allowed > 0
+
+
+def test_no_pin_hash_or_case_number_in_the_logs(
+        run_agi: RunAgi, json_log_lines: Callable[[], list[dict[str, Any]]]) -> None:
+    run_agi(traffic)
+    lines = json_log_lines()
+    text = repr(lines)
+    events = {x["event"] for x in lines}
+    assert {"verify_attempt", "lookup_done", "agi_call_done"} <= events
+    assert PIN not in text and "111999" not in text and "$argon2" not in text
+    assert CASE_FOUND not in text and CASE_MISSING not in text
+    call_lines = [x for x in lines if x.get("script")]
+    assert call_lines and all(x["uniqueid"].startswith("pbx-t-") for x in call_lines)
+
+
+def test_database_down_fails_closed_with_a_clear_log(
+        run_agi: RunAgi, pg_cluster: LocalCluster, db_url: str,
+        json_log_lines: Callable[[], list[dict[str, Any]]]) -> None:
+    name = db_url.rsplit("/", 1)[1]
+
+    async def scenario(agi: Agi) -> Any:
+        conn = await asyncpg.connect(pg_cluster.superuser_url())
+        try:  # the database refuses connections and drops the pool's
+            await conn.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+            await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE datname = $1", name)
+            verify = await agi.call("verify", RIGHT)
+            lookup = await agi.call("lookup", [CASE_FOUND], variables={"SB_VERIFIED": "full"})
+            await conn.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+            again = await agi.call("verify", RIGHT)  # and it recovers by itself
+        finally:
+            await conn.close()
+        return verify, lookup, again
+    verify, lookup, again = run_agi(scenario)
+    assert verify.variables == {"SB_VERIFIED": "error"}
+    assert lookup.variables == {"SB_LOOKUP": "error", "SB_CASE_PRIORITY": "normal"}
+    assert again.variables["SB_VERIFIED"] == "full"
+    lines = json_log_lines()
+    events = [x for x in lines if x["event"].endswith("database_unavailable")]
+    assert {x["event"] for x in events} == {"verify_database_unavailable",
+                                            "lookup_database_unavailable"}
+    assert all(x["level"] == "error" and x["fail_closed"] == "error" for x in events)
+
+
+def test_a_handler_that_raises_fails_closed_and_the_server_goes_on(run_agi: RunAgi) -> None:
+    async def scenario(agi: Agi) -> Any:
+        server = agi.service.server
+        assert server is not None
+        original = server.registry["verify"]
+
+        async def boom(channel: Any) -> None:
+            raise RuntimeError(f"PIN {PIN} went wrong")
+        server.registry["verify"] = type(original)(boom, original.on_error)
+        broken = await agi.call("verify", RIGHT)
+        server.registry["verify"] = original
+        fine = await agi.call("verify", RIGHT)
+        return broken, fine, server.failed
+    broken, fine, failed = run_agi(scenario)
+    assert broken.variables == {"SB_VERIFIED": "error"}
+    assert fine.variables["SB_VERIFIED"] == "full" and failed == 1
+
+
+def test_two_hundred_concurrent_verified_lookups(run_agi: RunAgi) -> None:
+    async def one(agi: Agi) -> tuple[str, str]:
+        uid = uniqueid()
+        v = await agi.call("verify", RIGHT, uid=uid)
+        lk = await agi.call("lookup", [CASE_FOUND], uid=uid, variables=v.variables)
+        return v.variables["SB_VERIFIED"], lk.variables["SB_LOOKUP"]
+
+    async def scenario(agi: Agi) -> Any:
+        results = await asyncio.gather(*(one(agi) for _ in range(200)))
+        report = await chain(agi.db_url)
+        return results, report
+    results, report = run_agi(scenario)
+    assert set(results) == {("full", "found")} and len(results) == 200
+    assert report.ok and report.rows == 7 + 400  # seed + one verify and one lookup each

@@ -1,0 +1,89 @@
+"""The ops commands through the real ``switchboard`` CLI (subprocess), against
+real PostgreSQL: PINs from a prompt or stdin (never argv), unlock, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+
+from agi.validate import with_check_digit
+from tests.agi.conftest import PEPPER
+
+CLI = Path(sys.executable).parent / "switchboard"
+
+
+def sb(db_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ.get("PATH", ""), "SB_DATABASE_URL": db_url,
+           "SB_PIN_PEPPER": PEPPER, "SB_ARGON2_TIME_COST": "1",
+           "SB_ARGON2_MEMORY_KIB": "8192", "SB_LOG_FORMAT": "json", "HOME": "/tmp"}
+    return subprocess.run([str(CLI), *args], input=stdin, capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+
+
+def fetch(db_url: str, sql: str) -> list[asyncpg.Record]:
+    async def run() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(db_url)
+        try:
+            return list(await conn.fetch(sql))
+        finally:
+            await conn.close()
+    return asyncio.run(run())
+
+
+def test_ops_commands_end_to_end(db_url: str) -> None:
+    assert sb(db_url, "agency", "add", "42", "Demo Constabulary (FAKE)").returncode == 0
+    r = sb(db_url, "line", "add", "42", "020 7946 0100", "--label", "desk")
+    assert r.returncode == 0 and "+442079460100 registered" in r.stdout
+    r = sb(db_url, "officer", "add", "42", "1001", "Officer (FAKE)", "--pin-stdin",
+           stdin="739184\n")
+    assert r.returncode == 0 and "PIN set" in r.stdout
+    assert "739184" not in r.stdout + r.stderr
+    stored = fetch(db_url, "SELECT pin_hash FROM officer")[0]["pin_hash"]
+    assert stored.startswith("$argon2id$v=19$m=8192,t=1,p=1$") and "739184" not in stored
+
+    weak = sb(db_url, "officer", "set-pin", "42", "1001", "--pin-stdin", stdin="123456\n")
+    assert weak.returncode == 1 and "run like 123456" in weak.stderr
+    short = sb(db_url, "officer", "set-pin", "42", "1001", "--pin-stdin", stdin="9731\n")
+    assert short.returncode == 1 and "6 to 12 digits" in short.stderr
+
+    fetch(db_url, "UPDATE officer SET failed_count = 5, locked_until = now() + "
+                  "interval '30 minutes'")
+    assert "failures 5" in sb(db_url, "officer", "status", "42", "1001").stdout
+    assert sb(db_url, "officer", "unlock", "42", "1001").returncode == 0
+    assert "failures 0, locked until -" in sb(db_url, "officer", "status", "42",
+                                               "1001").stdout
+
+    case = with_check_digit("2026001")
+    assert sb(db_url, "case", "add", case, "--priority", "high").returncode == 0
+    bad = sb(db_url, "case", "add", case[:-1] + str((int(case[-1]) + 1) % 10))
+    assert bad.returncode == 1 and "Luhn" in bad.stderr
+
+    assert sb(db_url, "agency", "suspend", "42").returncode == 0
+    assert "SUSPENDED" in sb(db_url, "agency", "list").stdout
+    assert sb(db_url, "line", "remove", "+442079460100").returncode == 0
+
+    shown = sb(db_url, "audit", "show", "--officer", "42", "1001").stdout
+    for action in ("ops-officer-add", "ops-pin-set", "ops-unlock"):
+        assert action in shown
+    ok = sb(db_url, "audit", "verify")
+    assert ok.returncode == 0 and "audit chain intact: 8 rows" in ok.stdout
+
+
+def test_ops_errors_are_clear(db_url: str) -> None:
+    r = sb(db_url, "line", "add", "99", "+442079460100")
+    assert r.returncode == 1 and "no agency 99" in r.stderr
+    r = sb(db_url, "line", "add", "99", "'; DROP TABLE agency; --")
+    assert r.returncode == 1 and "not a telephone number" in r.stderr
+    r = sb(db_url, "agency", "add", "4x", "Bad")
+    assert r.returncode == 1 and "2-6 digits" in r.stderr
+    r = sb(db_url, "officer", "unlock", "42", "1")
+    assert r.returncode == 1 and "no officer 42/1" in r.stderr
+    r = sb(db_url, "officer", "set-pin", "--help")
+    assert r.returncode == 0 and "--pin-stdin" in r.stdout
+    assert "pin" not in sb(db_url, "officer", "add", "--help").stdout.split("positional")[1] \
+        .split("options")[0].lower()  # the PIN is never an argument
