@@ -84,9 +84,14 @@ def build_command(*words: str) -> bytes:
     return (" ".join([words[0], *(quote(w) for w in words[1:])]) + "\n").encode()
 
 
-async def read_line(reader: asyncio.StreamReader, wait_s: float) -> str:
+async def read_line(reader: asyncio.StreamReader, wait_s: float | None) -> str:
+    """One line; ``wait_s`` None: the caller holds a deadline of its own."""
     try:
-        raw = await asyncio.wait_for(reader.readuntil(b"\n"), wait_s)
+        if wait_s is None:
+            raw = await reader.readuntil(b"\n")
+        else:
+            async with asyncio.timeout(wait_s):  # no extra task, unlike wait_for
+                raw = await reader.readuntil(b"\n")
     except asyncio.IncompleteReadError as exc:
         raise AgiHangup("connection closed by Asterisk") from exc
     except asyncio.LimitOverrunError as exc:
@@ -98,16 +103,20 @@ async def read_line(reader: asyncio.StreamReader, wait_s: float) -> str:
 
 async def read_environment(reader: asyncio.StreamReader, wait_s: float = 5.0
                            ) -> dict[str, str]:
-    """The ``agi_*`` block up to its blank line."""
+    """The ``agi_*`` block up to its blank line, all of it within ``wait_s``."""
     env: dict[str, str] = {}
-    while True:
-        line = await read_line(reader, wait_s)
-        if line == "":
-            return env
-        key, sep, value = line.partition(": ")
-        if not sep or not key.startswith("agi_") or len(env) >= MAX_ENV_KEYS:
-            raise AgiProtocolError(f"bad environment line {line[:80]!r}")
-        env[key] = value
+    try:
+        async with asyncio.timeout(wait_s):
+            while True:
+                line = await read_line(reader, None)
+                if line == "":
+                    return env
+                key, sep, value = line.partition(": ")
+                if not sep or not key.startswith("agi_") or len(env) >= MAX_ENV_KEYS:
+                    raise AgiProtocolError(f"bad environment line {line[:80]!r}")
+                env[key] = value
+    except TimeoutError as exc:
+        raise AgiProtocolError(f"environment not complete within {wait_s}s") from exc
 
 
 class AgiSession:

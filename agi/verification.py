@@ -29,6 +29,7 @@ VERIFIED = ("full", "line-only")
 
 class Database(Protocol):
     def transaction(self) -> contextlib.AbstractAsyncContextManager[Any]: ...
+    def connection(self) -> contextlib.AbstractAsyncContextManager[Any]: ...
 
 
 class PoolDatabase:
@@ -42,6 +43,11 @@ class PoolDatabase:
         async with self.pool.acquire(timeout=5) as conn, conn.transaction():
             yield conn
 
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        async with self.pool.acquire(timeout=5) as conn:
+            yield conn
+
 
 class ConnectionDatabase:
     """Process AGI: one connection for the one call."""
@@ -53,6 +59,10 @@ class ConnectionDatabase:
     async def transaction(self) -> AsyncIterator[Any]:
         async with self.conn.transaction():
             yield self.conn
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        yield self.conn
 
 
 def connect_kwargs(role: str) -> dict[str, Any]:
@@ -111,10 +121,11 @@ class Verifier:
         return outcome
 
     async def lookup(self, uniqueid: str, ani: str, case_number: str) -> LookupResult:
-        async with self.db.transaction() as conn:
+        # one statement (one function call): atomic without BEGIN/COMMIT round trips
+        async with self.db.connection() as conn:
             row = await conn.fetchrow(Q["lookup"], uniqueid, ani, case_number)
         return LookupResult(row["outcome"], row["case_ref"], row["priority"])
 
     async def audit(self, uniqueid: str, ani: str, action: str, result: str) -> None:
-        async with self.db.transaction() as conn:
+        async with self.db.connection() as conn:
             await conn.fetchval(Q["audit"], uniqueid, ani, action, result)

@@ -1,4 +1,5 @@
-"""``switchboard demo``: the real listener against recorded Asterisk traffic.
+"""``switchboard demo``: the real listener against recorded Asterisk traffic, and
+the real FastAGI service against scripted callers (agi/demo.py).
 
 A loopback AMI server replays the captures of real Asterisk 22.10.1 calls
 (answered, abandoned, ring-no-answer, queue timeout, member actions, a 50-call
@@ -12,6 +13,7 @@ import asyncio
 import dataclasses
 from datetime import UTC, datetime
 
+from agi.demo import print_agi_summary, run_agi_traffic
 from ami_listener.replay import Capture, Refresher, ReplayServer, Segment, ServerOptions
 from ami_listener.service import Listener
 from switchboard import db, log
@@ -59,11 +61,15 @@ async def run_demo(settings: Settings, *, speed: float, rounds: int) -> int:
     runner = Listener(listener, url)
     await runner.start()
     try:
+        agi = asyncio.ensure_future(run_agi_traffic(settings, url, rounds=max(1, rounds)))
         await server.finished.wait()
         async with asyncio.timeout(60):
             await runner.wait_idle()
+        got = await agi
     finally:
         await runner.stop()
         await server.close()
     print()
-    return await print_summary(url, started, written_since=True)
+    await print_summary(url, started, written_since=True)
+    await print_agi_summary(url, started, got)
+    return 0

@@ -27,7 +27,7 @@ import asyncpg
 from agi.app import make_hasher, run_agi_server
 from ami_listener.demo import run_demo
 from ami_listener.service import run_listener
-from switchboard import __version__, db, log, ops
+from switchboard import __version__, db, log, loop, ops
 from switchboard.pgcluster import ClusterError
 from switchboard.settings import ConfigError, Settings, load
 from switchboard.summary import print_summary
@@ -170,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(print_summary(db.database_url(settings), since))
         if args.command == "agi-server":
             settings.agi.require_pepper()
-            return asyncio.run(run_agi_server(settings.agi, db.database_url(settings)))
+            return loop.run(run_agi_server(settings.agi, db.database_url(settings)),
+                            settings.agi.event_loop)
         if args.command in ("agency", "line", "officer", "case", "audit"):
             return asyncio.run(_ops(settings, args))
     except (ClusterError, db.MigrationError, ConfigError, ops.OpsError) as exc:
@@ -233,11 +234,11 @@ async def _ops(settings: Settings, args: argparse.Namespace) -> int:
         elif cmd == "audit":
             report = await ops.audit_verify(conn)
             if not report.ok:
-                print(f"audit chain BROKEN at row {report.broken_at}: {report.problem} "
-                      f"({report.rows} rows before it are intact)")
+                print(f"audit chain BROKEN: chain {report.broken_chain}, row "
+                      f"{report.broken_at}: {report.problem} ({report.rows} rows checked "
+                      f"before it are intact)")
                 return 1
-            print(f"audit chain intact: {report.rows} rows, head {report.head_seq} "
-                  f"{report.head_hash}")
+            print(f"audit chain intact: {report.rows} rows; heads {report.heads}")
         return 0
     finally:
         await conn.close()

@@ -149,47 +149,52 @@ def read_pin(stream: TextIO | None = None) -> str:
 @dataclass(frozen=True)
 class ChainReport:
     rows: int
-    head_seq: int
-    head_hash: str
-    broken_at: int | None
-    problem: str | None
+    heads: str  # chain:seq of every chain, for the record
+    broken_chain: int | None = None
+    broken_at: int | None = None
+    problem: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.broken_at is None
+        return self.problem is None
 
 
 async def audit_verify(conn: Any) -> ChainReport:
-    """Walk the chain from the genesis hash: every row's prev_hash must be the hash
-    before it, every hash must match the row's recomputed digest, seq must have
-    no gap, and the last row must be audit_head's.  Reports the first break."""
-    prev: bytes = await conn.fetchval(Q["audit_genesis"])
-    head = await conn.fetchrow(Q["audit_head"])
-    last, rows = 0, 0
-    while True:
-        batch = await conn.fetch(Q["audit_chain"], last, CHAIN_BATCH)
-        for r in batch:
-            seq = r["seq"]
-            problem = None
-            if seq != last + 1:
-                problem = f"rows {last + 1}..{seq - 1} are missing"
-                seq = last + 1
-            elif bytes(r["prev_hash"]) != prev:
-                problem = "its link to the row before does not match (a row was removed " \
-                          "or replaced)"
-            elif bytes(r["hash"]) != bytes(r["expected"]):
-                problem = "its content does not match its hash (the row was edited)"
-            if problem:
-                return ChainReport(rows, head["seq"], bytes(head["hash"]).hex(), seq, problem)
-            prev, last = bytes(r["hash"]), r["seq"]
-            rows += 1
-        if len(batch) < CHAIN_BATCH:
-            break
-    if last != head["seq"] or prev != bytes(head["hash"]):
-        return ChainReport(rows, head["seq"], bytes(head["hash"]).hex(), last + 1,
-                           f"the chain ends at row {last} but the head says row "
-                           f"{head['seq']} (rows were removed from the end)")
-    return ChainReport(rows, head["seq"], prev.hex(), None, None)
+    """Walk every chain from its genesis hash: every row's prev_hash must be the
+    hash before it, every hash must match the row's recomputed digest, seq must
+    have no gap, and the last row must be audit_head's.  Reports the first break."""
+    rows = 0
+    heads = await conn.fetch(Q["audit_heads"])
+    summary = " ".join(f"{h['chain']}:{h['seq']}" for h in heads)
+    if await conn.fetchval(Q["audit_orphans"]):
+        return ChainReport(rows, summary, None, None, "rows in a chain that has no head")
+    for head in heads:
+        chain = head["chain"]
+        prev: bytes = bytes(head["genesis"])
+        last = 0
+        while True:
+            batch = await conn.fetch(Q["audit_chain"], chain, last, CHAIN_BATCH)
+            for r in batch:
+                seq, problem = r["seq"], None
+                if seq != last + 1:
+                    problem = f"rows {last + 1}..{seq - 1} are missing"
+                    seq = last + 1
+                elif bytes(r["prev_hash"]) != prev:
+                    problem = ("its link to the row before does not match (a row was "
+                               "removed or replaced)")
+                elif bytes(r["hash"]) != bytes(r["expected"]):
+                    problem = "its content does not match its hash (the row was edited)"
+                if problem:
+                    return ChainReport(rows, summary, chain, seq, problem)
+                prev, last = bytes(r["hash"]), r["seq"]
+                rows += 1
+            if len(batch) < CHAIN_BATCH:
+                break
+        if last != head["seq"] or prev != bytes(head["hash"]):
+            return ChainReport(rows, summary, chain, last + 1,
+                               f"the chain ends at row {last} but its head says row "
+                               f"{head['seq']} (rows were removed from the end)")
+    return ChainReport(rows, summary)
 
 
 async def audit_rows(conn: Any, *, call: str | None = None, officer: Sequence[str] = (),
@@ -204,8 +209,8 @@ async def audit_rows(conn: Any, *, call: str | None = None, officer: Sequence[st
 
 
 def print_audit(rows: Sequence[Any], out: TextIO = sys.stdout) -> None:
-    cols = ("seq", "at", "actor", "uniqueid", "ani", "agency", "officer", "action", "result",
-            "detail")
+    cols = ("chain", "seq", "at", "actor", "uniqueid", "ani", "agency", "officer", "action",
+            "result", "detail")
     table = [[("" if r[c] is None else
                r[c].isoformat(timespec="seconds") if c == "at" else str(r[c])) for c in cols]
              for r in reversed(rows)]

@@ -78,13 +78,18 @@ CREATE TABLE case_record (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 
--- The audit log: append-only, hash-chained.  Row n carries hash(n-1) as prev_hash
--- and hash = sha256(prev_hash || canonical text of row n) (sb_audit_digest).
--- audit_head holds the last seq and hash, so seq has no gaps and a removed tail
--- is noticed too.  `switchboard audit verify` walks the chain.
+-- The audit log: append-only, hash-chained.  There are 16 chains, so that calls
+-- do not all queue on one head row (its lock is held until commit, fsync
+-- included); every row of one call goes to the same chain (chosen by its
+-- uniqueid; rows without a call, the ops commands', to chain 0).  In each chain,
+-- row n carries hash(n-1) as prev_hash and hash = sha256(prev_hash || canonical
+-- text of row n) (sb_audit_digest).  audit_head holds each chain's last seq and
+-- hash, so seq has no gaps and a removed tail is noticed too.
+-- `switchboard audit verify` walks every chain.
 -- detail never holds a PIN or a case number (a lookup stores the case's ref).
 CREATE TABLE audit_log (
-    seq       bigint PRIMARY KEY,
+    chain     smallint NOT NULL,
+    seq       bigint NOT NULL,
     at        timestamptz NOT NULL,
     actor     text NOT NULL,
     uniqueid  text,
@@ -95,26 +100,36 @@ CREATE TABLE audit_log (
     result    text NOT NULL,
     detail    text,
     prev_hash bytea NOT NULL,
-    hash      bytea NOT NULL
+    hash      bytea NOT NULL,
+    PRIMARY KEY (chain, seq)
 );
 CREATE INDEX audit_log_uniqueid_idx ON audit_log (uniqueid) WHERE uniqueid IS NOT NULL;
-CREATE INDEX audit_log_officer_idx ON audit_log (agency, officer, seq)
+-- sb_agi_lookup's question "was this call verified?" in one index probe
+CREATE INDEX audit_log_verified_idx ON audit_log (uniqueid, at)
+    WHERE action = 'verify' AND result IN ('full', 'line-only');
+CREATE INDEX audit_log_officer_idx ON audit_log (agency, officer, at)
     WHERE officer IS NOT NULL;
+CREATE INDEX audit_log_at_idx ON audit_log (at);
 
 CREATE TABLE audit_head (
-    one  boolean PRIMARY KEY DEFAULT true CHECK (one),
-    seq  bigint NOT NULL,
-    hash bytea NOT NULL
+    chain smallint PRIMARY KEY CHECK (chain BETWEEN 0 AND 15),
+    seq   bigint NOT NULL,
+    hash  bytea NOT NULL
 );
-INSERT INTO audit_head VALUES (true, 0, sha256(convert_to('switchboard audit genesis', 'UTF8')));
 
-CREATE FUNCTION sb_audit_digest(prev bytea, seq bigint, at timestamptz, actor text,
-                                uniqueid text, ani text, agency text, officer text,
-                                action text, result text, detail text)
+CREATE FUNCTION sb_audit_genesis(chain smallint) RETURNS bytea
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT sha256(convert_to('switchboard audit genesis ' || chain, 'UTF8'))
+$$;
+INSERT INTO audit_head SELECT c, 0, sb_audit_genesis(c::smallint) FROM generate_series(0, 15) c;
+
+CREATE FUNCTION sb_audit_digest(prev bytea, chain smallint, seq bigint, at timestamptz,
+                                actor text, uniqueid text, ani text, agency text,
+                                officer text, action text, result text, detail text)
 RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     -- %L writes NULL for a null and a quoted literal otherwise: unambiguous.
-    SELECT sha256(prev || convert_to(format('%s|%s|%L|%L|%L|%L|%L|%L|%L|%L',
-        seq, extract(epoch FROM at)::numeric(20, 6), actor, uniqueid, ani, agency,
+    SELECT sha256(prev || convert_to(format('%s|%s|%s|%L|%L|%L|%L|%L|%L|%L|%L',
+        chain, seq, extract(epoch FROM at)::numeric(20, 6), actor, uniqueid, ani, agency,
         officer, action, result, detail), 'UTF8'))
 $$;
 
@@ -127,8 +142,8 @@ CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION sb_audit_forbid();
 
--- Append one row (serialised on audit_head's row lock; held to the end of the
--- calling transaction, which is short).  Every text is bounded here.
+-- Append one row to its chain (serialised on that chain's audit_head row, locked
+-- to the end of the calling transaction, which is short).  Texts are bounded here.
 CREATE FUNCTION sb_audit_append(p_actor text, p_uniqueid text, p_ani text, p_agency text,
                                 p_officer text, p_action text, p_result text,
                                 p_detail text DEFAULT NULL)
@@ -142,12 +157,14 @@ BEGIN
     p_ani := left(p_ani, 40);       p_agency := left(p_agency, 10);
     p_officer := left(p_officer, 12); p_action := left(p_action, 40);
     p_result := left(p_result, 40); p_detail := left(p_detail, 200);
-    UPDATE audit_head SET seq = seq + 1 WHERE one RETURNING * INTO h;
-    v_hash := sb_audit_digest(h.hash, h.seq, v_at, p_actor, p_uniqueid, p_ani, p_agency,
-                              p_officer, p_action, p_result, p_detail);
-    INSERT INTO audit_log VALUES (h.seq, v_at, p_actor, p_uniqueid, p_ani, p_agency,
+    UPDATE audit_head SET seq = seq + 1
+     WHERE chain = coalesce(hashtext(p_uniqueid) & 15, 0)
+    RETURNING * INTO h;
+    v_hash := sb_audit_digest(h.hash, h.chain, h.seq, v_at, p_actor, p_uniqueid, p_ani,
+                              p_agency, p_officer, p_action, p_result, p_detail);
+    INSERT INTO audit_log VALUES (h.chain, h.seq, v_at, p_actor, p_uniqueid, p_ani, p_agency,
                                   p_officer, p_action, p_result, p_detail, h.hash, v_hash);
-    UPDATE audit_head SET hash = v_hash WHERE one;
+    UPDATE audit_head SET hash = v_hash WHERE chain = h.chain;
     RETURN h.seq;
 END $$;
 
@@ -276,7 +293,7 @@ BEGIN
     SELECT agency, officer INTO v FROM audit_log
      WHERE uniqueid = p_uniqueid AND action = 'verify' AND result IN ('full', 'line-only')
        AND at > now() - interval '4 hours'
-     ORDER BY seq DESC LIMIT 1;
+     ORDER BY at DESC LIMIT 1;
     IF NOT FOUND THEN
         outcome := 'refused';
         PERFORM sb_audit_append('agi', p_uniqueid, p_ani, NULL, NULL, 'lookup', outcome);
@@ -289,13 +306,15 @@ BEGIN
                             outcome, case_ref);
 END $$;
 
--- Anything else worth an audit row from the AGI service (a handler error, a
--- caller who hung up mid-verification).  Actions are limited to this list.
+-- The other audit rows the AGI service writes: a caller who hung up mid-way, a
+-- lookup refused because the call was not verified, a handler error.  Limited to
+-- these, so the service cannot write a row that looks like a verification.
 CREATE FUNCTION sb_agi_audit(p_uniqueid text, p_ani text, p_action text, p_result text)
 RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
-    IF p_action NOT IN ('verify', 'lookup') THEN
-        RAISE EXCEPTION 'sb_agi_audit: action % not allowed', p_action;
+    IF p_action NOT IN ('verify', 'lookup')
+       OR p_result NOT IN ('hangup', 'not-verified', 'error') THEN
+        RAISE EXCEPTION 'sb_agi_audit: % % not allowed', p_action, p_result;
     END IF;
     RETURN sb_audit_append('agi', p_uniqueid, p_ani, NULL, NULL, p_action, p_result);
 END $$;

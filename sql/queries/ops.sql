@@ -50,29 +50,31 @@ RETURNING ref;
 SELECT sb_audit_append($1, NULL, NULL, $2, $3, $4, $5, $6);
 
 -- name: audit_by_call
-SELECT seq, at, actor, uniqueid, ani, agency, officer, action, result, detail
-FROM audit_log WHERE uniqueid = $1 ORDER BY seq DESC LIMIT $2;
+SELECT chain, seq, at, actor, uniqueid, ani, agency, officer, action, result, detail
+FROM audit_log WHERE uniqueid = $1 ORDER BY at DESC, seq DESC LIMIT $2;
 
 -- name: audit_by_officer
-SELECT seq, at, actor, uniqueid, ani, agency, officer, action, result, detail
-FROM audit_log WHERE agency = $1 AND officer = $2 ORDER BY seq DESC LIMIT $3;
+SELECT chain, seq, at, actor, uniqueid, ani, agency, officer, action, result, detail
+FROM audit_log WHERE agency = $1 AND officer = $2 ORDER BY at DESC, seq DESC LIMIT $3;
 
 -- name: audit_recent
-SELECT seq, at, actor, uniqueid, ani, agency, officer, action, result, detail
-FROM audit_log ORDER BY seq DESC LIMIT $1;
+SELECT chain, seq, at, actor, uniqueid, ani, agency, officer, action, result, detail
+FROM audit_log ORDER BY at DESC, seq DESC LIMIT $1;
 
 -- name: audit_chain
--- The chain from seq $1 on, with each row's digest recomputed.
+-- Chain $1 from seq $2 on, with each row's digest recomputed.
 SELECT seq, prev_hash, hash,
-       sb_audit_digest(prev_hash, seq, at, actor, uniqueid, ani, agency, officer, action,
-                       result, detail) AS expected
-FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2;
+       sb_audit_digest(prev_hash, chain, seq, at, actor, uniqueid, ani, agency, officer,
+                       action, result, detail) AS expected
+FROM audit_log WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3;
 
--- name: audit_head
-SELECT seq, hash FROM audit_head;
+-- name: audit_heads
+SELECT chain, seq, hash, sb_audit_genesis(chain) AS genesis FROM audit_head ORDER BY chain;
 
--- name: audit_genesis
-SELECT sha256(convert_to('switchboard audit genesis', 'UTF8'));
+-- name: audit_orphans
+-- Rows in a chain audit_head does not know (there are none unless someone wrote
+-- them by hand).
+SELECT count(*) FROM audit_log WHERE chain NOT IN (SELECT chain FROM audit_head);
 
 -- name: audit_outcomes
 -- Audit rows by action and result since $1 (the demo's summary).

@@ -61,12 +61,16 @@ TAMPERING = [
     ("edit a result", "UPDATE audit_log SET result = 'full' WHERE result = 'wrong-pin'",
      "content does not match"),
     ("delete a row", "DELETE FROM audit_log WHERE result = 'wrong-pin'", "are missing"),
-    ("delete the last row", "DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM "
-     "audit_log)", "removed from the end"),
+    ("delete the last row of a chain",
+     "DELETE FROM audit_log WHERE (chain, seq) = (SELECT chain, max(seq) FROM audit_log "
+     "WHERE chain = (SELECT chain FROM audit_log WHERE result = 'wrong-pin') GROUP BY chain)",
+     "removed from the end"),
     ("replace a row with its hash recomputed",
-     "UPDATE audit_log SET result = 'full', hash = sb_audit_digest(prev_hash, seq, at, actor,"
-     " uniqueid, ani, agency, officer, action, 'full', detail) WHERE result = 'wrong-pin'",
-     "link to the row before"),
+     "UPDATE audit_log SET result = 'full', hash = sb_audit_digest(prev_hash, chain, seq, at, "
+     "actor, uniqueid, ani, agency, officer, action, 'full', detail) "
+     "WHERE result = 'wrong-pin'", "link to the row before"),
+    ("move a row to another chain",
+     "UPDATE audit_log SET chain = 99 WHERE result = 'wrong-pin'", "no head"),
 ]
 
 
@@ -78,15 +82,16 @@ def test_audit_verify_reports_the_first_broken_link(run_agi: RunAgi, pg_cluster:
     async def scenario(agi: Agi) -> Any:
         await traffic(agi)
         before = await chain(db_url)
-        seq = (await agi.fetch("SELECT seq FROM audit_log WHERE result = 'wrong-pin'"))[0][0]
+        row = (await agi.fetch("SELECT chain, seq FROM audit_log "
+                               "WHERE result = 'wrong-pin'"))[0]
         await tamper(pg_cluster, db_url, sql)
-        return before, await chain(db_url), seq
-    before, after, seq = run_agi(scenario)
+        return before, await chain(db_url), row["chain"], row["seq"]
+    before, after, chain_no, seq = run_agi(scenario)
     assert before.ok and before.rows >= 13
     assert not after.ok and problem in (after.problem or "")
-    if "end" not in problem:
+    if "end" not in problem and "head" not in problem:
         # an edit shows at the row itself (or, with its hash recomputed, at the next)
-        assert after.broken_at in (seq, seq + 1)
+        assert after.broken_chain == chain_no and after.broken_at in (seq, seq + 1)
 
 
 def test_audit_rows_cannot_be_changed_even_by_the_owner(run_agi: RunAgi, db_url: str) -> None:
@@ -133,9 +138,12 @@ def test_the_agi_role_may_only_execute_its_functions(run_agi: RunAgi, db_url: st
                     await conn.execute(sql)
                 except asyncpg.InsufficientPrivilegeError:
                     refused.append(sql)
-            allowed = await conn.fetchval("SELECT sb_agi_audit('u1', '+1', 'verify', 'x')")
-            with pytest.raises(asyncpg.RaiseError):
-                await conn.fetchval("SELECT sb_agi_audit('u1', '+1', 'ops-unlock', 'x')")
+            allowed = await conn.fetchval(
+                "SELECT sb_agi_audit('u1', '+1', 'verify', 'hangup')")
+            for action, result in (("ops-unlock", "hangup"), ("verify", "full")):
+                with pytest.raises(asyncpg.RaiseError, match="not allowed"):
+                    await conn.fetchval("SELECT sb_agi_audit('u1', '+1', $1, $2)", action,
+                                        result)
         finally:
             await conn.close()
         return refused, allowed
@@ -214,7 +222,12 @@ def test_two_hundred_concurrent_verified_lookups(run_agi: RunAgi) -> None:
     async def scenario(agi: Agi) -> Any:
         results = await asyncio.gather(*(one(agi) for _ in range(200)))
         report = await chain(agi.db_url)
-        return results, report
-    results, report = run_agi(scenario)
+        spread = await agi.fetch("SELECT count(DISTINCT chain) AS n, count(DISTINCT "
+                                 "(uniqueid, chain)) AS pairs, count(DISTINCT uniqueid) AS "
+                                 "calls FROM audit_log WHERE uniqueid IS NOT NULL")
+        return results, report, spread[0]
+    results, report, spread = run_agi(scenario)
+    # the calls spread over the 16 chains, each call's rows in one chain
+    assert spread["n"] == 16 and spread["pairs"] == spread["calls"] == 200
     assert set(results) == {("full", "found")} and len(results) == 200
     assert report.ok and report.rows == 7 + 400  # seed + one verify and one lookup each

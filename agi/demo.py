@@ -1,0 +1,132 @@
+"""The AGI half of ``switchboard demo``: fake reference data, the real FastAGI
+service on a loopback port, and scripted callers (agi.fakecall, on the recorded
+Asterisk bytes) running verify and lookup with every kind of outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import secrets
+import time
+from collections import Counter
+from dataclasses import replace
+from datetime import datetime
+
+import asyncpg
+
+from agi import fakecall
+from agi.app import AgiService, make_hasher
+from switchboard import db, log, ops
+from switchboard.settings import AgiSettings, Settings
+from switchboard.sqlfile import queries
+
+DEMO_PIN = "739184"  # the demo officers' PIN (fake data only)
+SEED = db.SQL_DIR / "seed" / "demo.sql"
+FOUND, MISSING, BAD_CHECK = "10000016", "10000057", "10000017"
+
+
+def demo_agi_settings(settings: Settings) -> AgiSettings:
+    """The configured AGI settings; without a pepper, one kept in the state
+    directory (mode 0600, created once) so the demo PINs stay valid."""
+    s = replace(settings.agi, host="127.0.0.1", port=0)
+    if s.pepper is not None:
+        return s
+    path = settings.state_dir / "pin-pepper"
+    if not path.exists():
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48) + "\n")
+    return replace(s, pepper=path.read_text().strip().encode())
+
+
+async def seed(url: str, s: AgiSettings) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(SEED.read_text())
+        hasher = make_hasher(s)
+        for code, number in (("42", "1001"), ("42", "1002"), ("42", "1003"), ("77", "5001")):
+            await ops.officer_set_pin(conn, hasher, code, number, DEMO_PIN)  # also unlocks
+    finally:
+        await conn.close()
+
+
+def demo_calls(round_no: int) -> list[list[fakecall.Call]]:
+    """One round: each inner list is one caller's calls (verify, then lookup)."""
+    uid = itertools.count(1)
+
+    def u() -> str:
+        return f"demo-{int(time.time())}-{round_no}.{next(uid)}"
+
+    right = ["42", "1001", DEMO_PIN]
+    calls: list[list[fakecall.Call]] = []
+    for number, case in (("+442079460100", FOUND), ("02079460101", "10000024"),
+                         ("+442079460100", MISSING)):
+        x = u()
+        calls.append([fakecall.Call("verify", x, number, right),
+                      fakecall.Call("lookup", x, number, [case],
+                                    {"SB_VERIFIED": "full"})])
+    x = u()  # the right PIN from a number that is not a registered line
+    calls.append([fakecall.Call("verify", x, "+442079460555", ["42", "1002", DEMO_PIN]),
+                  fakecall.Call("lookup", x, "+442079460555", [BAD_CHECK, FOUND],
+                                {"SB_VERIFIED": "line-only"})])
+    x = u()  # a typo, then right
+    calls.append([fakecall.Call("verify", x, "+442079460700",
+                                ["77", "5001", "000000", "77", "5001", DEMO_PIN])])
+    calls.append([fakecall.Call("verify", u(), "anonymous", ["42", "1003", "111111"] * 3)])
+    calls.append([fakecall.Call("verify", u(), "+442079460100", ["42", fakecall.HANGUP])])
+    calls.append([fakecall.Call("verify", u(), "+442079460100", ["", "", ""])])
+    return calls
+
+
+async def run_agi_traffic(settings: Settings, url: str, *, rounds: int
+                          ) -> dict[str, Counter[str]]:
+    """Seed, serve, play the demo callers; return what the dialplan got, per
+    variable (SB_VERIFIED, SB_LOOKUP) and value ("(hung up)" when none)."""
+    logger = log.get("demo")
+    s = demo_agi_settings(settings)
+    got: dict[str, Counter[str]] = {"SB_VERIFIED": Counter(), "SB_LOOKUP": Counter()}
+    await seed(url, s)
+    service = AgiService(s, url)
+    port = await service.start()
+    logger.info("demo_agi_calls", fastagi=f"127.0.0.1:{port}", rounds=rounds)
+    try:
+        async def caller(seq: list[fakecall.Call]) -> None:
+            for call in seq:
+                call.key_delay_s = 0.02
+                out = await fakecall.play(call, port)
+                name = "SB_VERIFIED" if call.script == "verify" else "SB_LOOKUP"
+                got[name][out.variables.get(name, "(hung up)")] += 1
+        for r in range(rounds):
+            await asyncio.gather(*(caller(c) for c in demo_calls(r)))
+        # the lockout officer: two more wrong PINs lock it (5 in all)
+        out = await fakecall.play(fakecall.Call("verify", f"demo-{int(time.time())}-lock",
+                                                "anonymous", ["42", "1003", "111111"] * 2),
+                                  port)
+        got["SB_VERIFIED"][out.variables.get("SB_VERIFIED", "(hung up)")] += 1
+    finally:
+        await service.stop()
+    return got
+
+
+async def print_agi_summary(url: str, since: datetime,
+                            got: dict[str, Counter[str]]) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(queries("ops.sql")["audit_outcomes"], since)
+        report = await ops.audit_verify(conn)
+    finally:
+        await conn.close()
+    by_action: dict[str, list[str]] = {}
+    for r in rows:
+        if not r["action"].startswith("ops-"):
+            by_action.setdefault(r["action"], []).append(f"{r['result']} {r['n']}")
+    print("AGI calls, by what the dialplan got:")
+    for name, counts in got.items():
+        print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    print("AGI attempts (audit log):")
+    for action in ("verify", "lockout", "lookup", "throttle"):
+        if action in by_action:
+            print(f"  {action:>8}: " + ", ".join(by_action[action]))
+    print(f"  audit chain {'intact' if report.ok else 'BROKEN'}: {report.rows} rows")
