@@ -239,3 +239,13 @@ def test_missing_sound_file_is_not_a_hangup() -> None:
     agi._got_sighup = True
     with pytest.raises(ChannelHangup):
         asyncio.run(process.Pyst2Channel(agi).stream_file("beep"))
+
+
+def test_pyst2_cannot_serve_fastagi() -> None:
+    """Why agi/protocol.py exists: pyst2's FastAGI module does not import on
+    Python 3, and its AGI class over a socket breaks on the late HANGUP line."""
+    with pytest.raises(ModuleNotFoundError, match="SocketServer"):
+        import asterisk.fastagi  # noqa: F401
+    agi, _ = pyst2("HANGUP\n200 result=1\n")
+    with pytest.raises(ValueError, match="invalid literal"):
+        agi.verbose("x")
