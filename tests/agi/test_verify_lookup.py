@@ -234,3 +234,44 @@ def test_concurrent_attempts_on_one_officer_cannot_race_the_counter(run_agi: Run
     assert failed == 5 and locked  # exactly the limit: no lost updates
     results = sorted(o.variables["SB_VERIFIED"] for o in outs)
     assert results.count("failed") == 4 and results.count("locked") == 4
+
+
+def test_asterisk_closing_mid_command_is_a_hangup_and_the_server_goes_on(
+        run_agi: RunAgi) -> None:
+    from agi.fakecall import environment
+
+    async def scenario(agi: Agi) -> Any:
+        uid = uniqueid()
+        reader, writer = await asyncio.open_connection("127.0.0.1", agi.port)
+        writer.write(environment("verify", uid, LINE))
+        first = await reader.readline()  # GET DATA for the agency code...
+        writer.close()  # ...and the channel is torn down without a reply
+        await asyncio.sleep(0.3)
+        rows = await audit(agi, uid)
+        after = await agi.call("verify", RIGHT)
+        server = agi.service.server
+        assert server is not None
+        return first, rows, after, server.failed
+    first, rows, after, failed = run_agi(scenario)
+    assert first.startswith(b"GET DATA agent-user")
+    assert rows == [("verify", "hangup")]
+    assert after.variables["SB_VERIFIED"] == "full" and failed == 0
+
+
+def test_lockout_counters_survive_a_server_restart(run_agi: RunAgi) -> None:
+    from agi.app import AgiService
+    from tests.agi.conftest import agi_settings
+
+    async def scenario(agi: Agi) -> Any:
+        await agi.call("verify", [AGENCY, OFFICER, WRONG] * 3)
+        await agi.service.stop()
+        fresh = AgiService(agi_settings(), agi.db_url)  # a new process, in effect
+        port = await fresh.start()
+        try:
+            agi2 = Agi(fresh, port, agi.db_url)
+            second = await agi2.call("verify", [AGENCY, OFFICER, WRONG] * 2)
+            return second, await officer_state(agi2)
+        finally:
+            await fresh.stop()
+    second, state = run_agi(scenario)
+    assert second.variables["SB_VERIFIED"] == "locked" and state == (5, True)
