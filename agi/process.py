@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -168,8 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     script = args[0] if args else ""
     try:
-        settings_format = "json"
-        log.configure(settings_format, "info", stream=sys.stderr)
+        level = os.environ.get("SB_LOG_LEVEL", "info").lower()
+        # JSON on stderr (Asterisk's log); stdout is the AGI channel itself
+        log.configure("json", level if level in ("debug", "info", "warning", "error")
+                      else "info", stream=sys.stderr)
         stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace",
                                  newline="\n")
         agi = open_agi(stdin, sys.stdout)

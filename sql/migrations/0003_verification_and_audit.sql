@@ -229,6 +229,16 @@ BEGIN
     p_ani_max_failures := least(greatest(p_ani_max_failures, 1), 10000);
     p_ani_block_minutes := least(greatest(p_ani_block_minutes, 1), 7 * 24 * 60);
 
+    -- The database stays the authority on locks and blocks, whatever the caller
+    -- of this function says (the officer's row is locked since step 1).
+    IF EXISTS (SELECT 1 FROM ani_throttle WHERE ani = p_ani AND blocked_until > now()) THEN
+        p_status := 'throttled';
+    ELSIF p_status = 'ok' AND NOT EXISTS (
+            SELECT 1 FROM officer WHERE officer_id = p_officer_id
+               AND (locked_until IS NULL OR locked_until <= now())) THEN
+        p_status := 'locked';
+    END IF;
+
     IF p_status = 'throttled' THEN
         PERFORM sb_audit_append('agi', p_uniqueid, p_ani, p_agency, p_officer,
                                 'verify', 'throttled');

@@ -152,6 +152,23 @@ def test_the_agi_role_may_only_execute_its_functions(run_agi: RunAgi, db_url: st
     assert allowed > 0
 
 
+def test_the_database_keeps_the_lock_even_if_the_service_claims_a_right_pin(
+        run_agi: RunAgi, db_url: str) -> None:
+    async def scenario(agi: Agi) -> Any:
+        await agi.fetch("UPDATE officer SET locked_until = now() + interval '1 hour' "
+                        "WHERE number = $1", OFFICER)
+        officer_id = (await agi.fetch("SELECT officer_id FROM officer WHERE number = $1",
+                                      OFFICER))[0][0]
+        conn = await asyncpg.connect(db_url, server_settings={"role": "sb_agi"})
+        try:  # a buggy or subverted service: "status ok, PIN right"
+            return await conn.fetchval(
+                "SELECT sb_agi_verify_finish('u-1', '+442079460100', $1, $2, 'ok', $3, "
+                "true, true, 5, 30, 10, 60)", AGENCY, OFFICER, officer_id)
+        finally:
+            await conn.close()
+    assert run_agi(scenario) == "locked"
+
+
 def test_no_pin_hash_or_case_number_in_the_logs(
         run_agi: RunAgi, json_log_lines: Callable[[], list[dict[str, Any]]]) -> None:
     run_agi(traffic)
