@@ -209,7 +209,7 @@ async def main() -> None:
     print(f"          saturated: per command p50 {fast['p50_command_ms']:.2f} ms, "
           f"p99 {fast['p99_command_ms']:.2f} ms; lookup step (database) "
           f"p50 {fast['p50_lookup_ms']:.2f} ms, p99 {fast['p99_lookup_ms']:.2f} ms")
-    print(f"          {args.concurrency} calls in progress, 1 s to key each case number "
+    print(f"          {args.concurrency} calls in progress, 0.5-1.5 s to key each case number "
           f"({paced['sessions_per_s']:.0f} sessions/s): per command "
           f"p50 {paced['p50_command_ms']:.2f} ms, p99 {paced['p99_command_ms']:.2f} ms; "
           f"lookup step p50 {paced['p50_lookup_ms']:.2f} ms, "
