@@ -9,6 +9,7 @@ What the dialplan gets (channel variables):
     SB_LOOKUP         found | not-found | invalid | error          (always set)
     SB_CASE_REF       the case's opaque reference (found only)
     SB_CASE_PRIORITY  high | normal | low (normal unless found)
+    SB_CALLBACK       stored | duplicate | no-number | error       (callback)
 
 ``line-only``: the credentials were right but the caller ID is not a registered
 line of that agency; the agent calls back before disclosing anything.
@@ -158,6 +159,22 @@ async def lookup(channel: Channel, verifier: Verifier, flow: Flow) -> None:
         await _set(channel, SB_LOOKUP="error", SB_CASE_PRIORITY="normal")
 
 
+async def callback(channel: Channel, verifier: Verifier, flow: Flow) -> None:
+    """Store a callback request: the caller's number and, when the lookup found
+    one, the case reference.  SB_CALLBACK = stored | duplicate | no-number | error."""
+    logger = log.get("agi.callback")
+    ani = caller_ani(channel, flow.region)
+    try:
+        case_ref = await channel.get_variable("SB_CASE_REF")
+        outcome = await verifier.callback(channel.uniqueid, ani, case_ref or None)
+        logger.info("callback_request", outcome=outcome, ani=ani)
+        await _set(channel, SB_CALLBACK=outcome)
+    except DB_ERRORS as exc:
+        logger.error("callback_database_unavailable", error=type(exc).__name__,
+                     fail_closed="error")
+        await _set(channel, SB_CALLBACK="error")
+
+
 def registry(verifier: Verifier, flow: Flow) -> dict[str, Registration]:
     """Handlers by script name (``agi://host/verify``), each with what the dialplan
     gets when it fails unexpectedly (fail closed)."""
@@ -167,10 +184,14 @@ def registry(verifier: Verifier, flow: Flow) -> dict[str, Registration]:
     async def run_lookup(channel: Channel) -> None:
         await lookup(channel, verifier, flow)
 
+    async def run_callback(channel: Channel) -> None:
+        await callback(channel, verifier, flow)
+
     return {
         "verify": Registration(run_verify, on_error={"SB_VERIFIED": "error"}),
         "lookup": Registration(run_lookup, on_error={"SB_LOOKUP": "error",
                                                      "SB_CASE_PRIORITY": "normal"}),
+        "callback": Registration(run_callback, on_error={"SB_CALLBACK": "error"}),
     }
 
 

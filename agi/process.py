@@ -1,4 +1,4 @@
-"""Process-AGI fallback through pyst2: ``switchboard-agi verify|lookup``.
+"""Process-AGI fallback through pyst2: ``switchboard-agi verify|lookup|callback``.
 
 The dialplan runs it as ``AGI(switchboard-agi,verify)`` when the FastAGI server
 cannot be reached (``AGISTATUS=FAILURE``); Asterisk starts one process per call
@@ -59,7 +59,7 @@ from agi.verification import ConnectionDatabase, Policy, Verifier, connect_kwarg
 from switchboard import db, log
 from switchboard.settings import ConfigError, load
 
-SCRIPTS = ("verify", "lookup")
+SCRIPTS = ("verify", "lookup", "callback")
 _HANGUPS = (AGISIGHUPHangup, AGISIGPIPEHangup, AGIResultHangup)
 
 
@@ -137,7 +137,8 @@ async def run(agi: Any, script: str) -> int:
             uniqueid=channel.uniqueid, channel=channel.env.get("agi_channel", "")[:80],
             script=script, transport="process"):
         fail_closed = {"verify": {"SB_VERIFIED": "error"},
-                       "lookup": {"SB_LOOKUP": "error", "SB_CASE_PRIORITY": "normal"}}
+                       "lookup": {"SB_LOOKUP": "error", "SB_CASE_PRIORITY": "normal"},
+                       "callback": {"SB_CALLBACK": "error"}}
         if script not in SCRIPTS:
             logger.error("agi_unknown_script", known=list(SCRIPTS))
             return 2

@@ -126,6 +126,11 @@ class Verifier:
             row = await conn.fetchrow(Q["lookup"], uniqueid, ani, case_number)
         return LookupResult(row["outcome"], row["case_ref"], row["priority"])
 
+    async def callback(self, uniqueid: str, ani: str, case_ref: str | None) -> str:
+        async with self.db.connection() as conn:
+            outcome: str = await conn.fetchval(Q["callback"], uniqueid, ani, case_ref)
+        return outcome
+
     async def audit(self, uniqueid: str, ani: str, action: str, result: str) -> None:
         async with self.db.connection() as conn:
             await conn.fetchval(Q["audit"], uniqueid, ani, action, result)

@@ -20,3 +20,7 @@ SELECT sb_agi_audit($1, $2, $3, $4);
 
 -- name: whoami
 SELECT current_user;
+
+-- name: callback
+-- $1 uniqueid, $2 ani (E.164 or 'withheld'), $3 case ref or NULL.
+SELECT sb_agi_callback($1, $2, $3);

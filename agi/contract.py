@@ -1,0 +1,28 @@
+"""The channel variables the AGI handlers and the dialplan exchange: the one
+list both sides are checked against (`switchboard dialplan check`, and
+tests/agi/test_contract.py, which runs every handler and compares what it
+really sets and reads with this).
+
+The prefix ``SB_`` is reserved for these; the dialplan's own variables are
+``IVR_*``.
+"""
+
+from __future__ import annotations
+
+# handler -> variables it sets on the channel
+SETS: dict[str, frozenset[str]] = {
+    "verify": frozenset({"SB_VERIFIED", "SB_AGENCY", "SB_OFFICER"}),
+    "lookup": frozenset({"SB_LOOKUP", "SB_CASE_REF", "SB_CASE_PRIORITY"}),
+    "callback": frozenset({"SB_CALLBACK"}),
+}
+
+# handler -> variables it reads from the channel (set earlier by the dialplan or
+# by another handler)
+READS: dict[str, frozenset[str]] = {
+    "verify": frozenset(),
+    "lookup": frozenset({"SB_VERIFIED"}),
+    "callback": frozenset({"SB_CASE_REF"}),
+}
+
+HANDLERS = frozenset(SETS)
+ALL = frozenset().union(*SETS.values(), *READS.values())

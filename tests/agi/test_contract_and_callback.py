@@ -1,0 +1,55 @@
+"""The callback handler, and the variable contract (agi/contract.py) checked
+against what every handler really sets and reads on the channel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agi import contract
+from agi.fakecall import Outcome
+from tests.agi.conftest import AGENCY, CASE_FOUND, LINE, OFFICER, PIN, Agi, RunAgi, uniqueid
+
+
+def names(out: Outcome, command: str) -> set[str]:
+    return {c.split(" ")[2] for c in out.commands if c.startswith(command + " ")}
+
+
+def test_every_handler_sets_and_reads_what_the_contract_says(run_agi: RunAgi) -> None:
+    async def scenario(agi: Agi) -> dict[str, list[Outcome]]:
+        uid = uniqueid()
+        v = await agi.call("verify", [AGENCY, OFFICER, PIN], uid=uid)
+        lk = await agi.call("lookup", [CASE_FOUND], uid=uid, variables=v.variables)
+        cb = await agi.call("callback", [], uid=uid, variables=lk.variables)
+        failed = await agi.call("verify", ["", "", ""])
+        return {"verify": [v, failed], "lookup": [lk], "callback": [cb]}
+    runs = run_agi(scenario)
+    assert set(runs) == contract.HANDLERS
+    for handler, outs in runs.items():
+        sets = set().union(*(names(o, "SET VARIABLE") for o in outs))
+        reads = set().union(*(names(o, "GET VARIABLE") for o in outs))
+        assert sets == contract.SETS[handler], handler
+        assert reads == contract.READS[handler], handler
+
+
+def test_callback_request_is_a_row_with_the_number_and_the_case_ref(run_agi: RunAgi) -> None:
+    async def scenario(agi: Agi) -> Any:
+        uid = uniqueid()
+        first = await agi.call("callback", [], uid=uid, callerid="020 7946 0555",
+                               variables={"SB_CASE_REF": "C0123456789AB"})
+        again = await agi.call("callback", [], uid=uid, callerid="020 7946 0555")
+        withheld = await agi.call("callback", [], callerid="anonymous")
+        forged = await agi.call("callback", [], callerid=LINE,
+                                variables={"SB_CASE_REF": "'; DROP TABLE x; --"})
+        rows = await agi.fetch("SELECT ani, case_ref, status FROM callback_request "
+                               "ORDER BY request_id")
+        audit = await agi.fetch("SELECT result, detail FROM audit_log WHERE action = "
+                                "'callback' ORDER BY at")
+        return first, again, withheld, forged, rows, audit
+    first, again, withheld, forged, rows, audit = run_agi(scenario)
+    assert first.variables == {"SB_CALLBACK": "stored"}
+    assert again.variables == {"SB_CALLBACK": "duplicate"}
+    assert withheld.variables == {"SB_CALLBACK": "no-number"}
+    assert forged.variables == {"SB_CALLBACK": "stored"}
+    assert [tuple(r) for r in rows] == [("+442079460555", "C0123456789AB", "open"),
+                                        (LINE, None, "open")]
+    assert [r["result"] for r in audit] == ["stored", "duplicate", "no-number", "stored"]
