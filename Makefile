@@ -42,6 +42,7 @@ test: venv
 lint: venv
 	$(BIN)/ruff check switchboard ami_listener agi tests bench
 	$(BIN)/mypy
+	$(BIN)/switchboard dialplan check
 
 bench: venv
 	$(BIN)/python bench/ami_ingest.py

@@ -20,6 +20,7 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -27,7 +28,7 @@ import asyncpg
 from agi.app import make_hasher, run_agi_server
 from ami_listener.demo import run_demo
 from ami_listener.service import run_listener
-from switchboard import __version__, db, log, loop, ops
+from switchboard import __version__, db, dialcheck, log, loop, ops
 from switchboard.pgcluster import ClusterError
 from switchboard.settings import ConfigError, Settings, load
 from switchboard.summary import print_summary
@@ -148,6 +149,17 @@ def _ops_parsers(sub: Any) -> None:
     a.add_argument("--limit", type=int, default=50)
     au.add_parser("verify", help="walk the chain; exit 1 at the first broken link")
 
+    dp = sub.add_parser("dialplan", help="check, deploy and roll back the Asterisk "
+                        "configuration in dialplan/").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    a = dp.add_parser("check", help="check dialplan/ before it may be deployed",
+                      description="Run asterisklint (Asterisk 22) and the project's own "
+                      "checks on dialplan/ with a site's files; print file:line: CODE: "
+                      "message for each problem; exit 1 if there is any.")
+    a.add_argument("--dir", default=None, help="configuration to check (default: dialplan/)")
+    a.add_argument("--site", default=None,
+                   help="the site's files (default: dialplan/site.example)")
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
@@ -172,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.agi.require_pepper()
             return loop.run(run_agi_server(settings.agi, db.database_url(settings)),
                             settings.agi.event_loop)
+        if args.command == "dialplan":
+            return _dialplan(args)
         if args.command in ("agency", "line", "officer", "case", "audit"):
             return asyncio.run(_ops(settings, args))
     except (ClusterError, db.MigrationError, ConfigError, ops.OpsError) as exc:
@@ -182,6 +196,19 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     return 2
+
+
+def _dialplan(args: argparse.Namespace) -> int:
+    directory = Path(args.dir) if args.dir else dialcheck.DIALPLAN_DIR
+    site = Path(args.site) if args.site else None
+    findings = dialcheck.check(directory, site)
+    for f in findings:
+        print(f)
+    if findings:
+        print(f"dialplan check: {len(findings)} problem(s) in {directory}", file=sys.stderr)
+        return 1
+    print(f"dialplan check: {directory} is fine")
+    return 0
 
 
 async def _ops(settings: Settings, args: argparse.Namespace) -> int:

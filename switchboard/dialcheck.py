@@ -1,0 +1,554 @@
+"""``switchboard dialplan check``: the Asterisk configuration in ``dialplan/``,
+checked before it can reach Asterisk (whose own ``dialplan reload`` skips a bad
+line with a warning, loads the rest live and still says "Dialplan reloaded.").
+
+The generic part is asterisklint-jjs (``--asterisk-version 22``): syntax,
+unbalanced ``${}``/``$[]``, unknown applications and functions, priorities.
+The checks here are the project's own, each a small function over the parsed
+files, each reporting ``file:line: CODE: message``:
+
+    SB-APP      application not in Asterisk 22.10.1's ``core show applications``
+    SB-FUNC     function not in its ``core show functions``
+    SB-TARGET   Goto/GotoIf/Gosub (and hangup handlers, Queue b()) to a missing
+                context, extension or label
+    SB-QUEUE    a queue not defined in queues.conf
+    SB-AGI      AGI(agi://.../NAME) or AGI(switchboard-agi,NAME) with no handler
+    SB-VAR      an SB_* variable unknown to the code, or one the code sets that
+                the dialplan never reads (agi/contract.py)
+    SB-PROMPT   a prompt the sounds list (core sounds en + dialplan/sounds) lacks
+    SB-ENDPOINT PJSIP/NAME that pjsip.conf does not define
+    SB-AMI      AMI bound to anything but loopback
+    SB-SECRET   a secret written inline instead of #included from outside git
+    SB-CONF     a file that cannot be read or parsed
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agi import contract
+from agi.handlers import Prompts
+
+ROOT = Path(__file__).resolve().parent.parent
+DIALPLAN_DIR = ROOT / "dialplan"
+LINT_DIR_NAME = "lint"
+SECRET_KEYS = {"secret", "password", "md5_cred", "auth_password", "pin"}
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    file: str
+    line: int
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.code}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One ``key = value`` / ``key => value`` line of a config file."""
+
+    file: str
+    line: int
+    section: str
+    template: bool
+    key: str
+    value: str
+
+
+@dataclass
+class Conf:
+    name: str
+    items: list[Item] = field(default_factory=list)
+    sections: dict[str, tuple[str, int, bool]] = field(default_factory=dict)  # name -> where
+    parents: dict[str, set[str]] = field(default_factory=dict)  # [x](tpl1,tpl2)
+    includes_outside: list[tuple[str, int, str]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    def section_items(self, section: str) -> list[Item]:
+        return [i for i in self.items if i.section == section]
+
+
+def _strip_comment(line: str) -> str:
+    out = []
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if ch == "\\" and i + 1 < len(line) and line[i + 1] == ";":
+            out.append(";")
+            i += 2
+            continue
+        if ch == ";":
+            break
+        out.append(ch)
+        i += 1
+    return "".join(out).strip()
+
+
+def load_conf(path: Path, tree: Path, *, display: str | None = None,
+              conf: Conf | None = None, depth: int = 0,
+              where: tuple[str, bool] = ("", False)) -> Conf:
+    """Parse an Asterisk config file with its #includes (relative to ``tree``;
+    absolute paths outside the tree are recorded, not read: secrets live there)."""
+    conf = conf or Conf(path.name)
+    shown = display or path.name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        conf.findings.append(Finding(shown, 0, "SB-CONF", f"cannot read: {exc}"))
+        return conf
+    section, template = where  # an #included file continues the including section
+    in_block = False
+    for no, raw in enumerate(text.splitlines(), 1):
+        line = raw
+        if in_block:
+            if "--;" not in line:
+                continue
+            line, in_block = line.split("--;", 1)[1], False
+        if ";--" in line:
+            before, _, after = line.partition(";--")
+            if "--;" in after:
+                line = before + after.split("--;", 1)[1]
+            else:
+                line, in_block = before, True
+        line = _strip_comment(line)
+        if not line:
+            continue
+        if line.startswith("#include") or line.startswith("#tryinclude"):
+            target = line.split(None, 1)[1].strip().strip('"<>') if " " in line else ""
+            if not target:
+                conf.findings.append(Finding(shown, no, "SB-CONF", "#include without a file"))
+                continue
+            if os.path.isabs(target):
+                conf.includes_outside.append((shown, no, target))
+                continue
+            sub = tree / target
+            if depth > 8:
+                conf.findings.append(Finding(shown, no, "SB-CONF", "#include nested too deep"))
+                continue
+            load_conf(sub, tree, display=target, conf=conf, depth=depth + 1,
+                      where=(section, template))
+            continue
+        if line.startswith("#"):
+            conf.findings.append(Finding(shown, no, "SB-CONF",
+                                         f"directive {line.split()[0]} not allowed"))
+            continue
+        m = re.match(r"^\[([^\]]+)\](?:\(([^)]*)\))?$", line)
+        if m:
+            section = m.group(1).strip()
+            opts = [o.strip() for o in (m.group(2) or "").split(",") if o.strip()]
+            template = "!" in opts
+            conf.sections.setdefault(section, (shown, no, template))
+            conf.parents.setdefault(section, set()).update(o for o in opts if o not in "!+")
+            continue
+        m = re.match(r"^([^=]+?)\s*=>?\s*(.*)$", line)
+        if not m:
+            conf.findings.append(Finding(shown, no, "SB-CONF", f"not key = value: {line[:40]!r}"))
+            continue
+        conf.items.append(Item(shown, no, section, template, m.group(1).strip(),
+                               m.group(2).strip()))
+    return conf
+
+
+# --- the dialplan model -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Step:
+    file: str
+    line: int
+    context: str
+    exten: str
+    label: str | None
+    app: str
+    args: str
+
+
+def dialplan_steps(conf: Conf) -> list[Step]:
+    """``exten => EXT,PRIO[(label)],App(args)`` and ``same => PRIO[(label)],App(args)``."""
+    steps: list[Step] = []
+    last_exten = ""
+    for it in conf.items:
+        if it.key == "exten":
+            exten, _, rest = it.value.partition(",")
+            last_exten = exten.strip()
+        elif it.key == "same":
+            rest = it.value
+        else:
+            continue
+        prio, _, app_part = rest.partition(",")
+        lm = re.search(r"\(([^)]*)\)", prio)
+        label = lm.group(1).strip() if lm else None
+        am = re.match(r"^\s*([A-Za-z][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$", app_part, re.S)
+        app, args = (am.group(1), am.group(2) or "") if am else (app_part.strip(), "")
+        steps.append(Step(it.file, it.line, it.section, last_exten, label, app, args))
+    return steps
+
+
+def split_args(args: str, sep: str = ",") -> list[str]:
+    """Split on ``sep`` outside ${...}, $[...] and (...)."""
+    out: list[str] = []
+    cur: list[str] = []
+    depth = 0
+    for ch in args:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == sep and depth == 0:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    return [a.strip() for a in out]
+
+
+def pattern_matches(pattern: str, exten: str) -> bool:
+    if not pattern.startswith("_"):
+        return pattern == exten
+    rx = ""
+    p = pattern[1:]
+    i = 0
+    while i < len(p):
+        ch = p[i]
+        if ch == "X":
+            rx += "[0-9]"
+        elif ch == "Z":
+            rx += "[1-9]"
+        elif ch == "N":
+            rx += "[2-9]"
+        elif ch == ".":
+            rx += ".+"
+        elif ch == "!":
+            rx += ".*"
+        elif ch == "[":
+            j = p.index("]", i)
+            rx += "[" + p[i + 1:j] + "]"
+            i = j
+        else:
+            rx += re.escape(ch)
+        i += 1
+    return re.fullmatch(rx, exten) is not None
+
+
+def _has_var(s: str) -> bool:
+    return "${" in s or "$[" in s
+
+
+class Dialplan:
+    def __init__(self, steps: list[Step], contexts: dict[str, tuple[str, int, bool]]) -> None:
+        self.steps = steps
+        self.contexts = set(contexts) - {"general", "globals"}
+        self.extens: dict[str, set[str]] = {}
+        self.labels: dict[tuple[str, str], set[str]] = {}
+        for s in steps:
+            self.extens.setdefault(s.context, set()).add(s.exten)
+            if s.label:
+                self.labels.setdefault((s.context, s.exten), set()).add(s.label)
+
+    def resolve(self, context: str, exten: str, prio: str) -> str | None:
+        """None when the target exists, else what is missing."""
+        if any(_has_var(x) for x in (context, exten, prio)):
+            return None
+        if context not in self.contexts:
+            return f"context '{context}' does not exist"
+        matches = [e for e in self.extens.get(context, ()) if pattern_matches(e, exten)]
+        if not matches:
+            return f"extension '{exten}' does not exist in context '{context}'"
+        if prio.isdigit() or prio in ("n", ""):
+            return None
+        if not any(prio in self.labels.get((context, e), set()) for e in matches):
+            return f"label '{prio}' does not exist in {context},{exten}"
+        return None
+
+
+def goto_targets(step: Step) -> Iterator[tuple[str, str, str]]:
+    """(context, exten, priority-or-label) targets of one step."""
+    app = step.app.lower()
+    here = (step.context, step.exten)
+    if app in ("goto", "gosub"):
+        yield _target(split_args(re.sub(r"\(.*\)$", "", step.args)), here)
+    elif app in ("gotoif", "gosubif"):
+        _, _, branches = step.args.partition("?")
+        for branch in branches.split(":"):
+            if branch.strip():
+                yield _target(split_args(re.sub(r"\(.*\)$", "", branch.strip())), here)
+    elif app == "set":
+        m = re.match(r"CHANNEL\(hangup_handler_push\)=(.*)", step.args)
+        if m:
+            yield _target(split_args(re.sub(r"\(.*\)$", "", m.group(1))), here)
+    elif app == "queue":
+        opts = split_args(step.args)[1] if len(split_args(step.args)) > 1 else ""
+        for m in re.finditer(r"b\(([^)]*)\)", opts):
+            yield _target(split_args(m.group(1), "^"), here)
+
+
+def _target(parts: list[str], here: tuple[str, str]) -> tuple[str, str, str]:
+    if len(parts) >= 3:
+        return parts[0], parts[1], parts[2]
+    if len(parts) == 2:
+        return here[0], parts[0], parts[1]
+    return here[0], here[1], parts[0] if parts else ""
+
+
+# --- the checks ------------------------------------------------------------------------
+
+@dataclass
+class Project:
+    tree: Path  # the assembled configuration (dialplan/ + site/)
+    lint_dir: Path
+    sounds_dir: Path
+    extensions: Conf
+    queues: Conf
+    pjsip: Conf
+    manager: Conf
+    others: list[Conf]
+    dialplan: Dialplan
+
+
+def _listed(path: Path, rx: str) -> set[str]:
+    out = set()
+    for line in path.read_text().splitlines():
+        m = re.match(rx, line)
+        if m:
+            out.add(m.group(1))
+    return out
+
+
+def check_apps(p: Project) -> Iterator[Finding]:
+    known = {a.lower() for a in _listed(p.lint_dir / "asterisk22-applications.txt",
+                                         r"^\s*([A-Za-z][A-Za-z0-9_]*):")}
+    for s in p.dialplan.steps:
+        if s.app.lower() not in known:
+            why = " (removed: use Gosub)" if s.app.lower() == "macro" else ""
+            yield Finding(s.file, s.line, "SB-APP",
+                          f"application {s.app} does not exist in Asterisk 22{why}")
+
+
+def check_functions(p: Project) -> Iterator[Finding]:
+    known = _listed(p.lint_dir / "asterisk22-functions.txt", r"^([A-Z][A-Z0-9_]*)\s")
+    for s in p.dialplan.steps:
+        for name in re.findall(r"(?<![A-Za-z0-9_$])([A-Z][A-Z0-9_]*)\(", s.args):
+            if name not in known and name.upper() == name:
+                yield Finding(s.file, s.line, "SB-FUNC",
+                              f"function {name} does not exist in Asterisk 22")
+
+
+def check_targets(p: Project) -> Iterator[Finding]:
+    for s in p.dialplan.steps:
+        for ctx, ext, prio in goto_targets(s):
+            missing = p.dialplan.resolve(ctx, ext, prio)
+            if missing:
+                yield Finding(s.file, s.line, "SB-TARGET", f"{s.app} target: {missing}")
+
+
+def check_queues(p: Project) -> Iterator[Finding]:
+    defined = {n for n, (_, _, tpl) in p.queues.sections.items()
+               if not tpl and n != "general"}
+    for s in p.dialplan.steps:
+        if s.app.lower() in ("queue", "addqueuemember", "removequeuemember",
+                             "pausequeuemember", "unpausequeuemember"):
+            name = split_args(s.args)[0] if s.args else ""
+            if name and not _has_var(name) and name not in defined:
+                yield Finding(s.file, s.line, "SB-QUEUE",
+                              f"queue '{name}' is not defined in queues.conf "
+                              f"(defined: {', '.join(sorted(defined))})")
+
+
+def check_agi(p: Project) -> Iterator[Finding]:
+    for s in p.dialplan.steps:
+        if s.app.lower() not in ("agi", "eagi", "deadagi"):
+            continue
+        script = split_args(s.args)[0]
+        m = re.match(r"^h?agi://[^/]+/([^?,/]+)", script)
+        if m:
+            name = m.group(1)
+        elif script == "switchboard-agi":
+            args = split_args(s.args)
+            name = args[1] if len(args) > 1 else ""
+        else:
+            yield Finding(s.file, s.line, "SB-AGI",
+                          f"AGI script {script!r} is neither agi://HOST/NAME nor "
+                          f"switchboard-agi")
+            continue
+        if name not in contract.HANDLERS:
+            yield Finding(s.file, s.line, "SB-AGI",
+                          f"no AGI handler '{name}' in agi/ (handlers: "
+                          f"{', '.join(sorted(contract.HANDLERS))})")
+
+
+def check_variables(p: Project) -> Iterator[Finding]:
+    read: set[str] = set()
+    set_here: set[str] = set()
+    for s in p.dialplan.steps:
+        text = f"{s.app}({s.args})"
+        for name in re.findall(r"\bSB_[A-Z0-9_]+", text):
+            if name not in contract.ALL:
+                yield Finding(s.file, s.line, "SB-VAR",
+                              f"{name} is not a variable the AGI code knows "
+                              f"(agi/contract.py; the dialplan's own variables are IVR_*)")
+        read.update(re.findall(r"\$\{(SB_[A-Z0-9_]+)", text))
+        if s.app.lower() == "set":
+            m = re.match(r"(SB_[A-Z0-9_]+)=", s.args)
+            if m:
+                set_here.add(m.group(1))
+    for handler, names in sorted(contract.SETS.items()):
+        for name in sorted(names - read):
+            yield Finding(p.extensions.name, 1, "SB-VAR",
+                          f"{name} is set by the {handler} handler but the dialplan never "
+                          f"reads it")
+
+
+def check_prompts(p: Project) -> Iterator[Finding]:
+    sounds = {x.strip() for x in (p.lint_dir / "sounds-en-core.txt").read_text().splitlines()}
+    if p.sounds_dir.is_dir():
+        sounds |= {str(f.relative_to(p.sounds_dir).with_suffix(""))
+                   for f in p.sounds_dir.rglob("*") if f.is_file()}
+    for s in p.dialplan.steps:
+        if s.app.lower() in ("playback", "background", "controlplayback", "read"):
+            args = split_args(s.args)
+            files = args[1] if s.app.lower() == "read" and len(args) > 1 else args[0]
+            for name in files.split("&"):
+                if name and not _has_var(name) and name not in sounds:
+                    yield Finding(s.file, s.line, "SB-PROMPT",
+                                  f"prompt '{name}' is not in the sounds list "
+                                  f"({LINT_DIR_NAME}/sounds-en-core.txt or dialplan/sounds/)")
+    for name in Prompts().__dict__.values():
+        if name not in sounds:
+            yield Finding("agi/handlers.py", 0, "SB-PROMPT",
+                          f"the AGI handlers play '{name}', which is not in the sounds list")
+
+
+def endpoints(p: Project) -> set[str]:
+    """Sections of type endpoint, directly or through their templates; a name
+    that is re-opened for other types ([2001] endpoint and [2001] aor) counts."""
+    def types(name: str, seen: frozenset[str] = frozenset()) -> set[str]:
+        own = {i.value for i in p.pjsip.items if i.section == name and i.key == "type"}
+        for parent in p.pjsip.parents.get(name, ()):
+            if parent not in seen:
+                own |= types(parent, seen | {name})
+        return own
+    return {name for name, (_, _, tpl) in p.pjsip.sections.items()
+            if not tpl and "endpoint" in types(name)}
+
+
+def check_endpoints(p: Project) -> Iterator[Finding]:
+    known = endpoints(p)
+    refs: list[tuple[str, int, str]] = []
+    for s in p.dialplan.steps:
+        refs += [(s.file, s.line, n) for n in re.findall(r"PJSIP/([A-Za-z0-9_.-]+)", s.args)]
+    for it in p.queues.items:
+        if it.key == "member":
+            refs += [(it.file, it.line, n) for n in re.findall(r"PJSIP/([A-Za-z0-9_.-]+)",
+                                                               it.value)]
+    for file, line, name in refs:
+        if name not in known:
+            yield Finding(file, line, "SB-ENDPOINT",
+                          f"endpoint PJSIP/{name} is not defined in pjsip.conf")
+
+
+def check_ami(p: Project) -> Iterator[Finding]:
+    general = p.manager.section_items("general")
+    enabled = any(i.key == "enabled" and i.value.lower() in ("yes", "true", "1")
+                  for i in general)
+    bind = [i for i in general if i.key == "bindaddr"]
+    if enabled and not bind:
+        yield Finding("manager.conf", 1, "SB-AMI",
+                      "AMI enabled without bindaddr: Asterisk would listen on every "
+                      "address; set bindaddr = 127.0.0.1")
+    for i in bind:
+        try:
+            loopback = ipaddress.ip_address(i.value).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            yield Finding(i.file, i.line, "SB-AMI",
+                          f"AMI bound to {i.value}: only loopback (127.0.0.1) is allowed")
+    for i in p.manager.items:
+        if i.key in ("webenabled",) and i.value.lower() in ("yes", "true", "1"):
+            yield Finding(i.file, i.line, "SB-AMI", "AMI over HTTP is not allowed")
+
+
+def check_secrets(p: Project) -> Iterator[Finding]:
+    for conf in (p.extensions, p.queues, p.pjsip, p.manager, *p.others):
+        for i in conf.items:
+            if i.key.lower() in SECRET_KEYS and i.value:
+                yield Finding(i.file, i.line, "SB-SECRET",
+                              f"{i.key} written inline: put it in a file outside git and "
+                              f"#include it (e.g. /etc/asterisk/secrets/)")
+        for i in conf.items:
+            secret_like = re.search(r"(SECRET|PASSWORD|PASS|TOKEN|KEY)$", i.key.upper())
+            if i.section == "globals" and secret_like and i.value:
+                yield Finding(i.file, i.line, "SB-SECRET",
+                              f"global {i.key} looks like a secret written inline")
+
+
+CHECKS = (check_apps, check_functions, check_targets, check_queues, check_agi,
+          check_variables, check_prompts, check_endpoints, check_ami, check_secrets)
+
+
+# --- assembling and running ----------------------------------------------------------
+
+def assemble(dialplan_dir: Path, site_dir: Path, into: Path) -> None:
+    """dialplan/*.conf plus the site files as site/, the layout Asterisk sees."""
+    for f in dialplan_dir.glob("*.conf"):
+        shutil.copy2(f, into / f.name)
+    shutil.copytree(site_dir, into / "site", dirs_exist_ok=True)
+
+
+def run_asterisklint(tree: Path) -> list[Finding]:
+    exe = Path(sys.executable).parent / "asterisklint"
+    try:
+        proc = subprocess.run([str(exe), "dialplan-check", "--asterisk-version", "22",
+                               "--func-odbc", "", "extensions.conf"], cwd=tree,
+                              capture_output=True, text=True, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return [Finding("extensions.conf", 0, "LINT", f"asterisklint could not run: {exc}")]
+    findings = []
+    for line in (proc.stdout + proc.stderr).splitlines():
+        m = re.match(r"^(\S+?):(\d+) ([EW]_[A-Z_]+): (.*)$", line.strip())
+        if m:
+            findings.append(Finding(m.group(1), int(m.group(2)), m.group(3), m.group(4)))
+    if proc.returncode != 0 and not findings:
+        findings.append(Finding("extensions.conf", 0, "LINT",
+                                f"asterisklint failed: {(proc.stderr or proc.stdout)[:200]}"))
+    return findings
+
+
+def check(dialplan_dir: Path = DIALPLAN_DIR, site_dir: Path | None = None) -> list[Finding]:
+    site_dir = site_dir or dialplan_dir / "site.example"
+    findings: list[Finding] = []
+    for required in ("extensions.conf", "queues.conf", "pjsip.conf", "manager.conf"):
+        if not (dialplan_dir / required).is_file():
+            findings.append(Finding(required, 0, "SB-CONF", "missing"))
+    if findings:
+        return findings
+    with tempfile.TemporaryDirectory(prefix="sb-dialplan-") as tmp:
+        tree = Path(tmp)
+        assemble(dialplan_dir, site_dir, tree)
+        confs = {name: load_conf(tree / name, tree) for name in
+                 ("extensions.conf", "queues.conf", "pjsip.conf", "manager.conf")}
+        others = [load_conf(f, tree) for f in sorted(tree.glob("*.conf"))
+                  if f.name not in confs]
+        steps = dialplan_steps(confs["extensions.conf"])
+        project = Project(tree, dialplan_dir / LINT_DIR_NAME, dialplan_dir / "sounds",
+                          confs["extensions.conf"], confs["queues.conf"], confs["pjsip.conf"],
+                          confs["manager.conf"], others,
+                          Dialplan(steps, confs["extensions.conf"].sections))
+        for conf in (*confs.values(), *others):
+            findings += conf.findings
+        findings += run_asterisklint(tree)
+        for fn in CHECKS:
+            findings += fn(project)
+    return sorted(set(findings))

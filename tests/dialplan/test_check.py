@@ -1,0 +1,145 @@
+"""``switchboard dialplan check``: the project's own configuration passes, and
+each deliberately broken copy fails with the expected file:line message."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from switchboard import dialcheck
+
+CLI = Path(sys.executable).parent / "switchboard"
+
+# name, file (relative to dialplan/), text to replace (None: append), new text,
+# expected code, expected words in the message, expected file in the finding
+BROKEN: list[tuple[str, str, str | None, str, str, str, str]] = [
+    ("syntax error", "extensions.conf", None, "this line is garbage\n",
+     "E_CONF_BAD_LINE", "expected variable = value", "extensions.conf"),
+    ("unbalanced ${", "extensions.conf", "${FILTER(0-9,${EXTEN})}", "${FILTER(0-9,${EXTEN})",
+     "W_APP_BALANCE", "unbalanced", "extensions.conf"),
+    ("unbalanced $[", "extensions.conf", '$["${DB(switchboard/emergency)}" = "on"]',
+     '$["${DB(switchboard/emergency)}" = "on"', "E_APP_PARSE_ERROR", "parse error",
+     "extensions.conf"),
+    ("unknown application", "extensions.conf", "Playback(hello-world)",
+     "PlayBak(hello-world)", "SB-APP", "PlayBak does not exist in Asterisk 22",
+     "extensions.conf"),
+    ("Macro was removed", "extensions.conf", " same => n,Playback(hello-world)",
+     " same => n,Macro(greeting)\n same => n,Playback(hello-world)", "SB-APP",
+     "removed: use Gosub", "extensions.conf"),
+    ("unknown function", "extensions.conf", "${FILTER(0-9,${EXTEN})}",
+     "${FILTRE(0-9,${EXTEN})}", "SB-FUNC", "FILTRE does not exist", "extensions.conf"),
+    ("Goto to a missing context", "site.example/dids.conf", "Goto(sb-inbound,s,1)",
+     "Goto(sb-inbund,s,1)", "SB-TARGET", "context 'sb-inbund' does not exist",
+     "site/dids.conf"),
+    ("GotoIf to a missing label", "extensions.conf", "?emergency)", "?emergancy)",
+     "SB-TARGET", "label 'emergancy' does not exist", "extensions.conf"),
+    ("Gosub to a missing extension", "extensions.conf", "Gosub(sb-agi-verify,s,1)",
+     "Gosub(sb-agi-verify,start,1)", "SB-TARGET", "extension 'start' does not exist",
+     "extensions.conf"),
+    ("undefined queue", "extensions.conf", "Queue(overflow,", "Queue(overfow,", "SB-QUEUE",
+     "queue 'overfow' is not defined", "extensions.conf"),
+    ("AGI with no handler", "extensions.conf", "agi://${AGI_SERVER}/verify)",
+     "agi://${AGI_SERVER}/verfy)", "SB-AGI", "no AGI handler 'verfy'", "extensions.conf"),
+    ("SB_ variable unknown to the code", "extensions.conf", "Set(SB_VERIFIED=error)",
+     "Set(SB_VERIFY=error)", "SB-VAR", "SB_VERIFY is not a variable the AGI code knows",
+     "extensions.conf"),
+    ("SB_ variable set by the code, never read", "extensions.conf",
+     'Status: ${SB_CALLBACK})\n same => n,GotoIf($["${SB_CALLBACK}"',
+     'Status: ${IVR_X})\n same => n,GotoIf($["${IVR_X}"', "SB-VAR",
+     "SB_CALLBACK is set by the callback handler but the dialplan never reads it",
+     "extensions.conf"),
+    ("prompt not in the sounds list", "extensions.conf", "Playback(hello-world)",
+     "Playback(helo-world)", "SB-PROMPT", "prompt 'helo-world'", "extensions.conf"),
+    ("endpoint not in pjsip.conf", "extensions.conf", "exten => _X.,1,Playback(feature",
+     "exten => *99,1,Dial(PJSIP/2009)\nexten => _X.,1,Playback(feature", "SB-ENDPOINT",
+     "PJSIP/2009 is not defined", "extensions.conf"),
+    ("AMI not on loopback", "manager.conf", "bindaddr = 127.0.0.1", "bindaddr = 0.0.0.0",
+     "SB-AMI", "only loopback", "manager.conf"),
+    ("AMI without bindaddr", "manager.conf", "bindaddr = 127.0.0.1\n", "", "SB-AMI",
+     "without bindaddr", "manager.conf"),
+    ("secret inline in pjsip.conf", "pjsip.conf", "[sb-phone-auth](!)\n",
+     "[sb-phone-auth](!)\npassword = hunter22\n", "SB-SECRET", "password written inline",
+     "pjsip.conf"),
+    ("AMI secret inline", "site.example/manager-users.conf",
+     '#include "/etc/asterisk/secrets/ami-ops.conf"', "secret = opspass", "SB-SECRET",
+     "secret written inline", "site/manager-users.conf"),
+]
+
+
+# what the line a finding names must hold (codes whose finding is about a whole
+# file or a missing use are not pinned to a line of text)
+MARKERS = {"SB-APP": "(", "SB-FUNC": "FILTRE", "SB-TARGET": "Go", "SB-QUEUE": "overfow",
+           "SB-AGI": "verfy", "SB-PROMPT": "helo-world", "SB-ENDPOINT": "PJSIP/2009",
+           "SB-SECRET": "=", "E_CONF_BAD_LINE": "garbage"}
+
+
+def broken_copy(tmp: Path, file: str, old: str | None, new: str) -> Path:
+    copy = tmp / "dialplan"
+    shutil.copytree(dialcheck.DIALPLAN_DIR, copy)
+    path = copy / file
+    text = path.read_text()
+    if old is None:
+        text += new
+    else:
+        assert old in text, f"{old!r} not in {file}"
+        text = text.replace(old, new, 1)
+    path.write_text(text)
+    return copy
+
+
+def test_the_projects_own_dialplan_passes() -> None:
+    assert dialcheck.check() == []
+
+
+@pytest.mark.parametrize(("file", "old", "new", "code", "words", "where"),
+                         [t[1:] for t in BROKEN], ids=[t[0] for t in BROKEN])
+def test_each_broken_copy_fails_with_its_message(tmp_path: Path, file: str, old: str | None,
+                                                 new: str, code: str, words: str,
+                                                 where: str) -> None:
+    copy = broken_copy(tmp_path, file, old, new)
+    findings = dialcheck.check(copy)
+    hits = [f for f in findings if f.code == code and words in f.message]
+    assert hits, "\n".join(map(str, findings))
+    assert all(f.file == where and f.line > 0 for f in hits)
+    # and the line named is the one that was broken
+    marker = MARKERS.get(code)
+    if marker:
+        source = copy / where.replace("site/", "site.example/")
+        lines = source.read_text().splitlines()
+        assert any(marker in lines[f.line - 1] for f in hits), (marker, hits)
+
+
+def test_cli_prints_file_line_messages_and_exits_1(tmp_path: Path) -> None:
+    copy = broken_copy(tmp_path, "extensions.conf", "Queue(overflow,", "Queue(overfow,")
+    r = subprocess.run([str(CLI), "dialplan", "check", "--dir", str(copy)],
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 1
+    assert any(line.startswith("extensions.conf:") and "SB-QUEUE" in line
+               for line in r.stdout.splitlines())
+    ok = subprocess.run([str(CLI), "dialplan", "check"], capture_output=True, text=True,
+                        timeout=120, check=False)
+    assert ok.returncode == 0 and "is fine" in ok.stdout
+
+
+def test_contract_every_agi_target_and_sb_variable_matches_the_code() -> None:
+    """Both ways: what the dialplan calls and uses exists in agi/, and every
+    handler and every variable a handler sets is used by the dialplan."""
+    import re
+
+    from agi import contract
+    from agi.app import make_flow
+    from agi.handlers import registry
+    from tests.agi.conftest import agi_settings
+
+    text = (dialcheck.DIALPLAN_DIR / "extensions.conf").read_text()
+    fast = set(re.findall(r"AGI\(agi://[^/]+/([a-z]+)\)", text))
+    process = set(re.findall(r"AGI\(switchboard-agi,([a-z]+)\)", text))
+    handlers = set(registry(None, make_flow(agi_settings())))  # type: ignore[arg-type]
+    assert fast == process == handlers == contract.HANDLERS
+    used = set(re.findall(r"\bSB_[A-Z_]+", text))
+    assert used <= contract.ALL
+    assert set().union(*contract.SETS.values()) <= set(re.findall(r"\$\{(SB_[A-Z_]+)", text))
