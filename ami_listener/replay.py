@@ -182,6 +182,9 @@ class ServerOptions:
     resync_first: bool = True  # hold the stream until the QueueStatus reply went out
     stamp_on_send: bool = False  # rewrite Timestamp headers to the send time (benchmark)
     banner: bytes = b"Asterisk Call Manager/11.0.0\r\n"
+    # Action: Command -> (success, output lines) or None for Asterisk's
+    # "Permission denied" (a user without the command class)
+    command: Callable[[str], tuple[bool, list[str]]] | None = None
 
 
 @dataclass
@@ -295,6 +298,15 @@ class ReplayServer:
                             await reply(head % b"Success" + b"Message: Filter Added\r\n\r\n")
                         else:
                             await reply(head % b"Error" + b"Message: Permission denied\r\n\r\n")
+                    elif name == "command" and self.options.command is not None:
+                        ok, lines = self.options.command(msg.get("Command") or "")
+                        if ok:  # the recorded shape: one Output header per line
+                            out = b"".join(b"Output: " + x.encode() + b"\r\n" for x in lines)
+                            await reply(head % b"Success" + b"Message: Command output "
+                                        b"follows\r\n" + out + b"\r\n")
+                        else:
+                            await reply(head % b"Error" + b"Message: " + "; ".join(lines)
+                                        .encode() + b"\r\n\r\n")
                     elif name == "logoff":
                         await reply(head % b"Goodbye"
                                     + b"Message: Thanks for all the fish.\r\n\r\n")

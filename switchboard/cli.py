@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -28,9 +29,9 @@ import asyncpg
 from agi.app import make_hasher, run_agi_server
 from ami_listener.demo import run_demo
 from ami_listener.service import run_listener
-from switchboard import __version__, db, dialcheck, log, loop, ops
+from switchboard import __version__, db, deploy, dialcheck, log, loop, ops
 from switchboard.pgcluster import ClusterError
-from switchboard.settings import ConfigError, Settings, load
+from switchboard.settings import ConfigError, Settings, load, parse_ami_ops
 from switchboard.summary import print_summary
 
 ENV_HELP = """\
@@ -159,6 +160,20 @@ def _ops_parsers(sub: Any) -> None:
     a.add_argument("--dir", default=None, help="configuration to check (default: dialplan/)")
     a.add_argument("--site", default=None,
                    help="the site's files (default: dialplan/site.example)")
+    for action, text in (("deploy", "check, write the files into the Asterisk configuration "
+                          "directory, reload what changed over AMI, confirm; put the previous "
+                          "version back on any error"),
+                         ("rollback", "put the previous version back, reload, confirm")):
+        a = dp.add_parser(action, help=text, description=text + ". AMI ops user from "
+                          "SB_AMI_OPS_ADDR, SB_AMI_OPS_USER, SB_AMI_OPS_SECRET[_FILE].")
+        a.add_argument("--confdir", default="/etc/asterisk",
+                       help="Asterisk's configuration directory (default /etc/asterisk); "
+                       "its site/ folder holds the site files")
+        if action == "deploy":
+            a.add_argument("--dir", default=None, help="configuration to deploy "
+                           "(default: dialplan/)")
+        a.add_argument("--dry-run", action="store_true",
+                       help="show the diff and the actions; touch nothing")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -185,10 +200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return loop.run(run_agi_server(settings.agi, db.database_url(settings)),
                             settings.agi.event_loop)
         if args.command == "dialplan":
-            return _dialplan(args)
+            return _dialplan(args, settings)
         if args.command in ("agency", "line", "officer", "case", "audit"):
             return asyncio.run(_ops(settings, args))
-    except (ClusterError, db.MigrationError, ConfigError, ops.OpsError) as exc:
+    except (ClusterError, db.MigrationError, ConfigError, ops.OpsError,
+            deploy.DeployError) as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 1
     except (OSError, asyncpg.PostgresError) as exc:
@@ -198,7 +214,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-def _dialplan(args: argparse.Namespace) -> int:
+def _dialplan(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action in ("deploy", "rollback"):
+        confdir = Path(args.confdir)
+        if not confdir.is_dir():
+            raise deploy.DeployError(f"{confdir} is not a directory")
+        host, port, user, secret = parse_ami_ops(os.environ) if not args.dry_run else (
+            "127.0.0.1", 0, "", "")
+        ami = deploy.AmiOps(host, port, user, secret)
+        url = None
+        with contextlib.suppress(ConfigError, ClusterError):
+            url = db.database_url(settings)
+        if args.action == "deploy":
+            source = Path(args.dir) if args.dir else dialcheck.DIALPLAN_DIR
+            return asyncio.run(deploy.deploy(source, confdir, ami, dry_run=args.dry_run,
+                                             database_url=url))
+        return asyncio.run(deploy.rollback(confdir, ami, dry_run=args.dry_run,
+                                           database_url=url))
     directory = Path(args.dir) if args.dir else dialcheck.DIALPLAN_DIR
     site = Path(args.site) if args.site else None
     findings = dialcheck.check(directory, site)

@@ -207,6 +207,23 @@ def parse_nodes(env: Mapping[str, str]) -> tuple[AmiNode, ...]:
     return tuple(nodes)
 
 
+def parse_ami_ops(env: Mapping[str, str]) -> tuple[str, int, str, str]:
+    """The AMI user `switchboard dialplan deploy|rollback` reloads with:
+    SB_AMI_OPS_ADDR (default 127.0.0.1:5038), SB_AMI_OPS_USER (ops),
+    SB_AMI_OPS_SECRET or SB_AMI_OPS_SECRET_FILE (required)."""
+    addr = env.get("SB_AMI_OPS_ADDR", "127.0.0.1:5038")
+    host, port_s = _split_address(addr)
+    try:
+        port = int(port_s or DEFAULT_AMI_PORT)
+    except ValueError as exc:
+        raise ConfigError(f"SB_AMI_OPS_ADDR={addr!r} must be host[:port]") from exc
+    secret = _secret(env, "SB_AMI_OPS_SECRET")
+    if secret is None:
+        raise ConfigError("no AMI ops secret: set SB_AMI_OPS_SECRET_FILE (or "
+                          "SB_AMI_OPS_SECRET) for the ops user in manager.conf")
+    return host or "127.0.0.1", port, env.get("SB_AMI_OPS_USER", "ops"), secret
+
+
 def parse_agi(env: Mapping[str, str]) -> AgiSettings:
     listen = env.get("SB_AGI_LISTEN", "127.0.0.1:4573")
     host, port_s = _split_address(listen)
