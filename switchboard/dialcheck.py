@@ -19,6 +19,8 @@ files, each reporting ``file:line: CODE: message``:
     SB-ENDPOINT PJSIP/NAME that pjsip.conf does not define
     SB-AMI      AMI bound to anything but loopback
     SB-SECRET   a secret written inline instead of #included from outside git
+    SB-MODULE   modules.conf (autoload=no) loads a module Asterisk 22.10.1 does
+                not have, or misses one the dialplan needs
     SB-CONF     a file that cannot be read or parsed
 """
 
@@ -494,7 +496,37 @@ def check_secrets(p: Project) -> Iterator[Finding]:
                               f"global {i.key} looks like a secret written inline")
 
 
-CHECKS = (check_apps, check_functions, check_targets, check_queues, check_agi,
+def check_modules(p: Project) -> Iterator[Finding]:
+    modules = next((c for c in p.others if c.name == "modules.conf"), None)
+    if modules is None:
+        return
+    known = _listed(p.lint_dir / "asterisk22-modules.txt", r"^(\S+\.so)\s")
+    loads = {i.value: i for i in modules.items if i.key == "load"}
+    for name, item in sorted(loads.items()):
+        if name not in known:
+            yield Finding(item.file, item.line, "SB-MODULE",
+                          f"{name} is not a module of Asterisk 22.10.1")
+    autoload = any(i.key == "autoload" and i.value.lower() in ("yes", "true", "1")
+                   for i in modules.items)
+    if not autoload:
+        for name in sorted(needed_modules(p.tree) - set(loads)):
+            yield Finding("modules.conf", 1, "SB-MODULE",
+                          f"the dialplan needs {name} but modules.conf does not load it "
+                          f"(autoload = no)")
+
+
+def needed_modules(tree: Path) -> set[str]:
+    exe = Path(sys.executable).parent / "asterisklint"
+    try:
+        proc = subprocess.run([str(exe), "modules-show", "--asterisk-version", "22",
+                               "extensions.conf"], cwd=tree, capture_output=True, text=True,
+                              timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return set()
+    return set(re.findall(r"^load => (\S+\.so)$", proc.stdout, re.M))
+
+
+CHECKS = (check_modules, check_apps, check_functions, check_targets, check_queues, check_agi,
           check_variables, check_prompts, check_endpoints, check_ami, check_secrets)
 
 
