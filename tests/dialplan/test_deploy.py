@@ -238,3 +238,22 @@ def test_unreachable_ami_writes_nothing(tmp_path: Path) -> None:
         return sorted(p.name for p in confdir.iterdir() if not p.name.startswith("."))
     files, _ = run(tmp_path, scenario)
     assert files == ["site"]
+
+
+def test_cli_dry_run_and_a_missing_ops_secret(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    cli = Path(sys.executable).parent / "switchboard"
+    confdir = confdir_with_site(tmp_path)
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": "/tmp",
+           "SB_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    dry = subprocess.run([str(cli), "dialplan", "deploy", "--confdir", str(confdir),
+                          "--dry-run"], env=env, capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert dry.returncode == 0, dry.stderr
+    assert "extensions.conf: +" in dry.stdout and "dry run" in dry.stdout
+    assert sorted(p.name for p in confdir.iterdir()) == ["site"]
+    real = subprocess.run([str(cli), "dialplan", "deploy", "--confdir", str(confdir)],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert real.returncode == 1 and "SB_AMI_OPS_SECRET_FILE" in real.stderr
