@@ -29,7 +29,7 @@ import asyncpg
 from agi.app import make_hasher, run_agi_server
 from ami_listener.demo import run_demo
 from ami_listener.service import run_listener
-from switchboard import __version__, db, deploy, dialcheck, log, loop, ops
+from switchboard import __version__, db, deploy, dialcheck, log, loop, ops, report
 from switchboard.pgcluster import ClusterError
 from switchboard.settings import ConfigError, Settings, load, parse_ami_ops
 from switchboard.summary import print_summary
@@ -150,6 +150,35 @@ def _ops_parsers(sub: Any) -> None:
     a.add_argument("--limit", type=int, default=50)
     au.add_parser("verify", help="walk the chain; exit 1 at the first broken link")
 
+    rp = sub.add_parser("report", help="call-center figures for a day or a range",
+                        description="Queue and agent figures (definitions: sql/kpi.md). "
+                        "Exit status 3 when a listener gap overlaps the range (printed on "
+                        "stderr): the figures may miss events.")
+    _range_args(rp)
+    fmt = rp.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true", help="CSV instead of a table")
+    fmt.add_argument("--json", action="store_true", help="JSON instead of a table")
+    rp.add_argument("--short-s", type=int, default=5, help="short abandon threshold (5)")
+    rp.add_argument("--variant", default="offered_excl_short",
+                    choices=("offered_excl_short", "offered", "answered",
+                             "offered_excl_abandoned_within_t"),
+                    help="service-level denominator (sql/kpi.md)")
+
+    st = sub.add_parser("staffing", help="agents needed per interval (Erlang C) against "
+                        "agents logged in",
+                        description="From measured calls and handle time per interval, "
+                        "the agents needed for the service-level target (Erlang C), with "
+                        "shrinkage, against the agents actually logged in. With "
+                        "--calls-per-hour and --aht-s: a what-if, no database.")
+    _range_args(st)
+    st.add_argument("--target", type=float, default=0.8, help="share answered within "
+                    "--sl-s (0.8)")
+    st.add_argument("--shrinkage", type=float, default=0.3, help="share of paid time not "
+                    "on the phones (0.3)")
+    st.add_argument("--aht-s", type=float, default=None, help="handle time when an interval "
+                    "has no answered calls, or for the what-if")
+    st.add_argument("--calls-per-hour", type=float, default=None, help="what-if")
+
     dp = sub.add_parser("dialplan", help="check, deploy and roll back the Asterisk "
                         "configuration in dialplan/").add_subparsers(
         dest="action", required=True, metavar="ACTION")
@@ -199,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.agi.require_pepper()
             return loop.run(run_agi_server(settings.agi, db.database_url(settings)),
                             settings.agi.event_loop)
+        if args.command in ("report", "staffing"):
+            return _report(settings, args)
         if args.command == "dialplan":
             return _dialplan(args, settings)
         if args.command in ("agency", "line", "officer", "case", "audit"):
@@ -212,6 +243,40 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     return 2
+
+
+def _range_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--day", default=None, help="YYYY-MM-DD (default: yesterday)")
+    p.add_argument("--from", dest="start", default=None, help="ISO time (with --to)")
+    p.add_argument("--to", dest="end", default=None, help="ISO time")
+    p.add_argument("--tz", default="UTC", help="time zone of the intervals (UTC)")
+    p.add_argument("--bucket", default="hour", choices=("15min", "hour", "day"))
+    p.add_argument("--sl-s", type=int, default=20, help="service-level threshold T (20)")
+    p.add_argument("--wrapup-s", type=int, default=15, help="wrap-up added to talk time "
+                   "in AHT (15, the queues' wrapuptime)")
+
+
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        if args.command == "staffing" and not (0 <= args.shrinkage < 1
+                                               and 0 < args.target < 1):
+            raise ValueError("--shrinkage is in [0, 1) and --target in (0, 1)")
+        if args.command == "staffing" and args.calls_per_hour is not None:
+            if args.aht_s is None:
+                raise ValueError("--calls-per-hour needs --aht-s")
+            return report.what_if(args.calls_per_hour, args.aht_s, sl_target=args.target,
+                                  sl_s=args.sl_s, shrinkage=args.shrinkage)
+        rng = report.Range.parse(args.day, args.start, args.end, args.tz, args.bucket)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    url = db.database_url(settings)
+    if args.command == "staffing":
+        return asyncio.run(report.staffing(
+            url, rng, sl_target=args.target, sl_s=args.sl_s, shrinkage=args.shrinkage,
+            default_aht_s=args.aht_s or 240, wrapup_s=args.wrapup_s))
+    fmt = "csv" if args.csv else "json" if args.json else "table"
+    return asyncio.run(report.report(url, rng, fmt=fmt, short_s=args.short_s, sl_s=args.sl_s,
+                                     variant=args.variant, wrapup_s=args.wrapup_s))
 
 
 def _dialplan(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,0 +1,19 @@
+-- name: queue_figures
+-- $1 from, $2 to, $3 bucket, $4 time zone, $5 short s, $6 SL s, $7 variant, $8 wrap-up s
+SELECT * FROM sb_kpi_queue($1, $2, $3, $4, $5, $6, $7, $8);
+
+-- name: agent_figures
+SELECT * FROM sb_kpi_agent($1, $2, $3, $4, $5);
+
+-- name: gaps
+-- Listener gaps overlapping [$1, $2): figures there may miss events.
+SELECT node, started_at, ended_at, reason, calls_closed, backfilled FROM listener_gap
+WHERE started_at < $2 AND coalesce(ended_at, now()) > $1 ORDER BY started_at;
+
+-- name: agents_logged_in
+-- Mean number of agents logged in per interval.
+SELECT bucket, sum(logged_in_s) AS logged_in_s FROM sb_kpi_agent($1, $2, $3, $4, 0)
+GROUP BY bucket ORDER BY bucket;
+
+-- name: live
+SELECT * FROM sb_live_queues();
