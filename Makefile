@@ -37,6 +37,7 @@ run: setup
 	$(BIN)/switchboard ami-listener
 
 test: venv
+	./scripts/bootstrap --browser
 	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q
 
 lint: venv

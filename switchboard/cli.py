@@ -29,7 +29,17 @@ import asyncpg
 from agi.app import make_hasher, run_agi_server
 from ami_listener.demo import run_demo
 from ami_listener.service import run_listener
-from switchboard import __version__, db, deploy, dialcheck, log, loop, ops, report
+from switchboard import (
+    __version__,
+    db,
+    deploy,
+    dialcheck,
+    log,
+    loop,
+    ops,
+    report,
+    wallboard,
+)
 from switchboard.pgcluster import ClusterError
 from switchboard.settings import ConfigError, Settings, load, parse_ami_ops
 from switchboard.summary import print_summary
@@ -150,6 +160,14 @@ def _ops_parsers(sub: Any) -> None:
     a.add_argument("--limit", type=int, default=50)
     au.add_parser("verify", help="walk the chain; exit 1 at the first broken link")
 
+    wb = sub.add_parser("wallboard", help="serve the live wall board",
+                        description="Serve the wall board on SB_WALLBOARD_LISTEN (default "
+                        "127.0.0.1:8088), behind SB_WALLBOARD_TOKEN[_FILE] (made once in "
+                        "the state directory when unset; the login URL is printed). Live "
+                        "figures also as Prometheus gauges on SB_WALLBOARD_METRICS_ADDR "
+                        "(127.0.0.1:9469).")
+    wb.add_argument("--tz", default=None, help="time zone of 'today' (SB_TZ, default UTC)")
+
     rp = sub.add_parser("report", help="call-center figures for a day or a range",
                         description="Queue and agent figures (definitions: sql/kpi.md). "
                         "Exit status 3 when a listener gap overlaps the range (printed on "
@@ -228,6 +246,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.agi.require_pepper()
             return loop.run(run_agi_server(settings.agi, db.database_url(settings)),
                             settings.agi.event_loop)
+        if args.command == "wallboard":
+            return loop.run(wallboard.run_wallboard(db.database_url(settings),
+                                                    board_config(settings, args.tz)),
+                            settings.agi.event_loop)
         if args.command in ("report", "staffing"):
             return _report(settings, args)
         if args.command == "dialplan":
@@ -243,6 +265,23 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     return 2
+
+
+def board_config(settings: Settings, tz: str | None) -> wallboard.BoardConfig:
+    env = dict(os.environ)
+    host, _, port = env.get("SB_WALLBOARD_LISTEN", "127.0.0.1:8088").rpartition(":")
+    m_host, _, m_port = env.get("SB_WALLBOARD_METRICS_ADDR", "127.0.0.1:9469").rpartition(":")
+    token, created = wallboard.token_from(env, settings.state_dir)
+    if created:
+        print(f"wall board token created in {settings.state_dir / 'wallboard-token'}")
+    zone = tz or env.get("SB_TZ") or "UTC"
+    try:
+        report.Range.parse(None, None, None, zone, "day")
+        return wallboard.BoardConfig(host=host or "127.0.0.1", port=int(port), token=token,
+                                     tz=zone, metrics_host=m_host or "127.0.0.1",
+                                     metrics_port=int(m_port))
+    except ValueError as exc:
+        raise ConfigError(f"wall board settings: {exc}") from exc
 
 
 def _range_args(p: argparse.ArgumentParser) -> None:

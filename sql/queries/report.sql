@@ -17,3 +17,9 @@ GROUP BY bucket ORDER BY bucket;
 
 -- name: live
 SELECT * FROM sb_live_queues();
+
+-- name: abandoned_today
+-- Today's abandoned calls (not short ones), newest first: when, queue, wait.
+SELECT entered_at, queue, wait_s FROM sb_call_fact
+WHERE outcome = 'abandoned' AND entered_at >= $1 AND wait_s >= $2
+ORDER BY entered_at DESC LIMIT 50;

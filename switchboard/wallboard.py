@@ -1,0 +1,335 @@
+"""``switchboard wallboard``: the live wall board.
+
+An aiohttp server on loopback (SB_WALLBOARD_LISTEN, default 127.0.0.1:8088)
+behind a token (SB_WALLBOARD_TOKEN[_FILE]; without one, a token is made once in
+the state directory and the login URL printed).  The page holds one
+Server-Sent-Events stream: a snapshot on connect and a new one within a fraction
+of a second after PostgreSQL notifies a change (the `sb_live` NOTIFY fired by
+statement triggers on queue_call and agent_state; no polling).  EventSource
+reconnects by itself after a blip; the server re-LISTENs with backoff when its
+database connection drops.  Live figures are also Prometheus gauges
+(SB_WALLBOARD_METRICS_ADDR, default 127.0.0.1:9469).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import os
+import secrets
+import signal
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+from switchboard import log
+from switchboard.sqlfile import queries
+
+Q = queries("report.sql")
+PAGE = Path(__file__).with_name("wallboard.html")
+COOKIE = "sb_wallboard"
+
+
+@dataclass(frozen=True)
+class BoardConfig:
+    host: str = "127.0.0.1"
+    port: int = 8088
+    token: str = ""
+    tz: str = "UTC"
+    sl_target: float = 0.8
+    sl_s: int = 20
+    asa_target_s: float = 20.0
+    short_s: int = 5
+    wrapup_s: int = 15
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9469  # 0: off
+    debounce_s: float = 0.1
+
+
+def token_from(env: dict[str, str], state_dir: Path) -> tuple[str, bool]:
+    """(token, created): SB_WALLBOARD_TOKEN, the file SB_WALLBOARD_TOKEN_FILE, or
+    one made once in the state directory (mode 600)."""
+    if env.get("SB_WALLBOARD_TOKEN"):
+        return env["SB_WALLBOARD_TOKEN"], False
+    path = Path(env.get("SB_WALLBOARD_TOKEN_FILE") or state_dir / "wallboard-token")
+    if path.exists():
+        return path.read_text().strip(), False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        token = secrets.token_urlsafe(24)
+        f.write(token + "\n")
+    return token, True
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if isinstance(v, str) and v.startswith("{"):
+        return json.loads(v)
+    return v
+
+
+class Board:
+    def __init__(self, database_url: str, config: BoardConfig) -> None:
+        self.url = database_url
+        self.cfg = config
+        self.log = log.get("wallboard")
+        self.pool: asyncpg.Pool | None = None
+        self.snapshot: dict[str, Any] = {}
+        self.version = 0
+        self.changed = asyncio.Condition()
+        self._dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self.listening = asyncio.Event()
+        self.registry = CollectorRegistry()
+        labels = ["queue"]
+        self.g_waiting = Gauge("sb_queue_waiting", "Callers waiting now", labels,
+                               registry=self.registry)
+        self.g_longest = Gauge("sb_queue_longest_wait_seconds", "Longest current wait",
+                               labels, registry=self.registry)
+        self.g_agents = Gauge("sb_queue_agents", "Agents by state now", ["queue", "state"],
+                              registry=self.registry)
+        self.g_sl = Gauge("sb_queue_service_level_today", "Service level today (sql/kpi.md)",
+                          labels, registry=self.registry)
+        self.g_offered = Gauge("sb_queue_offered_today", "Calls offered today", labels,
+                               registry=self.registry)
+        self._metrics_server: Any = None
+
+    # --- data ----------------------------------------------------------------------
+    def today_start(self) -> datetime:
+        zone = ZoneInfo(self.cfg.tz)
+        now = datetime.now(zone)
+        return datetime(now.year, now.month, now.day, tzinfo=zone)
+
+    async def compute(self) -> dict[str, Any]:
+        assert self.pool is not None
+        c = self.cfg
+        start = self.today_start()
+        end = start + timedelta(days=1)
+        async with self.pool.acquire() as conn:
+            live = [dict(r) for r in await conn.fetch(Q["live"])]
+            day = [dict(r) for r in await conn.fetch(
+                Q["queue_figures"], start, end, "day", c.tz, c.short_s, c.sl_s,
+                "offered_excl_short", c.wrapup_s)]
+            hours = [dict(r) for r in await conn.fetch(
+                Q["queue_figures"], start, end, "hour", c.tz, c.short_s, c.sl_s,
+                "offered_excl_short", c.wrapup_s)]
+            abandoned = [dict(r) for r in await conn.fetch(Q["abandoned_today"], start,
+                                                            c.short_s)]
+            now = await conn.fetchval("SELECT now()")
+        today = {r["queue"]: r for r in day}
+        queues = []
+        for q in sorted({r["queue"] for r in live} | {r["queue"] for r in day} - {"(all)"}):
+            lv = next((r for r in live if r["queue"] == q), {})
+            td = today.get(q, {})
+            queues.append({
+                "queue": q, "waiting": lv.get("waiting", 0),
+                "oldest_entered_at": _plain(lv.get("oldest_entered_at")),
+                "available": lv.get("agents_available", 0),
+                "on_call": lv.get("agents_on_call", 0), "paused": lv.get("agents_paused", 0),
+                "paused_reasons": _plain(lv.get("paused_reasons") or "{}"),
+                "offered": td.get("offered", 0), "answered": td.get("answered", 0),
+                "abandoned": td.get("abandoned", 0),
+                "short_abandoned": td.get("short_abandoned", 0),
+                "service_level": _plain(td.get("service_level")),
+                "asa_s": _plain(td.get("asa_s")),
+            })
+        total = today.get("(all)", {})
+        return {
+            "version": self.version + 1, "server_time": now.isoformat(), "tz": c.tz,
+            "targets": {"service_level": c.sl_target, "sl_s": c.sl_s,
+                        "asa_s": c.asa_target_s, "short_s": c.short_s},
+            "queues": queues,
+            "total": {k: _plain(total.get(k)) for k in ("offered", "answered", "abandoned",
+                                                        "service_level", "asa_s")},
+            "hours": [{"bucket": _plain(r["bucket"]), "offered": r["offered"],
+                       "answered": r["answered"], "abandoned": r["abandoned"],
+                       "service_level": _plain(r["service_level"])}
+                      for r in hours if r["queue"] == "(all)"],
+            "abandoned_list": [{"at": _plain(r["entered_at"]), "queue": r["queue"],
+                                "wait_s": _plain(r["wait_s"])} for r in abandoned],
+        }
+
+    def _metrics(self, snap: dict[str, Any]) -> None:
+        for q in snap["queues"]:
+            name = q["queue"]
+            self.g_waiting.labels(name).set(q["waiting"])
+            oldest = q["oldest_entered_at"]
+            self.g_longest.labels(name).set(
+                (datetime.fromisoformat(snap["server_time"])
+                 - datetime.fromisoformat(oldest)).total_seconds() if oldest else 0)
+            for state in ("available", "on_call", "paused"):
+                self.g_agents.labels(name, state).set(q[state])
+            self.g_sl.labels(name).set(q["service_level"] if q["service_level"] is not None
+                                       else float("nan"))
+            self.g_offered.labels(name).set(q["offered"])
+
+    async def refresher(self) -> None:
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(self.cfg.debounce_s)  # a burst of NOTIFYs -> one refresh
+            self._dirty.clear()
+            try:
+                snap = await self.compute()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self.log.warning("wallboard_refresh_failed", error=type(exc).__name__)
+                await asyncio.sleep(1)
+                self._dirty.set()
+                continue
+            self._metrics(snap)
+            async with self.changed:
+                self.version = snap["version"]
+                self.snapshot = snap
+                self.changed.notify_all()
+
+    async def listener(self) -> None:
+        """LISTEN sb_live on a connection of its own; reconnect with backoff."""
+        delay = 0.2
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(self.url, timeout=5)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c, ev=lost: ev.set())
+                await conn.add_listener("sb_live", lambda *_: self._dirty.set())
+                self.listening.set()
+                self._dirty.set()  # whatever happened while we were away
+                delay = 0.2
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), 10)
+                    if not lost.is_set():
+                        await conn.fetchval("SELECT 1")  # notices a silently dead link
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                    TimeoutError) as exc:
+                self.log.warning("wallboard_listen_lost", error=type(exc).__name__,
+                                 retry_s=delay)
+            finally:
+                self.listening.clear()
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    # --- http ------------------------------------------------------------------------
+    def _authorised(self, request: web.Request) -> bool:
+        given = request.cookies.get(COOKIE) or request.query.get("token") or ""
+        return bool(self.cfg.token) and hmac.compare_digest(given, self.cfg.token)
+
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorised(request):
+            return web.Response(status=401, content_type="text/html",
+                                text="<h1>switchboard wall board</h1><p>Open the link with "
+                                "its token (printed by <code>switchboard wallboard</code>)."
+                                "</p>")
+        resp = web.Response(body=PAGE.read_bytes(), content_type="text/html")
+        if "token" in request.query:
+            resp.set_cookie(COOKIE, self.cfg.token, httponly=True, samesite="Strict")
+        resp.headers["Cache-Control"] = "no-store"
+        resp.headers["Content-Security-Policy"] = ("default-src 'self'; style-src 'self' "
+                                                   "'unsafe-inline'; script-src 'self' "
+                                                   "'unsafe-inline'")
+        return resp
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorised(request):
+            raise web.HTTPUnauthorized()
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-store",
+                                           "X-Accel-Buffering": "no"})
+        await resp.prepare(request)
+        seen = -1
+        try:
+            while True:
+                async with self.changed:
+                    if self.version == seen:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self.changed.wait(), 15)
+                    snap, seen_now = self.snapshot, self.version
+                if seen_now != seen and snap:
+                    seen = seen_now
+                    await resp.write(b"retry: 1000\nevent: snapshot\ndata: "
+                                     + json.dumps(snap).encode() + b"\n\n")
+                else:
+                    await resp.write(b": keep-alive\n\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return resp
+
+    async def snapshot_json(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            raise web.HTTPUnauthorized()
+        return web.json_response(self.snapshot)
+
+    async def start(self) -> int:
+        self.pool = await asyncpg.create_pool(self.url, min_size=1, max_size=3,
+                                              command_timeout=10)
+        self.snapshot = await self.compute()
+        self.version = self.snapshot["version"]
+        self._metrics(self.snapshot)
+        self._tasks = [asyncio.ensure_future(self.refresher()),
+                       asyncio.ensure_future(self.listener())]
+        app = web.Application()
+        app.router.add_get("/", self.page)
+        app.router.add_get("/events", self.events)
+        app.router.add_get("/snapshot.json", self.snapshot_json)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.cfg.host, self.cfg.port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        self.port = server.sockets[0].getsockname()[1] if server else self.cfg.port
+        if self.cfg.metrics_port:
+            self._metrics_server = start_http_server(self.cfg.metrics_port,
+                                                     addr=self.cfg.metrics_host,
+                                                     registry=self.registry)
+        self.log.info("wallboard_listening", url=f"http://{self.cfg.host}:{self.port}/")
+        return self.port
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self.pool is not None:
+            await self.pool.close()
+        if self._metrics_server is not None:
+            server, thread = self._metrics_server
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=2)
+            self._metrics_server = None
+
+
+async def run_wallboard(database_url: str, config: BoardConfig, *,
+                        stop: asyncio.Event | None = None) -> int:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    board = Board(database_url, config)
+    try:
+        port = await board.start()
+        print(f"wall board: http://{config.host}:{port}/?token={config.token}", flush=True)
+        await stop.wait()
+    finally:
+        await board.stop()
+    return 0
+

@@ -1,0 +1,146 @@
+"""The wall board in a real browser (Debian's Chromium driven by Playwright):
+recorded traffic goes through the real listener into PostgreSQL, and the page
+must show it within 1 second, without a reload; it must survive a restart of
+the server; and a screenshot is kept in test-artifacts/."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from playwright.async_api import Page, async_playwright
+
+from ami_listener.replay import Capture, Refresher, Segment, ServerOptions
+from switchboard.pgcluster import free_port
+from switchboard.wallboard import Board, BoardConfig
+from tests.helpers import ingest
+
+ARTIFACTS = Path(os.environ.get("SB_TEST_ARTIFACTS",
+                                Path(__file__).resolve().parents[2] / "test-artifacts"))
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TOKEN = "wallboard-test-token"
+
+
+REST_AT_S = 9.0  # when the rest of the call is sent
+
+
+def stream() -> Segment:
+    """b_abandon_ts with fresh uniqueids, the caller joining 5 s ago: up to the
+    QueueCallerJoin (a caller waiting) at once, the rest (the caller gives up,
+    after 23 s) REST_AT_S later, on the same AMI session."""
+    frames = Capture.load("b_abandon_ts").event_frames()
+    stamps = [float(f.split(b"Timestamp: ")[1].split(b"\r\n")[0]) for f in frames
+              if b"\r\nTimestamp: " in f]
+    join = next(i for i, f in enumerate(frames) if f.startswith(b"Event: QueueCallerJoin"))
+    join_ts = float(frames[join].split(b"Timestamp: ")[1].split(b"\r\n")[0])
+    fresh = Refresher().frames(frames, shift_to=time.time() - 5 - (join_ts - stamps[0]))
+    return Segment([(0.0, b"".join(fresh[:join + 1])), (REST_AT_S, b"".join(fresh[join + 1:]))],
+                   False)
+
+
+async def committed(db_url: str, sql: str) -> float:
+    """Wait until ``sql`` returns true; the moment it did."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        while not await conn.fetchval(sql):
+            await asyncio.sleep(0.01)
+        return time.monotonic()
+    finally:
+        await conn.close()
+
+
+async def text(page: Page, selector: str) -> str:
+    return (await page.locator(selector).first.text_content() or "").strip()
+
+
+async def shown(page: Page, selector: str, want: str, since: float, seconds: float) -> float:
+    """Seconds from ``since`` (the commit) until the page shows ``want``."""
+    await page.wait_for_function(
+        "([sel, want]) => { const e = document.querySelector(sel); "
+        "return e && e.textContent.trim() === want; }", arg=[selector, want],
+        timeout=max(1.0, seconds - (time.monotonic() - since)) * 1000)
+    return time.monotonic() - since
+
+
+def test_the_wall_board_shows_recorded_traffic_live(db_url: str, tmp_path: Path) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = BoardConfig(port=port, token=TOKEN, metrics_port=free_port())
+
+    async def main() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        board = Board(db_url, config)
+        await board.start()
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                page = await browser.new_page(viewport={"width": 1600, "height": 900})
+                await page.goto(f"http://127.0.0.1:{port}/?token={TOKEN}")
+                await page.wait_for_selector("#status:not(.down)")
+                out["before"] = await text(page, "#status")
+
+                # a caller joins the intake queue and waits
+                feed = asyncio.ensure_future(ingest(
+                    db_url, tmp_path, [stream()], node="pbx-a",
+                    options=ServerOptions(speed=1.0)))
+                t = await committed(db_url, "SELECT count(*) = 1 FROM queue_call")
+                out["waiting_s"] = await shown(page, "[data-queue=intake] .waiting", "1", t, 1.0)
+                first_wait = await text(page, "[data-queue=intake] .longest")
+                await asyncio.sleep(2.2)  # the longest wait ticks between snapshots
+                out["longest"] = (first_wait, await text(page, "[data-queue=intake] .longest"))
+
+                # the server goes away and comes back: the page reconnects by itself
+                await board.stop()
+                await page.wait_for_selector("#status.down", timeout=5000)
+                board = Board(db_url, config)
+                await board.start()
+                await page.wait_for_selector("#status:not(.down)", timeout=10000)
+
+                # the caller gives up
+                t = await committed(db_url, "SELECT count(*) = 1 FROM queue_call "
+                                    "WHERE outcome = 'abandoned'")
+                out["abandoned_s"] = await shown(page, "[data-queue=intake] .abandoned", "1",
+                                                 t, 1.0)
+                await feed
+                out["waiting_after"] = await text(page, "[data-queue=intake] .waiting")
+                out["offered"] = await text(page, "[data-queue=intake] .offered")
+                out["list"] = await text(page, "#abandoned li")
+                out["sl"] = await text(page, "[data-queue=intake] .sl")
+                out["sl_class"] = await page.get_attribute("[data-queue=intake] .sl", "class")
+                await page.screenshot(path=str(ARTIFACTS / "wallboard.png"), full_page=True)
+                out["metrics"] = await asyncio.to_thread(
+                    lambda: urllib.request.urlopen(
+                        f"http://127.0.0.1:{config.metrics_port}/metrics", timeout=5)
+                    .read().decode())
+                def without_token() -> int:  # in a thread: the server runs on this loop
+                    try:
+                        urllib.request.urlopen(f"http://127.0.0.1:{port}/",
+                                               timeout=5)
+                        return 200
+                    except urllib.error.HTTPError as exc:
+                        return exc.code
+                out["no_token"] = await asyncio.to_thread(without_token)
+            finally:
+                await browser.close()
+                await board.stop()
+        return out
+
+    out = asyncio.run(main())
+    assert out["before"].startswith("live")
+    assert out["waiting_s"] <= 1.0
+    assert out["longest"][0] != out["longest"][1]  # ticking
+    assert out["abandoned_s"] <= 1.0
+    assert out["waiting_after"] == "0" and out["offered"] == "1"
+    assert "intake" in out["list"] and "waited 23s" in out["list"]
+    assert out["sl"] == "0%" and "bad" in (out["sl_class"] or "")
+    assert 'sb_queue_offered_today{queue="intake"} 1.0' in out["metrics"]
+    assert out["no_token"] == 401
+    assert (ARTIFACTS / "wallboard.png").stat().st_size > 10_000
