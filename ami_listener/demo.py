@@ -10,15 +10,19 @@ pace.  The listener is the production code path; only the AMI endpoint differs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import os
 from datetime import UTC, datetime
 
 from agi.demo import print_agi_summary, run_agi_traffic
 from ami_listener.replay import Capture, Refresher, ReplayServer, Segment, ServerOptions
 from ami_listener.service import Listener
 from switchboard import db, log
+from switchboard.pgcluster import free_port, port_free
 from switchboard.settings import AmiNode, Settings
 from switchboard.summary import print_summary
+from switchboard.wallboard import Board, BoardConfig, token_from
 
 DEMO_CAPTURES = ("a_answered_ts", "b_abandon_ts", "c_ringnoanswer", "d_queue_timeout_ts",
                  "e_member_actions", "f_burst_50_calls_ts")
@@ -40,12 +44,31 @@ def build_segment(rounds: int, *, pause_s: float = 1.0) -> tuple[Segment, float]
     return Segment(chunks, close_at_end=False), (chunks[-1][0] if chunks else 0.0)
 
 
-async def run_demo(settings: Settings, *, speed: float, rounds: int) -> int:
+async def start_board(settings: Settings, url: str) -> Board | None:
+    """The wall board for the demo, on SB_WALLBOARD_LISTEN (127.0.0.1:8088) or a
+    free port when that one is taken; None when it cannot start."""
+    token, _ = token_from(dict(os.environ), settings.state_dir)
+    host, _, port_s = os.environ.get("SB_WALLBOARD_LISTEN", "127.0.0.1:8088").rpartition(":")
+    port = int(port_s) if port_free(int(port_s)) else free_port()
+    board = Board(url, BoardConfig(host=host or "127.0.0.1", port=port, token=token,
+                                   tz=os.environ.get("SB_TZ", "UTC"), metrics_port=0))
+    try:
+        await board.start()
+    except OSError as exc:
+        log.get("demo").warning("wallboard_not_started", error=str(exc)[:200])
+        return None
+    print(f"wall board: http://{board.cfg.host}:{board.port}/?token={token}", flush=True)
+    return board
+
+
+async def run_demo(settings: Settings, *, speed: float, rounds: int,
+                   hold_s: float = 0.0) -> int:
     logger = log.get("demo")
     url = db.database_url(settings)
     applied = await db.migrate(url)
     if applied:
         logger.info("migrations_applied", names=applied)
+    board = await start_board(settings, url)
     segment, recorded_s = build_segment(max(1, rounds))
     server = ReplayServer([segment], ServerOptions(speed=speed))
     port = await server.start()
@@ -66,9 +89,15 @@ async def run_demo(settings: Settings, *, speed: float, rounds: int) -> int:
         async with asyncio.timeout(60):
             await runner.wait_idle()
         got = await agi
+        if board is not None and hold_s > 0:
+            print(f"wall board stays up for {hold_s:.0f} s (Ctrl-C to stop)", flush=True)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(hold_s)
     finally:
         await runner.stop()
         await server.close()
+        if board is not None:
+            await board.stop()
     print()
     await print_summary(url, started, written_since=True)
     await print_agi_summary(url, started, got)

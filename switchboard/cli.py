@@ -93,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="replay pace, 1 = real time (default 20)")
     demo.add_argument("--rounds", type=int, default=2,
                       help="how many times to play the set of captures (default 2)")
+    demo.add_argument("--hold", type=float, default=0.0,
+                      help="keep the wall board up this many seconds after the replay "
+                      "(default 0)")
 
     summ = sub.add_parser("summary", help="print calls per queue since a time")
     summ.add_argument("--since", default=None,
@@ -237,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "ami-listener":
             return asyncio.run(run_listener(settings.listener, db.database_url(settings)))
         if args.command == "demo":
-            return asyncio.run(run_demo(settings, speed=args.speed, rounds=args.rounds))
+            return asyncio.run(run_demo(settings, speed=args.speed, rounds=args.rounds,
+                                        hold_s=args.hold))
         if args.command == "summary":
             since = (datetime.fromisoformat(args.since) if args.since
                      else datetime.now(UTC) - timedelta(days=1))
