@@ -157,3 +157,32 @@ def test_live_waiting_and_agents(recorded: str) -> None:
     rows = {r["queue"]: r for r in kpi(recorded, "SELECT * FROM sb_live_queues()")}
     assert all(r["waiting"] == 0 for r in rows.values())  # every recorded call ended
     assert rows["intake"]["agents_available"] >= 1
+
+
+def test_overflow_callbacks_short_abandons_and_in_progress(db_url: str) -> None:
+    """Hand-made rows for what the recordings lack: a caller who times out of
+    intake into overflow and then asks for a callback, a short abandon, and a
+    caller still waiting."""
+    asyncio.run(fetch(db_url, """
+        INSERT INTO queue_call (call_id, node, uniqueid, queue, entered_at, outcome, hold_s,
+                                left_at, ended_at)
+        VALUES ('\\x01', 'n', 'u1', 'intake',   '2026-11-28 10:00:00+00', 'timeout', 120,
+                '2026-11-28 10:02:00+00', '2026-11-28 10:02:00+00'),
+               ('\\x02', 'n', 'u1', 'overflow', '2026-11-28 10:02:01+00', 'timeout', 180,
+                '2026-11-28 10:05:01+00', '2026-11-28 10:05:01+00'),
+               ('\\x03', 'n', 'u2', 'intake',   '2026-11-28 10:01:00+00', 'abandoned', 3,
+                '2026-11-28 10:01:03+00', '2026-11-28 10:01:03+00'),
+               ('\\x04', 'n', 'u3', 'intake',   '2026-11-28 10:01:30+00', NULL, NULL,
+                NULL, NULL)
+        RETURNING 1"""))
+    asyncio.run(fetch(db_url, "INSERT INTO callback_request (uniqueid, ani, requested_at) "
+                      "VALUES ('u1', '+442079460100', '2026-11-28 10:05:05+00') RETURNING 1"))
+    rows = {r["queue"]: r for r in kpi(
+        db_url, "SELECT * FROM sb_kpi_queue('2026-11-28', '2026-11-29', 'day', 'UTC')")}
+    intake, overflow, total = rows["intake"], rows["overflow"], rows["(all)"]
+    assert (intake["offered"], intake["timeouts"], intake["overflowed"]) == (3, 1, 1)
+    assert (intake["short_abandoned"], intake["abandoned"], intake["in_progress"]) == (1, 0, 1)
+    assert intake["abandon_rate"] == 0  # the short abandon is not in it
+    assert intake["service_level"] == 0  # 0 answered / (3 - 1 in progress - 1 short)
+    assert (overflow["overflowed"], overflow["callbacks"]) == (0, 1)
+    assert (total["offered"], total["callbacks"], total["max_waiting"]) == (4, 1, 2)
