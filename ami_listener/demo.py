@@ -29,8 +29,11 @@ DEMO_CAPTURES = ("a_answered_ts", "b_abandon_ts", "c_ringnoanswer", "d_queue_tim
 DEMO_NODE = "pbx-a"  # the systemname in the *_ts captures
 
 
-def build_segment(rounds: int, *, pause_s: float = 1.0) -> tuple[Segment, float]:
-    """All captures, ``rounds`` times, and the recorded duration of the whole."""
+def build_segment(rounds: int, *, pause_s: float = 1.0, speed: float = 1.0
+                  ) -> tuple[Segment, float]:
+    """All captures, ``rounds`` times, and the recorded duration of the whole;
+    Timestamps are moved to now and compressed by ``speed``, so each event's
+    time is when the replay sends it."""
     refresher = Refresher()
     chunks: list[tuple[float, bytes]] = []
     t0 = 0.0
@@ -38,7 +41,8 @@ def build_segment(rounds: int, *, pause_s: float = 1.0) -> tuple[Segment, float]
     for _ in range(rounds):
         for name in DEMO_CAPTURES:
             timed = Capture.load(name).timed_frames()
-            frames = refresher.frames([f for _, f in timed], shift_to=now + t0)
+            frames = refresher.frames([f for _, f in timed], shift_to=now + t0 / speed,
+                                      scale=1 / speed)
             chunks.extend((t0 + t, f) for (t, _), f in zip(timed, frames, strict=True))
             t0 += (timed[-1][0] if timed else 0.0) + pause_s
     return Segment(chunks, close_at_end=False), (chunks[-1][0] if chunks else 0.0)
@@ -69,7 +73,7 @@ async def run_demo(settings: Settings, *, speed: float, rounds: int,
     if applied:
         logger.info("migrations_applied", names=applied)
     board = await start_board(settings, url)
-    segment, recorded_s = build_segment(max(1, rounds))
+    segment, recorded_s = build_segment(max(1, rounds), speed=speed)
     server = ReplayServer([segment], ServerOptions(speed=speed))
     port = await server.start()
     duration = recorded_s / speed

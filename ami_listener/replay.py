@@ -138,7 +138,10 @@ class Refresher:
         self.counter = itertools.count(1)
         self.tag = 0
 
-    def frames(self, frames: list[bytes], *, shift_to: float | None = None) -> list[bytes]:
+    def frames(self, frames: list[bytes], *, shift_to: float | None = None,
+               scale: float = 1.0) -> list[bytes]:
+        """``scale`` < 1 compresses the Timestamps' spacing (a replay at 20x speed
+        uses 1/20, so the event times match when the frames are sent)."""
         self.tag += 1
         mapping: dict[bytes, bytes] = {}
         first_ts: float | None = None
@@ -164,7 +167,7 @@ class Refresher:
                     except ValueError:
                         continue
                     first_ts = value_f if first_ts is None else first_ts
-                    lines[i] = b"Timestamp: %.6f" % (shift_to + value_f - first_ts)
+                    lines[i] = b"Timestamp: %.6f" % (shift_to + (value_f - first_ts) * scale)
             out.append(b"\r\n".join(lines))
         return out
 
