@@ -75,13 +75,15 @@ WITH f AS (
 ), cbs AS (
     SELECT b, coalesce(cb.q, '(all)') AS q, count(*) AS n
       FROM cb GROUP BY GROUPING SETS ((b, cb.q), (b))
+), w AS (  -- waits, from queue_call itself (sb_call_fact's overflow test is not needed)
+    SELECT queue, entered_at, coalesce(answered_at, left_at, ended_at) AS wait_end
+      FROM queue_call
+     WHERE outcome IS DISTINCT FROM 'joined-empty' AND entered_at < p_to
+       AND coalesce(answered_at, left_at, ended_at, 'infinity') > p_from - interval '1 day'
 ), ev AS (  -- +1 when a caller starts waiting, -1 when the wait ends
-    SELECT queue, entered_at AS t, 1 AS d FROM sb_call_fact
-     WHERE entered_at < p_to AND coalesce(wait_end, 'infinity') > p_from - interval '1 day'
+    SELECT queue, entered_at AS t, 1 AS d FROM w
     UNION ALL
-    SELECT queue, wait_end, -1 FROM sb_call_fact
-     WHERE wait_end IS NOT NULL AND entered_at < p_to
-       AND wait_end > p_from - interval '1 day'
+    SELECT queue, wait_end, -1 FROM w WHERE wait_end IS NOT NULL
 ), run AS (
     SELECT queue AS q, t, d, sum(d) OVER (PARTITION BY queue ORDER BY t, d
                                           ROWS UNBOUNDED PRECEDING) AS n FROM ev
