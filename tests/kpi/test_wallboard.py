@@ -134,6 +134,8 @@ def test_the_wall_board_shows_recorded_traffic_live(db_url: str, tmp_path: Path)
         return out
 
     out = asyncio.run(main())
+    print(f"wallboard latency: waiting {out['waiting_s']:.3f} s, "
+          f"abandoned {out['abandoned_s']:.3f} s")
     assert out["before"].startswith("live")
     assert out["waiting_s"] <= 1.0
     assert out["longest"][0] != out["longest"][1]  # ticking
