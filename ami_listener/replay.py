@@ -145,6 +145,7 @@ class Refresher:
         self.tag += 1
         mapping: dict[bytes, bytes] = {}
         first_ts: float | None = None
+        last_ts = float("-inf")
         out = []
         for frame in frames:
             lines = frame.split(b"\r\n")
@@ -167,7 +168,11 @@ class Refresher:
                     except ValueError:
                         continue
                     first_ts = value_f if first_ts is None else first_ts
-                    lines[i] = b"Timestamp: %.6f" % (shift_to + (value_f - first_ts) * scale)
+                    stamp = shift_to + (value_f - first_ts) * scale
+                    if scale != 1.0:  # compressed: keep every frame's time distinct
+                        stamp = max(stamp, last_ts + 1e-6)
+                        last_ts = stamp
+                    lines[i] = b"Timestamp: %.6f" % stamp
             out.append(b"\r\n".join(lines))
         return out
 
