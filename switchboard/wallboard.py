@@ -123,10 +123,10 @@ class Board:
         async with self.pool.acquire() as conn:
             live = [dict(r) for r in await conn.fetch(Q["live"])]
             day = [dict(r) for r in await conn.fetch(
-                Q["queue_figures"], start, end, "day", c.tz, c.short_s, c.sl_s,
+                Q["queue_figures_no_peak"], start, end, "day", c.tz, c.short_s, c.sl_s,
                 "offered_excl_short", c.wrapup_s)]
             hours = [dict(r) for r in await conn.fetch(
-                Q["queue_figures"], start, end, "hour", c.tz, c.short_s, c.sl_s,
+                Q["queue_figures_no_peak"], start, end, "hour", c.tz, c.short_s, c.sl_s,
                 "offered_excl_short", c.wrapup_s)]
             abandoned = [dict(r) for r in await conn.fetch(Q["abandoned_today"], start,
                                                             c.short_s)]

@@ -37,7 +37,8 @@ WHERE c.outcome IS DISTINCT FROM 'joined-empty';
 CREATE FUNCTION sb_kpi_queue(
     p_from timestamptz, p_to timestamptz, p_bucket text DEFAULT 'day',
     p_tz text DEFAULT 'UTC', p_short_s integer DEFAULT 5, p_sl_s integer DEFAULT 20,
-    p_sl_variant text DEFAULT 'offered_excl_short', p_wrapup_s integer DEFAULT 0)
+    p_sl_variant text DEFAULT 'offered_excl_short', p_wrapup_s integer DEFAULT 0,
+    p_with_peak boolean DEFAULT true)
 RETURNS TABLE (bucket timestamptz, queue text, offered bigint, answered bigint,
                abandoned bigint, short_abandoned bigint, timeouts bigint,
                overflowed bigint, callbacks bigint, in_progress bigint,
@@ -78,7 +79,8 @@ WITH f AS (
 ), w AS (  -- waits, from queue_call itself (sb_call_fact's overflow test is not needed)
     SELECT queue, entered_at, coalesce(answered_at, left_at, ended_at) AS wait_end
       FROM queue_call
-     WHERE outcome IS DISTINCT FROM 'joined-empty' AND entered_at < p_to
+     WHERE p_with_peak  -- the costliest figure: the wall board does without it
+       AND outcome IS DISTINCT FROM 'joined-empty' AND entered_at < p_to
        AND coalesce(answered_at, left_at, ended_at, 'infinity') > p_from - interval '1 day'
 ), ev AS (  -- +1 when a caller starts waiting, -1 when the wait ends
     SELECT queue, entered_at AS t, 1 AS d FROM w

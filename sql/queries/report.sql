@@ -2,6 +2,10 @@
 -- $1 from, $2 to, $3 bucket, $4 time zone, $5 short s, $6 SL s, $7 variant, $8 wrap-up s
 SELECT * FROM sb_kpi_queue($1, $2, $3, $4, $5, $6, $7, $8);
 
+-- name: queue_figures_no_peak
+-- The same without max_waiting (0), for the wall board's frequent refreshes.
+SELECT * FROM sb_kpi_queue($1, $2, $3, $4, $5, $6, $7, $8, false);
+
 -- name: agent_figures
 SELECT * FROM sb_kpi_agent($1, $2, $3, $4, $5);
 
