@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +21,16 @@ from switchboard.sqlfile import queries
 from switchboard.staffing import agents_needed
 
 Q = queries("report.sql")
+
+
+def reader_settings() -> dict[str, Any]:
+    """Reports and the wall board read as SB_REPORTS_DB_ROLE (default sb_reports:
+    SELECT on the call and event tables, nothing else); empty: as the owner."""
+    role = os.environ.get("SB_REPORTS_DB_ROLE", "sb_reports")
+    settings = {"application_name": "switchboard-reports"}
+    if role:
+        settings["role"] = role
+    return {"server_settings": settings}
 GAP_EXIT = 3
 BUCKET_S = {"15min": 900, "hour": 3600, "day": 86400}
 QUEUE_COLS = ("bucket", "queue", "offered", "answered", "abandoned", "short_abandoned",
@@ -94,7 +105,7 @@ def table(rows: list[dict[str, Any]], cols: tuple[str, ...], tz: str, out: TextI
 
 async def report(url: str, rng: Range, *, fmt: str, short_s: int, sl_s: int, variant: str,
                  wrapup_s: int, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    conn = await asyncpg.connect(url, timeout=10)
+    conn = await asyncpg.connect(url, timeout=10, **reader_settings())
     try:
         qrows = [dict(r) for r in await conn.fetch(
             Q["queue_figures"], rng.start, rng.end, rng.bucket, rng.tz, short_s, sl_s,
@@ -139,7 +150,7 @@ async def report(url: str, rng: Range, *, fmt: str, short_s: int, sl_s: int, var
 
 async def staffing(url: str, rng: Range, *, sl_target: float, sl_s: int, shrinkage: float,
                    default_aht_s: float, wrapup_s: int, out: TextIO = sys.stdout) -> int:
-    conn = await asyncpg.connect(url, timeout=10)
+    conn = await asyncpg.connect(url, timeout=10, **reader_settings())
     try:
         qrows = [dict(r) for r in await conn.fetch(
             Q["queue_figures"], rng.start, rng.end, rng.bucket, rng.tz, 5, sl_s,

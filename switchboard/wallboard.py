@@ -32,6 +32,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from switchboard import log
+from switchboard.report import reader_settings
 from switchboard.sqlfile import queries
 
 Q = queries("report.sql")
@@ -202,7 +203,7 @@ class Board:
         while True:
             conn = None
             try:
-                conn = await asyncpg.connect(self.url, timeout=5)
+                conn = await asyncpg.connect(self.url, timeout=5, **reader_settings())
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, ev=lost: ev.set())
                 await conn.add_listener("sb_live", lambda *_: self._dirty.set())
@@ -278,6 +279,7 @@ class Board:
 
     async def start(self) -> int:
         self.pool = await asyncpg.create_pool(self.url, min_size=1, max_size=3,
+                                              **reader_settings(),
                                               command_timeout=10)
         self.snapshot = await self.compute()
         self.version = self.snapshot["version"]

@@ -89,3 +89,27 @@ def test_staffing_cli_over_the_recorded_day(recorded: str) -> None:  # noqa: F81
     bad = sb(recorded, "staffing", "--shrinkage", "1.5", "--calls-per-hour", "1",
              "--aht-s", "1")
     assert bad.returncode == 1
+
+
+def test_reports_read_as_a_role_that_sees_no_pins_or_audit(recorded: str) -> None:  # noqa: F811
+    import asyncpg
+
+    from switchboard.report import reader_settings
+
+    async def probe() -> tuple[str, list[str]]:
+        conn = await asyncpg.connect(recorded, **reader_settings())
+        refused = []
+        try:
+            who = await conn.fetchval("SELECT current_user")
+            await conn.fetch("SELECT * FROM sb_kpi_queue('2026-11-28', '2026-11-29')")
+            for sql in ("SELECT pin_hash FROM officer", "SELECT * FROM audit_log",
+                        "SELECT * FROM case_record", "DELETE FROM queue_call"):
+                try:
+                    await conn.execute(sql)
+                except asyncpg.InsufficientPrivilegeError:
+                    refused.append(sql)
+        finally:
+            await conn.close()
+        return who, refused
+    who, refused = asyncio.run(probe())
+    assert who == "sb_reports" and len(refused) == 4
