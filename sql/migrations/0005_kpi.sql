@@ -18,18 +18,13 @@ $$;
 --   wait_s      Asterisk's HoldTime: until an agent answered, or until the call
 --               left the queue (abandon, timeout); else measured from the rows
 --   wait_end    when the wait ended (NULL: still waiting)
---   overflowed  the call left this queue unanswered and entered another one
 CREATE VIEW sb_call_fact AS
 SELECT c.node, c.uniqueid, c.queue, c.entered_at, c.outcome, c.hold_s, c.talk_s,
        c.rna_count, c.member_interface, c.member_name,
        coalesce(c.hold_s::numeric,
                 extract(epoch FROM coalesce(c.answered_at, c.left_at, c.ended_at)
                                    - c.entered_at)::numeric(12, 3)) AS wait_s,
-       coalesce(c.answered_at, c.left_at, c.ended_at) AS wait_end,
-       c.outcome IN ('timeout', 'left-empty') AND EXISTS (
-           SELECT 1 FROM queue_call n
-            WHERE n.node = c.node AND n.uniqueid = c.uniqueid AND n.queue <> c.queue
-              AND n.entered_at >= c.entered_at) AS overflowed
+       coalesce(c.answered_at, c.left_at, c.ended_at) AS wait_end
 FROM queue_call c
 WHERE c.outcome IS DISTINCT FROM 'joined-empty';
 
@@ -38,6 +33,7 @@ CREATE FUNCTION sb_kpi_queue(
     p_from timestamptz, p_to timestamptz, p_bucket text DEFAULT 'day',
     p_tz text DEFAULT 'UTC', p_short_s integer DEFAULT 5, p_sl_s integer DEFAULT 20,
     p_sl_variant text DEFAULT 'offered_excl_short', p_wrapup_s integer DEFAULT 0,
+    -- false: leave out the two costly figures, max_waiting and overflowed (0)
     p_with_peak boolean DEFAULT true)
 RETURNS TABLE (bucket timestamptz, queue text, offered bigint, answered bigint,
                abandoned bigint, short_abandoned bigint, timeouts bigint,
@@ -48,8 +44,13 @@ RETURNS TABLE (bucket timestamptz, queue text, offered bigint, answered bigint,
 LANGUAGE sql STABLE AS $$
 WITH f AS (
     SELECT sb_bucket(entered_at, p_bucket, p_tz) AS b, *,
-           outcome IN ('answered', 'transferred') AS is_answered
-      FROM sb_call_fact WHERE entered_at >= p_from AND entered_at < p_to
+           outcome IN ('answered', 'transferred') AS is_answered,
+           -- overflowed: left this queue unanswered and entered another one
+           p_with_peak AND outcome IN ('timeout', 'left-empty') AND EXISTS (
+               SELECT 1 FROM queue_call n
+                WHERE n.node = x.node AND n.uniqueid = x.uniqueid AND n.queue <> x.queue
+                  AND n.entered_at >= x.entered_at) AS overflowed
+      FROM sb_call_fact x WHERE entered_at >= p_from AND entered_at < p_to
 ), agg AS (
     SELECT b, coalesce(f.queue, '(all)') AS q,
            count(*) AS offered,

@@ -3,7 +3,7 @@
 SELECT * FROM sb_kpi_queue($1, $2, $3, $4, $5, $6, $7, $8);
 
 -- name: queue_figures_no_peak
--- The same without max_waiting (0), for the wall board's frequent refreshes.
+-- The same without max_waiting and overflowed (0), for the wall board.
 SELECT * FROM sb_kpi_queue($1, $2, $3, $4, $5, $6, $7, $8, false);
 
 -- name: agent_figures
