@@ -233,8 +233,7 @@ def expected(confdir: Path) -> tuple[list[str], list[str], list[str]]:
                 if c not in ("general", "globals") and not tpl]
     pj = dialcheck.load_conf(tree / "pjsip.conf", tree)
     qs = dialcheck.load_conf(tree / "queues.conf", tree)
-    project = dialcheck.Project(tree, tree, tree, ext, qs, pj, pj, [], dialcheck.Dialplan([], {}))
-    endpoints = sorted(dialcheck.endpoints(project))
+    endpoints = sorted(dialcheck.endpoints(pj))
     queues = [q for q, (_, _, tpl) in qs.sections.items() if q != "general" and not tpl]
     return contexts, endpoints, queues
 

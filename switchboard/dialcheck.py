@@ -432,21 +432,21 @@ def check_prompts(p: Project) -> Iterator[Finding]:
                           f"the AGI handlers play '{name}', which is not in the sounds list")
 
 
-def endpoints(p: Project) -> set[str]:
+def endpoints(pjsip: Conf) -> set[str]:
     """Sections of type endpoint, directly or through their templates; a name
     that is re-opened for other types ([2001] endpoint and [2001] aor) counts."""
     def types(name: str, seen: frozenset[str] = frozenset()) -> set[str]:
-        own = {i.value for i in p.pjsip.items if i.section == name and i.key == "type"}
-        for parent in p.pjsip.parents.get(name, ()):
+        own = {i.value for i in pjsip.items if i.section == name and i.key == "type"}
+        for parent in pjsip.parents.get(name, ()):
             if parent not in seen:
                 own |= types(parent, seen | {name})
         return own
-    return {name for name, (_, _, tpl) in p.pjsip.sections.items()
+    return {name for name, (_, _, tpl) in pjsip.sections.items()
             if not tpl and "endpoint" in types(name)}
 
 
 def check_endpoints(p: Project) -> Iterator[Finding]:
-    known = endpoints(p)
+    known = endpoints(p.pjsip)
     refs: list[tuple[str, int, str]] = []
     for s in p.dialplan.steps:
         refs += [(s.file, s.line, n) for n in re.findall(r"PJSIP/([A-Za-z0-9_.-]+)", s.args)]
