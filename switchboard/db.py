@@ -142,7 +142,7 @@ async def ensure_app_database(cluster: LocalCluster) -> None:
             await conn.execute(f'ALTER ROLE "{cluster.app_user}" PASSWORD {pw_sql}')
         # The AGI service's least-privilege role (see sql/migrations/0003): the owner
         # is a member so the service can SET ROLE to it.
-        for role in ("sb_agi", "sb_reports"):
+        for role in ("sb_agi", "sb_reports", "sb_listener"):
             if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
                 await conn.execute(f"CREATE ROLE {role} NOLOGIN")
             await conn.execute(f'GRANT {role} TO "{cluster.app_user}"')
