@@ -314,6 +314,31 @@ async def record(database_url: str | None, action: str, result: str, detail: str
         say(f"warning: audit row not written ({type(exc).__name__})")
 
 
+async def carry_out(changes: list[Change], confdir: Path, ami_cfg: AmiOps, *,
+                    dry_run: bool, database_url: str | None, action: str, failed: str,
+                    say: Any) -> bool:
+    """What deploy and rollback share once they know the changes: show the diff
+    and the actions; unless a dry run, keep the live files as the previous
+    version (so a rollback can itself be rolled back), apply, and write the audit
+    row (``failed`` as its result when apply raised).  True when applied."""
+    for line in short_diff(changes):
+        say(line)
+    reloads, restart = actions_for(changes)
+    say("actions: " + ", ".join(reloads + [f"(restart for {r})" for r in restart]))
+    if dry_run:
+        say("dry run: nothing written, nothing reloaded")
+        return False
+    keep_previous(confdir, changes)
+    detail = f"{digest(changes)} {','.join(c.name for c in changes)}"
+    try:
+        await apply(changes, confdir, ami_cfg, say)
+    except DeployError:
+        await record(database_url, action, failed, detail, say)
+        raise
+    await record(database_url, action, "ok", detail, say)
+    return True
+
+
 async def deploy(dialplan_dir: Path, confdir: Path, ami_cfg: AmiOps, *, dry_run: bool,
                  database_url: str | None, say: Any = print) -> int:
     site = confdir / "site" if (confdir / "site").is_dir() else None
@@ -326,22 +351,9 @@ async def deploy(dialplan_dir: Path, confdir: Path, ami_cfg: AmiOps, *, dry_run:
     if not changes:
         say("nothing to deploy: the live files are the same")
         return 0
-    for line in short_diff(changes):
-        say(line)
-    reloads, restart = actions_for(changes)
-    say("actions: " + ", ".join(reloads + [f"(restart for {r})" for r in restart]))
-    if dry_run:
-        say("dry run: nothing written, nothing reloaded")
-        return 0
-    keep_previous(confdir, changes)
-    detail = f"{digest(changes)} {','.join(c.name for c in changes)}"
-    try:
-        await apply(changes, confdir, ami_cfg, say)
-    except DeployError:
-        await record(database_url, "dialplan-deploy", "rolled-back", detail, say)
-        raise
-    await record(database_url, "dialplan-deploy", "ok", detail, say)
-    say(f"deployed {len(changes)} file(s) ({digest(changes)})")
+    if await carry_out(changes, confdir, ami_cfg, dry_run=dry_run, database_url=database_url,
+                       action="dialplan-deploy", failed="rolled-back", say=say):
+        say(f"deployed {len(changes)} file(s) ({digest(changes)})")
     return 0
 
 
@@ -351,20 +363,7 @@ async def rollback(confdir: Path, ami_cfg: AmiOps, *, dry_run: bool,
     if not changes:
         say("nothing to roll back: the live files are the kept previous version")
         return 0
-    for line in short_diff(changes):
-        say(line)
-    reloads, restart = actions_for(changes)
-    say("actions: " + ", ".join(reloads + [f"(restart for {r})" for r in restart]))
-    if dry_run:
-        say("dry run: nothing written, nothing reloaded")
-        return 0
-    keep_previous(confdir, changes)  # so a rollback can itself be rolled back
-    detail = f"{digest(changes)} {','.join(c.name for c in changes)}"
-    try:
-        await apply(changes, confdir, ami_cfg, say)
-    except DeployError:
-        await record(database_url, "dialplan-rollback", "failed", detail, say)
-        raise
-    await record(database_url, "dialplan-rollback", "ok", detail, say)
-    say(f"rolled back {len(changes)} file(s)")
+    if await carry_out(changes, confdir, ami_cfg, dry_run=dry_run, database_url=database_url,
+                       action="dialplan-rollback", failed="failed", say=say):
+        say(f"rolled back {len(changes)} file(s)")
     return 0
