@@ -73,7 +73,8 @@ class Range:
         return cls(a, b, tz, bucket)
 
 
-def _plain(v: Any) -> Any:
+def plain(v: Any) -> Any:
+    """A database value as JSON: numbers, ISO times, parsed jsonb text."""
     if isinstance(v, Decimal):
         return float(v)
     if isinstance(v, datetime):
@@ -117,21 +118,21 @@ async def report(url: str, rng: Range, *, fmt: str, short_s: int, sl_s: int, var
         await conn.close()
     if fmt == "json":
         json.dump({"from": rng.start.isoformat(), "to": rng.end.isoformat(), "tz": rng.tz,
-                   "bucket": rng.bucket, "queues": [{k: _plain(v) for k, v in r.items()}
+                   "bucket": rng.bucket, "queues": [{k: plain(v) for k, v in r.items()}
                                                    for r in qrows],
-                   "agents": [{k: _plain(v) for k, v in r.items()} for r in arows],
-                   "gaps": [{k: _plain(v) for k, v in g.items()} for g in gaps]},
+                   "agents": [{k: plain(v) for k, v in r.items()} for r in arows],
+                   "gaps": [{k: plain(v) for k, v in g.items()} for g in gaps]},
                   out, indent=1)
         print(file=out)
     elif fmt == "csv":
         w = csv.writer(out)
         w.writerow(("section", *QUEUE_COLS))
         for r in qrows:
-            w.writerow(("queue", *(_plain(r[c]) for c in QUEUE_COLS)))
+            w.writerow(("queue", *(plain(r[c]) for c in QUEUE_COLS)))
         w.writerow(("section", *AGENT_COLS))
         for r in arows:
-            w.writerow(("agent", *(json.dumps(_plain(r[c])) if c == "paused_by_reason"
-                                   else _plain(r[c]) for c in AGENT_COLS)))
+            w.writerow(("agent", *(json.dumps(plain(r[c])) if c == "paused_by_reason"
+                                   else plain(r[c]) for c in AGENT_COLS)))
     else:
         print(f"{rng.start:%Y-%m-%d %H:%M} to {rng.end:%Y-%m-%d %H:%M} ({rng.tz}), "
               f"per {rng.bucket}; short abandon < {short_s} s, service level: answered "

@@ -22,7 +22,6 @@ import secrets
 import signal
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,7 +31,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from switchboard import log
-from switchboard.report import reader_settings
+from switchboard.report import plain, reader_settings
 from switchboard.sqlfile import queries
 
 Q = queries("report.sql")
@@ -70,16 +69,6 @@ def token_from(env: dict[str, str], state_dir: Path) -> tuple[str, bool]:
         token = secrets.token_urlsafe(24)
         f.write(token + "\n")
     return token, True
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, Decimal):
-        return float(v)
-    if isinstance(v, datetime):
-        return v.isoformat()
-    if isinstance(v, str) and v.startswith("{"):
-        return json.loads(v)
-    return v
 
 
 class Board:
@@ -139,15 +128,15 @@ class Board:
             td = today.get(q, {})
             queues.append({
                 "queue": q, "waiting": lv.get("waiting", 0),
-                "oldest_entered_at": _plain(lv.get("oldest_entered_at")),
+                "oldest_entered_at": plain(lv.get("oldest_entered_at")),
                 "available": lv.get("agents_available", 0),
                 "on_call": lv.get("agents_on_call", 0), "paused": lv.get("agents_paused", 0),
-                "paused_reasons": _plain(lv.get("paused_reasons") or "{}"),
+                "paused_reasons": plain(lv.get("paused_reasons") or "{}"),
                 "offered": td.get("offered", 0), "answered": td.get("answered", 0),
                 "abandoned": td.get("abandoned", 0),
                 "short_abandoned": td.get("short_abandoned", 0),
-                "service_level": _plain(td.get("service_level")),
-                "asa_s": _plain(td.get("asa_s")),
+                "service_level": plain(td.get("service_level")),
+                "asa_s": plain(td.get("asa_s")),
             })
         total = today.get("(all)", {})
         return {
@@ -155,14 +144,14 @@ class Board:
             "targets": {"service_level": c.sl_target, "sl_s": c.sl_s,
                         "asa_s": c.asa_target_s, "short_s": c.short_s},
             "queues": queues,
-            "total": {k: _plain(total.get(k)) for k in ("offered", "answered", "abandoned",
+            "total": {k: plain(total.get(k)) for k in ("offered", "answered", "abandoned",
                                                         "service_level", "asa_s")},
-            "hours": [{"bucket": _plain(r["bucket"]), "offered": r["offered"],
+            "hours": [{"bucket": plain(r["bucket"]), "offered": r["offered"],
                        "answered": r["answered"], "abandoned": r["abandoned"],
-                       "service_level": _plain(r["service_level"])}
+                       "service_level": plain(r["service_level"])}
                       for r in hours if r["queue"] == "(all)"],
-            "abandoned_list": [{"at": _plain(r["entered_at"]), "queue": r["queue"],
-                                "wait_s": _plain(r["wait_s"])} for r in abandoned],
+            "abandoned_list": [{"at": plain(r["entered_at"]), "queue": r["queue"],
+                                "wait_s": plain(r["wait_s"])} for r in abandoned],
         }
 
     def _metrics(self, snap: dict[str, Any]) -> None:
