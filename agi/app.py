@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 
 import asyncpg
 
@@ -14,6 +13,7 @@ from agi.pins import PinHasher
 from agi.server import FastAgiServer, ServerConfig
 from agi.verification import Policy, PoolDatabase, Verifier, connect_kwargs
 from switchboard import log
+from switchboard.loop import stop_on_signals
 from switchboard.settings import AgiSettings
 from switchboard.sqlfile import queries
 
@@ -72,18 +72,11 @@ async def run_agi_server(settings: AgiSettings, database_url: str, *,
                          stop: asyncio.Event | None = None) -> int:
     """Serve until SIGTERM/SIGINT (or ``stop``): then stop accepting, let calls in
     progress finish (SB_AGI_SHUTDOWN_GRACE_S), and exit 0."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
     service = AgiService(settings, database_url)
-    try:
-        await service.start()
-        await stop.wait()
-    finally:
-        await service.stop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(sig)
+    with stop_on_signals(stop or asyncio.Event()) as stopping:
+        try:
+            await service.start()
+            await stopping.wait()
+        finally:
+            await service.stop()
     return 0

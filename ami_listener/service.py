@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import gc
 import os
-import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ from ami_listener.normalise import FrameNormaliser
 from ami_listener.spool import Spool
 from ami_listener.writer import Backoff, Writer
 from switchboard import log
+from switchboard.loop import stop_on_signals
 from switchboard.settings import ListenerSettings
 
 
@@ -140,18 +140,11 @@ async def run_listener(settings: ListenerSettings, database_url: str, *,
         log.get("ami_listener").error("no_nodes_configured",
                                       hint="set SB_AMI_NODES=name@host:port")
         return 2
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
     listener = Listener(settings, database_url)
-    try:
-        await listener.start()
-        await stop.wait()
-    finally:
-        await listener.stop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(sig)
+    with stop_on_signals(stop or asyncio.Event()) as stopping:
+        try:
+            await listener.start()
+            await stopping.wait()
+        finally:
+            await listener.stop()
     return 0

@@ -19,7 +19,6 @@ import hmac
 import json
 import os
 import secrets
-import signal
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,6 +30,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from switchboard import log
+from switchboard.loop import stop_on_signals
 from switchboard.report import plain, reader_settings
 from switchboard.sqlfile import queries
 
@@ -310,17 +310,14 @@ class Board:
 
 async def run_wallboard(database_url: str, config: BoardConfig, *,
                         stop: asyncio.Event | None = None) -> int:
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
     board = Board(database_url, config)
-    try:
-        port = await board.start()
-        print(f"wall board: http://{config.host}:{port}/?token={config.token}", flush=True)
-        await stop.wait()
-    finally:
-        await board.stop()
+    with stop_on_signals(stop or asyncio.Event()) as stopping:
+        try:
+            port = await board.start()
+            print(f"wall board: http://{config.host}:{port}/?token={config.token}",
+                  flush=True)
+            await stopping.wait()
+        finally:
+            await board.stop()
     return 0
 
