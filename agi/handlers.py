@@ -23,7 +23,9 @@ Nothing here logs a PIN, a case number or anything about a case.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -71,11 +73,41 @@ async def _set(channel: Channel, **values: str) -> None:
         await channel.set_variable(name, value)
 
 
+# What the dialplan gets when a handler cannot do its job (fail closed): used by
+# each handler on a database failure, by the server when a handler raises, and by
+# the process-AGI entry point when it cannot start.
+FAIL_CLOSED: dict[str, dict[str, str]] = {
+    "verify": {"SB_VERIFIED": "error"},
+    "lookup": {"SB_LOOKUP": "error", "SB_CASE_PRIORITY": "normal"},
+    "callback": {"SB_CALLBACK": "error"},
+}
+
+
+@contextlib.asynccontextmanager
+async def _guarded(channel: Channel, verifier: Verifier, ani: str, step: str, *,
+                   audit_hangup: bool = True) -> AsyncIterator[Any]:
+    """The handler's logger.  A hang-up is logged and audited (then re-raised);
+    a database failure is logged and the call gets the step's fail-closed
+    variables."""
+    logger = log.get(f"agi.{step}")
+    try:
+        yield logger
+    except ChannelHangup:
+        if audit_hangup:
+            logger.info(f"{step}_caller_hung_up", ani=ani)
+            with contextlib.suppress(*DB_ERRORS):
+                await verifier.audit(channel.uniqueid, ani, step, "hangup")
+        raise
+    except DB_ERRORS as exc:
+        logger.error(f"{step}_database_unavailable", error=type(exc).__name__,
+                     fail_closed="error")
+        await _set(channel, **FAIL_CLOSED[step])
+
+
 async def verify(channel: Channel, verifier: Verifier, flow: Flow) -> None:
-    logger = log.get("agi.verify")
     ani = caller_ani(channel, flow.region)
     p = flow.prompts
-    try:
+    async with _guarded(channel, verifier, ani, "verify") as logger:
         for attempt in range(1, flow.tries + 1):
             agency = digits(await channel.get_data(p.agency, flow.dtmf_timeout_ms, 6), 2, 6)
             officer = (digits(await channel.get_data(p.officer, flow.dtmf_timeout_ms, 10),
@@ -88,10 +120,7 @@ async def verify(channel: Channel, verifier: Verifier, flow: Flow) -> None:
                             "officer" if officer is None else "pin")
                 await channel.stream_file(p.wrong)
                 continue
-            try:
-                outcome = await verifier.verify(channel.uniqueid, ani, agency, officer, pin)
-            finally:
-                del pin
+            outcome = await verifier.verify(channel.uniqueid, ani, agency, officer, pin)
             logger.info("verify_attempt", attempt=attempt, ani=ani, agency=agency,
                         officer=officer, outcome=outcome)
             if outcome in VERIFIED:
@@ -105,22 +134,12 @@ async def verify(channel: Channel, verifier: Verifier, flow: Flow) -> None:
                 return
             await channel.stream_file(p.wrong)
         await _set(channel, SB_VERIFIED="failed")
-    except ChannelHangup:
-        logger.info("verify_caller_hung_up", ani=ani)
-        with contextlib.suppress(*DB_ERRORS):
-            await verifier.audit(channel.uniqueid, ani, "verify", "hangup")
-        raise
-    except DB_ERRORS as exc:
-        logger.error("verify_database_unavailable", error=type(exc).__name__,
-                     fail_closed="error")
-        await _set(channel, SB_VERIFIED="error")
 
 
 async def lookup(channel: Channel, verifier: Verifier, flow: Flow) -> None:
-    logger = log.get("agi.lookup")
     ani = caller_ani(channel, flow.region)
     p = flow.prompts
-    try:
+    async with _guarded(channel, verifier, ani, "lookup") as logger:
         verified = await channel.get_variable("SB_VERIFIED")
         if verified not in VERIFIED:
             logger.warning("lookup_refused_not_verified", verified=(verified or "")[:20])
@@ -135,7 +154,6 @@ async def lookup(channel: Channel, verifier: Verifier, flow: Flow) -> None:
                 await channel.stream_file(p.case_invalid)
                 continue
             result = await verifier.lookup(channel.uniqueid, ani, number)
-            del number
             logger.info("lookup_done", attempt=attempt, outcome=result.outcome,
                         case_ref=result.case_ref)
             if result.outcome == "found" and result.case_ref and result.priority:
@@ -148,31 +166,17 @@ async def lookup(channel: Channel, verifier: Verifier, flow: Flow) -> None:
                 await _set(channel, SB_CASE_PRIORITY="normal", SB_LOOKUP="invalid")
             return
         await _set(channel, SB_CASE_PRIORITY="normal", SB_LOOKUP="invalid")
-    except ChannelHangup:
-        logger.info("lookup_caller_hung_up")
-        with contextlib.suppress(*DB_ERRORS):
-            await verifier.audit(channel.uniqueid, ani, "lookup", "hangup")
-        raise
-    except DB_ERRORS as exc:
-        logger.error("lookup_database_unavailable", error=type(exc).__name__,
-                     fail_closed="error")
-        await _set(channel, SB_LOOKUP="error", SB_CASE_PRIORITY="normal")
 
 
 async def callback(channel: Channel, verifier: Verifier, flow: Flow) -> None:
     """Store a callback request: the caller's number and, when the lookup found
     one, the case reference.  SB_CALLBACK = stored | duplicate | no-number | error."""
-    logger = log.get("agi.callback")
     ani = caller_ani(channel, flow.region)
-    try:
+    async with _guarded(channel, verifier, ani, "callback", audit_hangup=False) as logger:
         case_ref = await channel.get_variable("SB_CASE_REF")
         outcome = await verifier.callback(channel.uniqueid, ani, case_ref or None)
         logger.info("callback_request", outcome=outcome, ani=ani)
         await _set(channel, SB_CALLBACK=outcome)
-    except DB_ERRORS as exc:
-        logger.error("callback_database_unavailable", error=type(exc).__name__,
-                     fail_closed="error")
-        await _set(channel, SB_CALLBACK="error")
 
 
 def registry(verifier: Verifier, flow: Flow) -> dict[str, Registration]:
@@ -188,10 +192,9 @@ def registry(verifier: Verifier, flow: Flow) -> dict[str, Registration]:
         await callback(channel, verifier, flow)
 
     return {
-        "verify": Registration(run_verify, on_error={"SB_VERIFIED": "error"}),
-        "lookup": Registration(run_lookup, on_error={"SB_LOOKUP": "error",
-                                                     "SB_CASE_PRIORITY": "normal"}),
-        "callback": Registration(run_callback, on_error={"SB_CALLBACK": "error"}),
+        "verify": Registration(run_verify, on_error=FAIL_CLOSED["verify"]),
+        "lookup": Registration(run_lookup, on_error=FAIL_CLOSED["lookup"]),
+        "callback": Registration(run_callback, on_error=FAIL_CLOSED["callback"]),
     }
 
 

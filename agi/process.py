@@ -52,14 +52,14 @@ from asterisk.agi import (
 
 from agi.app import make_flow, make_hasher
 from agi.channel import MAX_VALUE, ChannelHangup
-from agi.handlers import DB_ERRORS, registry
+from agi.handlers import DB_ERRORS, FAIL_CLOSED, registry
 from agi.protocol import AgiError, quote
 from agi.server import run_call
 from agi.verification import ConnectionDatabase, Policy, Verifier, connect_kwargs
 from switchboard import db, log
 from switchboard.settings import ConfigError, load
 
-SCRIPTS = ("verify", "lookup", "callback")
+SCRIPTS = tuple(FAIL_CLOSED)
 _HANGUPS = (AGISIGHUPHangup, AGISIGPIPEHangup, AGIResultHangup)
 
 
@@ -94,8 +94,6 @@ class Pyst2Channel:
     async def get_variable(self, name: str) -> str | None:
         try:
             result = self._execute("GET VARIABLE", name)
-        except AGIResultHangup:  # pragma: no cover - _execute maps it
-            raise
         except ChannelHangup as exc:
             if isinstance(exc.__cause__, AGIResultHangup) and not self.agi._got_sighup:
                 return "hangup"  # "200 result=1 (hangup)" is the value "hangup"
@@ -136,9 +134,6 @@ async def run(agi: Any, script: str) -> int:
     with structlog.contextvars.bound_contextvars(
             uniqueid=channel.uniqueid, channel=channel.env.get("agi_channel", "")[:80],
             script=script, transport="process"):
-        fail_closed = {"verify": {"SB_VERIFIED": "error"},
-                       "lookup": {"SB_LOOKUP": "error", "SB_CASE_PRIORITY": "normal"},
-                       "callback": {"SB_CALLBACK": "error"}}
         if script not in SCRIPTS:
             logger.error("agi_unknown_script", known=list(SCRIPTS))
             return 2
@@ -151,8 +146,8 @@ async def run(agi: Any, script: str) -> int:
         except (ConfigError, *DB_ERRORS) as exc:
             logger.error("agi_process_cannot_start", error=type(exc).__name__,
                          detail=str(exc)[:200] if isinstance(exc, ConfigError) else None,
-                         fail_closed=fail_closed[script])
-            for name, value in fail_closed[script].items():
+                         fail_closed=FAIL_CLOSED[script])
+            for name, value in FAIL_CLOSED[script].items():
                 await channel.set_variable(name, value)
             return 0
         try:
