@@ -70,3 +70,15 @@ async def intervals(db_url: str) -> list[tuple[Any, ...]]:
     rows = await fetch(db_url, "SELECT queue, interface, state, reason, ended_at IS NULL AS open"
                        " FROM agent_state ORDER BY start_seq, started_at, queue, interface")
     return [tuple(r) for r in rows]
+
+
+async def refused(conn: asyncpg.Connection, statements: list[str] | tuple[str, ...]
+                  ) -> list[str]:
+    """The statements the connection's role may not run (InsufficientPrivilege)."""
+    out = []
+    for sql in statements:
+        try:
+            await conn.execute(sql)
+        except asyncpg.InsufficientPrivilegeError:
+            out.append(sql)
+    return out

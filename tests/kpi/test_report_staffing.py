@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from switchboard.staffing import agents_needed, erlang_c, service_level
-from tests.helpers import fetch
+from tests.helpers import fetch, refused
 from tests.kpi.test_kpi import oracle, recorded  # noqa: F401  (fixture)
 
 CLI = Path(sys.executable).parent / "switchboard"
@@ -98,18 +98,14 @@ def test_reports_read_as_a_role_that_sees_no_pins_or_audit(recorded: str) -> Non
 
     async def probe() -> tuple[str, list[str]]:
         conn = await asyncpg.connect(recorded, **reader_settings())
-        refused = []
         try:
             who = await conn.fetchval("SELECT current_user")
             await conn.fetch("SELECT * FROM sb_kpi_queue('2026-11-28', '2026-11-29')")
-            for sql in ("SELECT pin_hash FROM officer", "SELECT * FROM audit_log",
-                        "SELECT * FROM case_record", "DELETE FROM queue_call"):
-                try:
-                    await conn.execute(sql)
-                except asyncpg.InsufficientPrivilegeError:
-                    refused.append(sql)
+            not_allowed = await refused(conn, (
+                "SELECT pin_hash FROM officer", "SELECT * FROM audit_log",
+                "SELECT * FROM case_record", "DELETE FROM queue_call"))
         finally:
             await conn.close()
-        return who, refused
-    who, refused = asyncio.run(probe())
-    assert who == "sb_reports" and len(refused) == 4
+        return who, not_allowed
+    who, not_allowed = asyncio.run(probe())
+    assert who == "sb_reports" and len(not_allowed) == 4
