@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-import secrets
 import time
 from collections import Counter
 from dataclasses import replace
@@ -18,7 +16,7 @@ import asyncpg
 from agi import fakecall
 from agi.app import AgiService, make_hasher
 from switchboard import db, log, ops
-from switchboard.settings import AgiSettings, Settings
+from switchboard.settings import AgiSettings, Settings, generated_secret
 from switchboard.sqlfile import queries
 
 DEMO_PIN = "739184"  # the demo officers' PIN (fake data only)
@@ -32,13 +30,8 @@ def demo_agi_settings(settings: Settings) -> AgiSettings:
     s = replace(settings.agi, host="127.0.0.1", port=0)
     if s.pepper is not None:
         return s
-    path = settings.state_dir / "pin-pepper"
-    if not path.exists():
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(48) + "\n")
-    return replace(s, pepper=path.read_text().strip().encode())
+    pepper, _ = generated_secret(settings.state_dir / "pin-pepper", 48)
+    return replace(s, pepper=pepper.encode())
 
 
 async def seed(url: str, s: AgiSettings) -> None:

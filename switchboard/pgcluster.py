@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-import secrets
 import shutil
 import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from switchboard.settings import generated_secret
 
 MIN_MAJOR = 15
 
@@ -91,11 +92,7 @@ class LocalCluster:
         return self.root / "server.log"
 
     def _secret(self, name: str) -> str:
-        path = self.root / name
-        if not path.exists():
-            path.write_text(secrets.token_urlsafe(24))
-            path.chmod(0o600)
-        return path.read_text().strip()
+        return generated_secret(self.root / name)[0]
 
     @property
     def superuser_password(self) -> str:

@@ -6,8 +6,10 @@ environment or from a file path given in the environment, never from git.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +151,20 @@ def _secret(env: Mapping[str, str], name: str) -> str | None:
             raise ConfigError(f"{name}_FILE={path!r} is empty")
         return text.splitlines()[0]
     return None
+
+
+def generated_secret(path: Path, nbytes: int = 24) -> tuple[str, bool]:
+    """The secret in ``path``, made once (random, mode 600 from the start) when
+    the file does not exist yet; (secret, created)."""
+    created = False
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(nbytes) + "\n")
+            created = True
+    return path.read_text().strip(), created
 
 
 def _env_key(node: str) -> str:

@@ -17,8 +17,6 @@ import asyncio
 import contextlib
 import hmac
 import json
-import os
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,6 +30,7 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from switchboard import log
 from switchboard.loop import stop_on_signals
 from switchboard.report import plain, reader_settings
+from switchboard.settings import generated_secret
 from switchboard.sqlfile import queries
 
 Q = queries("report.sql")
@@ -60,15 +59,8 @@ def token_from(env: dict[str, str], state_dir: Path) -> tuple[str, bool]:
     one made once in the state directory (mode 600)."""
     if env.get("SB_WALLBOARD_TOKEN"):
         return env["SB_WALLBOARD_TOKEN"], False
-    path = Path(env.get("SB_WALLBOARD_TOKEN_FILE") or state_dir / "wallboard-token")
-    if path.exists():
-        return path.read_text().strip(), False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        token = secrets.token_urlsafe(24)
-        f.write(token + "\n")
-    return token, True
+    return generated_secret(Path(env.get("SB_WALLBOARD_TOKEN_FILE")
+                                 or state_dir / "wallboard-token"))
 
 
 class Board:
