@@ -2,7 +2,9 @@
 
 JSON lines in production (or whenever stderr is not a terminal), readable
 key=value output in a terminal.  A redaction processor drops anything that looks
-like a secret, a PIN or case details before a line is rendered.
+like a secret, a PIN or case details before a line is rendered.  Libraries that
+log through the standard ``logging`` module (asyncpg's pool, aiohttp, asyncio)
+are rendered the same way, so a production log is JSON from end to end.
 """
 
 from __future__ import annotations
@@ -38,20 +40,32 @@ def configure(log_format: str = "auto", level: str = "info", *,
         renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
     else:
         renderer = structlog.processors.JSONRenderer()
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact,
+    ]
+    numeric = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]),
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
+    # the standard library's loggers: same processors, same renderer, same stream
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer]))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_switchboard", False):
+            root.removeHandler(old)
+    handler._switchboard = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(max(numeric, logging.INFO))
 
 
 def get(name: str) -> Any:
