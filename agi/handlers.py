@@ -49,7 +49,7 @@ class Prompts:
     pin: str = "agent-pass"
     wrong: str = "auth-incorrect"
     verified: str = "auth-thankyou"
-    locked: str = "vm-goodbye"
+    locked: str = "auth-incorrect"
     case_number: str = "vm-enter-num-to-call"
     case_invalid: str = "pbx-invalid"
 

@@ -1,9 +1,12 @@
-"""Process-AGI fallback through pyst2: ``switchboard-agi verify|lookup|callback``.
+"""Process-AGI fallback through pyst2: ``switchboard-agi [--config FILE] verify|lookup|callback``.
 
 The dialplan runs it as ``AGI(switchboard-agi,verify)`` when the FastAGI server
-cannot be reached (``AGISTATUS=FAILURE``); Asterisk starts one process per call
-with the environment block on stdin and reads commands from stdout.  The same
-handlers run as over FastAGI, behind the same ``Channel`` interface.
+cannot answer; Asterisk starts one process per call with the environment block
+on stdin and reads commands from stdout.  The same handlers run as over
+FastAGI, behind the same ``Channel`` interface.  On a node it is the script
+``switchboard agi install`` writes, which passes ``--config``: the settings then
+come from that root-owned file only (agi/install.py), and a missing or unsafe
+file is a log line and the fail-closed answer.
 
 pyst2 0.5.1 does the line protocol (reading the environment, sending commands,
 parsing ``200 result=`` replies, SIGHUP).  Its defects against Asterisk 22, and
@@ -37,6 +40,7 @@ import io
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import asyncpg
@@ -53,6 +57,7 @@ from asterisk.agi import (
 from agi.app import make_flow, make_hasher
 from agi.channel import MAX_VALUE, ChannelHangup
 from agi.handlers import DB_ERRORS, FAIL_CLOSED, registry
+from agi.install import read_config
 from agi.protocol import AgiError, quote
 from agi.server import run_call
 from agi.verification import ConnectionDatabase, Policy, Verifier, connect_kwargs
@@ -127,8 +132,9 @@ def open_agi(stdin: TextIO, stdout: TextIO) -> Any:
     return AGI(stdin=stdin, stdout=stdout, stderr=_Discard())
 
 
-async def run(agi: Any, script: str) -> int:
-    """One call: the environment is read; run the handler for ``script``."""
+async def run(agi: Any, script: str, config: Path | None = None) -> int:
+    """One call: the environment is read; run the handler for ``script`` with the
+    settings of ``config`` (else of the process environment)."""
     logger = log.get("agi.process")
     channel = Pyst2Channel(agi)
     with structlog.contextvars.bound_contextvars(
@@ -138,7 +144,7 @@ async def run(agi: Any, script: str) -> int:
             logger.error("agi_unknown_script", known=list(SCRIPTS))
             return 2
         try:
-            settings = load()
+            settings = load(read_config(config) if config else None)
             s = settings.agi
             hasher = make_hasher(s)
             conn = await asyncpg.connect(db.database_url(settings), timeout=5,
@@ -146,6 +152,7 @@ async def run(agi: Any, script: str) -> int:
         except (ConfigError, *DB_ERRORS) as exc:
             logger.error("agi_process_cannot_start", error=type(exc).__name__,
                          detail=str(exc)[:200] if isinstance(exc, ConfigError) else None,
+                         config=str(config) if config else None,
                          fail_closed=FAIL_CLOSED[script])
             for name, value in FAIL_CLOSED[script].items():
                 await channel.set_variable(name, value)
@@ -163,6 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point ``switchboard-agi``.  Never lets a traceback (with locals, or
     with caller input in a message) reach Asterisk's log."""
     args = list(sys.argv[1:] if argv is None else argv)
+    config: Path | None = None
+    if len(args) >= 2 and args[0] == "--config":
+        config, args = Path(args[1]), args[2:]
     script = args[0] if args else ""
     try:
         level = os.environ.get("SB_LOG_LEVEL", "info").lower()
@@ -172,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace",
                                  newline="\n")
         agi = open_agi(stdin, sys.stdout)
-        return asyncio.run(run(agi, script))
+        return asyncio.run(run(agi, script, config))
     except ChannelHangup:
         return 0
     except Exception as exc:

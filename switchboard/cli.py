@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 
+from agi import install as agi_install
 from agi.app import make_hasher, run_agi_server
 from ami_listener.demo import run_demo
 from ami_listener.service import run_listener
@@ -210,20 +211,44 @@ def _ops_parsers(sub: Any) -> None:
     a.add_argument("--dir", default=None, help="configuration to check (default: dialplan/)")
     a.add_argument("--site", default=None,
                    help="the site's files (default: dialplan/site.example)")
-    for action, text in (("deploy", "check, write the files into the Asterisk configuration "
-                          "directory, reload what changed over AMI, confirm; put the previous "
-                          "version back on any error"),
-                         ("rollback", "put the previous version back, reload, confirm")):
+    for action, text in (("deploy", "check, write dialplan/ and the site's files into the "
+                          "Asterisk configuration folder, reload what changed over AMI, "
+                          "confirm; put the previous version back on any error"),
+                         ("rollback", "put the previous version back, reload, confirm"),
+                         ("confirm", "compare the running Asterisk with the files in the "
+                          "configuration folder (after a first install or a restart)")):
         a = dp.add_parser(action, help=text, description=text + ". AMI ops user from "
                           "SB_AMI_OPS_ADDR, SB_AMI_OPS_USER, SB_AMI_OPS_SECRET[_FILE].")
         a.add_argument("--confdir", default="/etc/asterisk",
-                       help="Asterisk's configuration directory (default /etc/asterisk); "
-                       "its site/ folder holds the site files")
+                       help="Asterisk's configuration folder (default /etc/asterisk)")
         if action == "deploy":
             a.add_argument("--dir", default=None, help="configuration to deploy "
                            "(default: dialplan/)")
-        a.add_argument("--dry-run", action="store_true",
-                       help="show the diff and the actions; touch nothing")
+            a.add_argument("--site", default=None,
+                           help="the site's own files, deployed into CONFDIR/site (default: "
+                           "SB_SITE_DIR, else /etc/switchboard/site)")
+            a.add_argument("--first-install", action="store_true",
+                           help="Asterisk is stopped (a new node): write the files only; "
+                           "then start Asterisk and run 'switchboard dialplan confirm'")
+        if action != "confirm":
+            a.add_argument("--dry-run", action="store_true",
+                           help="show the diff and the actions; touch nothing")
+
+    ag = sub.add_parser("agi", help="the process-AGI fallback on an Asterisk node"
+                        ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = ag.add_parser("install", help="install switchboard-agi into Asterisk's AGI folder",
+                      description="Write the process-AGI fallback (AGI(switchboard-agi,...)) "
+                      "into Asterisk's AGI folder as a small script that runs this "
+                      "installation's switchboard-agi with --config FILE. FILE holds the "
+                      "settings (SB_DATABASE_URL, SB_PIN_PEPPER_FILE, ...), is owned by root, "
+                      "group GROUP, mode 0640; when it does not exist it is written from the "
+                      "current environment. Asterisk's own environment is never used.")
+    a.add_argument("--agidir", default="/var/lib/asterisk/agi-bin",
+                   help="Asterisk's astagidir (default /var/lib/asterisk/agi-bin)")
+    a.add_argument("--config", default=str(agi_install.DEFAULT_CONFIG),
+                   help=f"settings file (default {agi_install.DEFAULT_CONFIG})")
+    a.add_argument("--group", default="asterisk",
+                   help="group Asterisk runs as (default asterisk)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -258,10 +283,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(settings, args)
         if args.command == "dialplan":
             return _dialplan(args, settings)
+        if args.command == "agi":
+            return _agi(args, settings)
         if args.command in ("agency", "line", "officer", "case", "audit"):
             return asyncio.run(_ops(settings, args))
     except (ClusterError, db.MigrationError, ConfigError, ops.OpsError,
-            deploy.DeployError) as exc:
+            deploy.DeployError, agi_install.InstallError) as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 1
     except (OSError, asyncpg.PostgresError) as exc:
@@ -323,22 +350,27 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _dialplan(args: argparse.Namespace, settings: Settings) -> int:
-    if args.action in ("deploy", "rollback"):
-        confdir = Path(args.confdir)
+    if args.action in ("deploy", "rollback", "confirm"):
+        confdir = Path(args.confdir).absolute()
         if not confdir.is_dir():
             raise deploy.DeployError(f"{confdir} is not a directory")
-        host, port, user, secret = parse_ami_ops(os.environ) if not args.dry_run else (
+        dry_run = getattr(args, "dry_run", False)
+        host, port, user, secret = parse_ami_ops(os.environ) if not dry_run else (
             "127.0.0.1", 0, "", "")
         ami = deploy.AmiOps(host, port, user, secret)
         url = None
-        with contextlib.suppress(ConfigError, ClusterError):
+        with contextlib.suppress(ConfigError, ClusterError, db.MigrationError):
             url = db.database_url(settings)
         if args.action == "deploy":
             source = Path(args.dir) if args.dir else dialcheck.DIALPLAN_DIR
-            return asyncio.run(deploy.deploy(source, confdir, ami, dry_run=args.dry_run,
-                                             database_url=url))
-        return asyncio.run(deploy.rollback(confdir, ami, dry_run=args.dry_run,
-                                           database_url=url))
+            site = args.site or os.environ.get("SB_SITE_DIR")
+            return asyncio.run(deploy.deploy(source, confdir, ami, dry_run=dry_run,
+                                             database_url=url,
+                                             site_dir=Path(site) if site else None,
+                                             first_install=args.first_install))
+        if args.action == "confirm":
+            return asyncio.run(deploy.confirm(confdir, ami, database_url=url))
+        return asyncio.run(deploy.rollback(confdir, ami, dry_run=dry_run, database_url=url))
     directory = Path(args.dir) if args.dir else dialcheck.DIALPLAN_DIR
     site = Path(args.site) if args.site else None
     findings = dialcheck.check(directory, site)
@@ -348,6 +380,13 @@ def _dialplan(args: argparse.Namespace, settings: Settings) -> int:
         print(f"dialplan check: {len(findings)} problem(s) in {directory}", file=sys.stderr)
         return 1
     print(f"dialplan check: {directory} is fine")
+    return 0
+
+
+def _agi(args: argparse.Namespace, settings: Settings) -> int:
+    for line in agi_install.install(Path(args.agidir), Path(args.config), args.group,
+                                    os.environ, settings):
+        print(line)
     return 0
 
 

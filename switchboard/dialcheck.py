@@ -20,8 +20,15 @@ files, each reporting ``file:line: CODE: message``:
     SB-AMI      AMI bound to anything but loopback
     SB-SECRET   a secret written inline instead of #included from outside git
     SB-MODULE   modules.conf (autoload=no) loads a module Asterisk 22.10.1 does
-                not have, or misses one the dialplan needs
-    SB-CONF     a file that cannot be read or parsed
+                not have, misses one the dialplan needs, or misses one that a
+                loaded module requires (lint/asterisk22-module-deps.txt)
+    SB-ONCE     an option Asterisk reads once (the first one wins), set twice
+                in a section, e.g. a queue's strategy in its template and itself
+    SB-ASTCONF  asterisk.conf: a template section (Asterisk ignores it), or an
+                #include Asterisk will not find (it resolves them against its
+                built-in folder, not the one given with -C)
+    SB-CONF     a file that cannot be read or parsed, or an #include that does
+                not resolve (Asterisk then ignores the whole file)
 """
 
 from __future__ import annotations
@@ -29,7 +36,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,10 +45,12 @@ from pathlib import Path
 
 from agi import contract
 from agi.handlers import Prompts
+from ami_listener.normalise import KEPT_EVENTS
 
 ROOT = Path(__file__).resolve().parent.parent
 DIALPLAN_DIR = ROOT / "dialplan"
 LINT_DIR_NAME = "lint"
+SITE = "site"
 SECRET_KEYS = {"secret", "password", "md5_cred", "auth_password", "pin"}
 
 
@@ -74,8 +82,9 @@ class Conf:
     name: str
     items: list[Item] = field(default_factory=list)
     sections: dict[str, tuple[str, int, bool]] = field(default_factory=dict)  # name -> where
-    parents: dict[str, set[str]] = field(default_factory=dict)  # [x](tpl1,tpl2)
+    parents: dict[str, list[str]] = field(default_factory=dict)  # [x](tpl1,tpl2), in order
     includes_outside: list[tuple[str, int, str]] = field(default_factory=list)
+    included: list[str] = field(default_factory=list)  # files read through #include
     findings: list[Finding] = field(default_factory=list)
 
     def section_items(self, section: str) -> list[Item]:
@@ -132,13 +141,22 @@ def load_conf(path: Path, tree: Path, *, display: str | None = None,
             if not target:
                 conf.findings.append(Finding(shown, no, "SB-CONF", "#include without a file"))
                 continue
-            if os.path.isabs(target):
+            if os.path.isabs(target) and not target.startswith(f"{tree}{os.sep}"):
                 conf.includes_outside.append((shown, no, target))
                 continue
             sub = tree / target
+            if os.path.isabs(target):  # written absolute by deploy (asterisk.conf)
+                target = os.path.relpath(target, tree)
+            if not sub.is_file():
+                if line.startswith("#include"):
+                    conf.findings.append(Finding(
+                        shown, no, "SB-CONF", f"#include \"{target}\": no such file; Asterisk "
+                        f"would ignore all of {conf.name}"))
+                continue
             if depth > 8:
                 conf.findings.append(Finding(shown, no, "SB-CONF", "#include nested too deep"))
                 continue
+            conf.included.append(target)
             load_conf(sub, tree, display=target, conf=conf, depth=depth + 1,
                       where=(section, template))
             continue
@@ -152,7 +170,8 @@ def load_conf(path: Path, tree: Path, *, display: str | None = None,
             opts = [o.strip() for o in (m.group(2) or "").split(",") if o.strip()]
             template = "!" in opts
             conf.sections.setdefault(section, (shown, no, template))
-            conf.parents.setdefault(section, set()).update(o for o in opts if o not in "!+")
+            named = conf.parents.setdefault(section, [])
+            named += [o for o in opts if o not in ("!", "+") and o not in named]
             continue
         m = re.match(r"^([^=]+?)\s*=>?\s*(.*)$", line)
         if not m:
@@ -174,6 +193,17 @@ class Step:
     label: str | None
     app: str
     args: str
+
+
+def effective_items(conf: Conf, section: str, seen: frozenset[str] = frozenset()
+                    ) -> list[Item]:
+    """A section's options in the order Asterisk sees them: its templates' first
+    (in the order named, each with its own templates first), then its own."""
+    out: list[Item] = []
+    for parent in conf.parents.get(section, ()):
+        if parent not in seen and parent in conf.sections:
+            out += effective_items(conf, parent, seen | {section})
+    return out + conf.section_items(section)
 
 
 def dialplan_steps(conf: Conf) -> list[Step]:
@@ -308,7 +338,8 @@ def _target(parts: list[str], here: tuple[str, str]) -> tuple[str, str, str]:
 
 @dataclass
 class Project:
-    tree: Path  # the assembled configuration (dialplan/ + site/)
+    tree: Path  # the assembled configuration (dialplan/ + site/), as deploy writes it
+    source_dir: Path  # dialplan/ itself
     lint_dir: Path
     sounds_dir: Path
     extensions: Conf
@@ -317,6 +348,7 @@ class Project:
     manager: Conf
     others: list[Conf]
     dialplan: Dialplan
+    strict: bool = False  # on a node: files outside the tree must exist
 
 
 def _listed(path: Path, rx: str) -> set[str]:
@@ -513,6 +545,140 @@ def check_modules(p: Project) -> Iterator[Finding]:
             yield Finding("modules.conf", 1, "SB-MODULE",
                           f"the dialplan needs {name} but modules.conf does not load it "
                           f"(autoload = no)")
+        for name, why in sorted(config_needs(p).items()):
+            if name not in loads:
+                yield Finding("modules.conf", 1, "SB-MODULE",
+                              f"{why} needs {name}, but modules.conf does not load it "
+                              f"(autoload = no)")
+
+
+def config_needs(p: Project) -> dict[str, str]:
+    """Modules the configuration (not the dialplan) needs, and why."""
+    def objects(kind: str) -> list[str]:
+        return [s for s, (_, _, tpl) in p.pjsip.sections.items() if not tpl and any(
+            i.key == "type" and i.value == kind for i in effective_items(p.pjsip, s))]
+
+    needs: dict[str, str] = {}
+    if objects("endpoint"):
+        needs["chan_pjsip.so"] = "a PJSIP endpoint in pjsip.conf"
+    if objects("identify"):
+        needs["res_pjsip_endpoint_identifier_ip.so"] = "a PJSIP identify section"
+    if objects("registration"):
+        needs["res_pjsip_outbound_registration.so"] = "a PJSIP registration section"
+    registering = [s for s in objects("aor") if any(
+        i.key == "max_contacts" and i.value.strip() not in ("", "0")
+        for i in effective_items(p.pjsip, s))]
+    if registering:
+        needs["res_pjsip_registrar.so"] = (f"the phones that register (aor {registering[0]} "
+                                           f"has max_contacts)")
+    if p.queues.sections:
+        needs["app_queue.so"] = "queues.conf"
+    if "Cdr" in KEPT_EVENTS:
+        needs["cdr_manager.so"] = "the AMI listener (it keeps the Cdr event)"
+    return needs
+
+
+# Asterisk's built-in modules (no .so file; always loaded).
+BUILTIN_MODULES = frozenset({"acl", "ccss", "cdr", "cel", "dnsmgr", "dsp", "enum", "extconfig",
+                             "features", "http", "indications", "logger", "manager", "plc",
+                             "sounds", "udptl"})
+
+
+def module_deps(lint_dir: Path) -> dict[str, set[str]]:
+    """module -> the modules it requires or enhances (both must run first), from
+    lint/asterisk22-module-deps.txt (recorded from a real Asterisk 22.10.1)."""
+    out: dict[str, set[str]] = {}
+    path = lint_dir / "asterisk22-module-deps.txt"
+    for line in path.read_text().splitlines():
+        m = re.match(r"^(\S+\.so): (.*)$", line)
+        if not m:
+            continue
+        fields = dict(f.split("=", 1) for f in m.group(2).split() if "=" in f)
+        out[m.group(1)] = {d for key in ("requires", "enhances")
+                           for d in fields.get(key, "-").split(",") if d not in ("-", "")}
+    return out
+
+
+def check_module_deps(p: Project) -> Iterator[Finding]:
+    """With autoload = no Asterisk refuses to start a module whose dependencies
+    are not loaded too ("missing dependency: res_speech")."""
+    modules = next((c for c in p.others if c.name == "modules.conf"), None)
+    if modules is None or any(i.key == "autoload" and i.value.lower() in ("yes", "true", "1")
+                              for i in modules.items):
+        return
+    deps = module_deps(p.lint_dir)
+    loads = {i.value: i for i in modules.items if i.key == "load"}
+    for name, item in sorted(loads.items()):
+        for dep in sorted(deps.get(name, set())):
+            if dep not in loads and dep.removesuffix(".so") not in BUILTIN_MODULES:
+                yield Finding(item.file, item.line, "SB-MODULE",
+                              f"{name} requires {dep}, which modules.conf does not load "
+                              f"(autoload = no): Asterisk would not start {name}")
+
+
+# Options Asterisk 22 reads once, taking the first occurrence in a section (read
+# from its source: app_queue.c reads a static queue's strategy with
+# ast_variable_retrieve, and a template's options come before the section's own);
+# every other option is applied in order, so the last one wins.
+FIRST_WINS: dict[str, frozenset[str]] = {"queues.conf": frozenset({"strategy"})}
+
+
+def check_once(p: Project) -> Iterator[Finding]:
+    for conf in (p.queues, p.pjsip, p.manager, p.extensions, *p.others):
+        once = FIRST_WINS.get(conf.name, frozenset())
+        for section, (_, _, template) in conf.sections.items():
+            if template:
+                continue
+            seen: dict[str, Item] = {}
+            for item in effective_items(conf, section):
+                key = item.key.lower()
+                if key not in once:
+                    continue
+                if key in seen:
+                    first = seen[key]
+                    origin = (f", from template {first.section}"
+                              if first.section != section else "")
+                    yield Finding(item.file, item.line, "SB-ONCE",
+                                  f"{item.key} of [{section}] is set twice: Asterisk uses the "
+                                  f"first, '{first.value}' ({first.file}:{first.line}"
+                                  f"{origin}), and ignores '{item.value}'")
+                else:
+                    seen[key] = item
+
+
+def check_asterisk_conf(p: Project) -> Iterator[Finding]:
+    """asterisk.conf is read before Asterisk knows its folders: templates there
+    are never used, and a relative #include is looked up in the folder Asterisk
+    was built with (not the -C one); deploy writes ``site/`` includes absolute."""
+    path = p.source_dir / "asterisk.conf"
+    if not path.is_file():
+        return
+    for no, raw in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        line = _strip_comment(raw)
+        m = re.match(r"^\[([^\]]+)\]\(([^)]*)\)", line)
+        if m and "!" in [o.strip() for o in m.group(2).split(",")]:
+            yield Finding("asterisk.conf", no, "SB-ASTCONF",
+                          f"[{m.group(1)}] is a template: Asterisk ignores it here and uses "
+                          f"its built-in values; make it a plain section")
+        m = re.match(r'^#(try)?include\s+"?([^"\s]+)"?', line)
+        if m and not os.path.isabs(m.group(2)) and not m.group(2).startswith(f"{SITE}/"):
+            yield Finding("asterisk.conf", no, "SB-ASTCONF",
+                          f"#include \"{m.group(2)}\" would be looked up in the folder Asterisk "
+                          f"was built with, not the configuration folder; only {SITE}/ files "
+                          f"can be included here (deploy writes their path absolute)")
+
+
+def check_outside_includes(p: Project) -> Iterator[Finding]:
+    """On a node (deploy): every #include of a file outside the configuration
+    (secrets) must exist, or Asterisk ignores the whole including file."""
+    if not p.strict:
+        return
+    for conf in (p.extensions, p.queues, p.pjsip, p.manager, *p.others):
+        for file, line, target in conf.includes_outside:
+            if not os.path.exists(target):
+                yield Finding(file, line, "SB-CONF",
+                              f"#include \"{target}\": no such file on this node; Asterisk "
+                              f"would ignore all of {conf.name}")
 
 
 def needed_modules(tree: Path) -> set[str]:
@@ -526,17 +692,54 @@ def needed_modules(tree: Path) -> set[str]:
     return set(re.findall(r"^load => (\S+\.so)$", proc.stdout, re.M))
 
 
-CHECKS = (check_modules, check_apps, check_functions, check_targets, check_queues, check_agi,
-          check_variables, check_prompts, check_endpoints, check_ami, check_secrets)
+def check_site_files_used(p: Project) -> Iterator[Finding]:
+    included = {name for conf in (p.extensions, p.queues, p.pjsip, p.manager, *p.others)
+                for name in conf.included}
+    for f in sorted((p.tree / SITE).glob("*.conf")):
+        name = f"{SITE}/{f.name}"
+        if name not in included:
+            yield Finding(name, 1, "SB-CONF", f"no file #includes {name}: Asterisk never "
+                          f"reads it (a typo in its name?)")
+
+
+CHECKS = (check_modules, check_module_deps, check_once, check_asterisk_conf,
+          check_outside_includes, check_site_files_used, check_apps, check_functions,
+          check_targets, check_queues, check_agi, check_variables, check_prompts,
+          check_endpoints, check_ami, check_secrets)
 
 
 # --- assembling and running ----------------------------------------------------------
 
+def source_files(dialplan_dir: Path, site_dir: Path) -> dict[str, Path]:
+    """What a deploy manages, by its name under the configuration folder:
+    ``extensions.conf`` ... from dialplan/, ``site/dids.conf`` ... from the site's
+    folder."""
+    files = {f.name: f for f in sorted(dialplan_dir.glob("*.conf"))}
+    if site_dir.is_dir():
+        files.update({f"{SITE}/{f.name}": f for f in sorted(site_dir.glob("*.conf"))})
+    return files
+
+
+def render(name: str, text: str, confdir: Path) -> str:
+    """The text deploy writes: as in the source, except that asterisk.conf's
+    ``#include "site/..."`` becomes absolute under ``confdir`` (Asterisk resolves
+    includes in asterisk.conf against its built-in folder)."""
+    if name != "asterisk.conf":
+        return text
+    return re.sub(r'^(\s*#(?:try)?include\s+)"?(' + SITE + r'/[^"\s]+)"?',
+                  lambda m: f'{m.group(1)}"{confdir / m.group(2)}"', text, flags=re.M)
+
+
+def desired_files(dialplan_dir: Path, site_dir: Path, confdir: Path) -> dict[str, str]:
+    return {name: render(name, path.read_text(encoding="utf-8"), confdir)
+            for name, path in source_files(dialplan_dir, site_dir).items()}
+
+
 def assemble(dialplan_dir: Path, site_dir: Path, into: Path) -> None:
-    """dialplan/*.conf plus the site files as site/, the layout Asterisk sees."""
-    for f in dialplan_dir.glob("*.conf"):
-        shutil.copy2(f, into / f.name)
-    shutil.copytree(site_dir, into / "site", dirs_exist_ok=True)
+    """dialplan/*.conf plus the site files as site/, as deploy writes them."""
+    (into / SITE).mkdir(exist_ok=True)
+    for name, text in desired_files(dialplan_dir, site_dir, into).items():
+        (into / name).write_text(text, encoding="utf-8")
 
 
 def run_asterisklint(tree: Path) -> list[Finding]:
@@ -558,12 +761,19 @@ def run_asterisklint(tree: Path) -> list[Finding]:
     return findings
 
 
-def check(dialplan_dir: Path = DIALPLAN_DIR, site_dir: Path | None = None) -> list[Finding]:
+def check(dialplan_dir: Path = DIALPLAN_DIR, site_dir: Path | None = None, *,
+          strict: bool = False) -> list[Finding]:
+    """Every finding for ``dialplan_dir`` with the site files of ``site_dir``
+    (default: its site.example).  ``strict`` (deploy, on a node): files included
+    from outside the configuration (secrets) must exist too."""
     site_dir = site_dir or dialplan_dir / "site.example"
     findings: list[Finding] = []
     for required in ("extensions.conf", "queues.conf", "pjsip.conf", "manager.conf"):
         if not (dialplan_dir / required).is_file():
             findings.append(Finding(required, 0, "SB-CONF", "missing"))
+    if not site_dir.is_dir():
+        findings.append(Finding(f"{SITE}/", 0, "SB-CONF",
+                                f"no site files at {site_dir} (start from dialplan/site.example)"))
     if findings:
         return findings
     with tempfile.TemporaryDirectory(prefix="sb-dialplan-") as tmp:
@@ -574,10 +784,11 @@ def check(dialplan_dir: Path = DIALPLAN_DIR, site_dir: Path | None = None) -> li
         others = [load_conf(f, tree) for f in sorted(tree.glob("*.conf"))
                   if f.name not in confs]
         steps = dialplan_steps(confs["extensions.conf"])
-        project = Project(tree, dialplan_dir / LINT_DIR_NAME, dialplan_dir / "sounds",
-                          confs["extensions.conf"], confs["queues.conf"], confs["pjsip.conf"],
-                          confs["manager.conf"], others,
-                          Dialplan(steps, confs["extensions.conf"].sections))
+        project = Project(tree, dialplan_dir, dialplan_dir / LINT_DIR_NAME,
+                          dialplan_dir / "sounds", confs["extensions.conf"],
+                          confs["queues.conf"], confs["pjsip.conf"], confs["manager.conf"],
+                          others, Dialplan(steps, confs["extensions.conf"].sections),
+                          strict=strict)
         for conf in (*confs.values(), *others):
             findings += conf.findings
         findings += run_asterisklint(tree)

@@ -89,3 +89,23 @@ def test_json_log_lines_never_carry_a_pin(
     line = json_log_lines()[-1]
     assert line["uniqueid"] == "pbx-a-1.2" and line["pin"] == REDACTED
     assert "987654" not in json.dumps(line)
+
+
+def test_library_loggers_render_as_json_lines_too(
+        json_log_lines: Callable[[], list[dict[str, Any]]]) -> None:
+    """asyncpg's pool logs through the standard library (with a traceback) when
+    PostgreSQL goes away: that line is JSON like ours, with the call's uniqueid."""
+    import logging
+
+    import structlog
+
+    with structlog.contextvars.bound_contextvars(uniqueid="pbx-a-1.3"):
+        try:
+            raise ConnectionRefusedError("refused")
+        except ConnectionRefusedError:
+            logging.getLogger("asyncpg.pool").warning(
+                "Failed to restore the pool connection floor; retrying", exc_info=True)
+    line = json_log_lines()[-1]
+    assert line["logger"] == "asyncpg.pool" and line["level"] == "warning"
+    assert line["uniqueid"] == "pbx-a-1.3"
+    assert "ConnectionRefusedError" in line["exception"]
