@@ -51,7 +51,7 @@ class AgiService:
         s = self.settings
         hasher = make_hasher(s)
         self.pool = await open_pool(s, self.database_url)
-        verifier = Verifier(PoolDatabase(self.pool), hasher, Policy.from_settings(s),
+        verifier = Verifier(PoolDatabase(self.pool, s.pool_wait_s), hasher, Policy.from_settings(s),
                             hash_workers=max(1, os.cpu_count() or 1))
         self.server = FastAgiServer(
             registry(verifier, make_flow(s)),

@@ -35,17 +35,18 @@ class Database(Protocol):
 class PoolDatabase:
     """FastAGI: a pool made at start-up; each step borrows a connection."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, wait_s: float = 5.0) -> None:
         self.pool = pool
+        self.wait_s = wait_s  # for a free connection; then the call fails closed
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:
-        async with self.pool.acquire(timeout=5) as conn, conn.transaction():
+        async with self.pool.acquire(timeout=self.wait_s) as conn, conn.transaction():
             yield conn
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
-        async with self.pool.acquire(timeout=5) as conn:
+        async with self.pool.acquire(timeout=self.wait_s) as conn:
             yield conn
 
 

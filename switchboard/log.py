@@ -65,7 +65,9 @@ def configure(log_format: str = "auto", level: str = "info", *,
             root.removeHandler(old)
     handler._switchboard = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    root.setLevel(max(numeric, logging.INFO))
+    # libraries speak up from WARNING (asyncio's debug mode chatters at INFO), or
+    # everything when debug is asked for
+    root.setLevel(numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING))
 
 
 def get(name: str) -> Any:

@@ -64,6 +64,7 @@ class AgiSettings:
     allow: frozenset[str]
     db_role: str
     pool_max: int
+    pool_wait_s: float
     pepper: bytes | None = field(repr=False)
     argon2_time_cost: int
     argon2_memory_kib: int
@@ -262,6 +263,7 @@ def parse_agi(env: Mapping[str, str]) -> AgiSettings:
     return AgiSettings(
         host=host, port=port, allow=allow, db_role=role,
         pool_max=_int(env, "SB_AGI_POOL_MAX", 10, 1, 500),
+        pool_wait_s=_float(env, "SB_AGI_POOL_WAIT_S", 5.0, 0.1, 120),
         pepper=pepper_text.encode() if pepper_text is not None else None,
         argon2_time_cost=_int(env, "SB_ARGON2_TIME_COST", 2, 1, 20),
         argon2_memory_kib=_int(env, "SB_ARGON2_MEMORY_KIB", 19456, 8192, 1 << 21),

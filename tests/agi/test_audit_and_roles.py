@@ -226,6 +226,9 @@ def test_a_handler_that_raises_fails_closed_and_the_server_goes_on(run_agi: RunA
 
 
 def test_two_hundred_concurrent_verified_lookups(run_agi: RunAgi) -> None:
+    """Correctness under 200 calls at once (the chains, every result); how long
+    they wait for a connection is the benchmark's business, so the wait for a
+    free connection is not what this test measures (SB_AGI_POOL_WAIT_S)."""
     async def one(agi: Agi) -> tuple[str, str]:
         uid = uniqueid()
         v = await agi.call("verify", RIGHT, uid=uid)
@@ -239,7 +242,7 @@ def test_two_hundred_concurrent_verified_lookups(run_agi: RunAgi) -> None:
                                  "(uniqueid, chain)) AS pairs, count(DISTINCT uniqueid) AS "
                                  "calls FROM audit_log WHERE uniqueid IS NOT NULL")
         return results, report, spread[0]
-    results, report, spread = run_agi(scenario)
+    results, report, spread = run_agi(scenario, SB_AGI_POOL_WAIT_S="60")
     # the calls spread over the 16 chains, each call's rows in one chain
     assert spread["n"] == 16 and spread["pairs"] == spread["calls"] == 200
     assert set(results) == {("full", "found")} and len(results) == 200
