@@ -1,0 +1,294 @@
+"""A real Asterisk 22 for the live tier, run from a temporary folder.
+
+The project never builds or ships Asterisk: it uses one that is installed,
+found through ``SB_ASTERISK`` (the path of the ``asterisk`` binary) or on
+``PATH``.  ``LiveNode`` gives it a folder of its own (configuration, sounds,
+logs, spool, AGI folder), deploys the project's ``dialplan/`` into it with the
+project's own first-install command and a set of test site files, and starts
+it in the foreground as a child process (stopped by its PID).
+
+Sound files cannot be downloaded here, so every prompt the configuration can
+play is made as a short placeholder (silence, 8 kHz WAV).  All addresses are
+loopback: SIP on 127.0.0.1 (a free port), the carrier on 127.0.0.2, desk
+phones on 127.0.0.3 and up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from switchboard.dialcheck import DIALPLAN_DIR
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = Path(sys.executable).parent / "switchboard"
+AMI_PORT = 5038  # dialplan/manager.conf: AMI is on 127.0.0.1:5038 on every node
+SYSTEMNAME = "sb-live"
+DID = "6155550100"  # NANP fiction range (555-0100..0199), area code 615
+CARRIER_IP = "127.0.0.2"
+PHONE_BASE_IP = 3  # phones on 127.0.0.3, .4, ...
+
+
+def find_asterisk() -> Path | None:
+    """``SB_ASTERISK`` (must then be right), else ``asterisk`` on PATH or in sbin."""
+    configured = os.environ.get("SB_ASTERISK")
+    if configured:
+        path = Path(configured)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise RuntimeError(f"SB_ASTERISK={configured} is not an executable file")
+        return path
+    found = shutil.which("asterisk") or next(
+        (p for p in ("/usr/sbin/asterisk", "/usr/local/sbin/asterisk")
+         if os.access(p, os.X_OK)), None)
+    return Path(found) if found else None
+
+
+def installed_datadir(binary: Path) -> Path:
+    """The installation's own data folder (its XML documentation lives there:
+    Asterisk will not start without it).  ``SB_ASTERISK_DATADIR``, else found
+    beside the binary or in the usual places."""
+    prefix = binary.resolve().parents[1]
+    candidates = [os.environ.get("SB_ASTERISK_DATADIR", ""), prefix / "var/lib/asterisk",
+                  prefix / "share/asterisk", "/usr/share/asterisk", "/var/lib/asterisk"]
+    for c in candidates:
+        if c and (Path(c) / "documentation" / "core-en_US.xml").is_file():
+            return Path(c)
+    raise RuntimeError(f"cannot find the data folder of {binary} (documentation/"
+                       f"core-en_US.xml): set SB_ASTERISK_DATADIR")
+
+
+def asterisk_version(binary: Path) -> str:
+    out = subprocess.run([str(binary), "-V"], capture_output=True, text=True, timeout=30,
+                         check=False)
+    return out.stdout.strip()
+
+
+def port_free(host: str, port: int, kind: int = socket.SOCK_STREAM) -> bool:
+    """Nothing listens there (TIME_WAIT leftovers do not count: Asterisk binds
+    with SO_REUSEADDR too)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def placeholder_sound(path: Path, ms: int = 200) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * (8 * ms))
+
+
+@dataclass
+class Phone:
+    name: str  # endpoint and SIP user, e.g. 2001
+    ip: str
+    password: str
+
+
+@dataclass
+class LiveNode:
+    binary: Path
+    root: Path
+    sip_port: int
+    agi_port: int
+    ami_secret: str = "live-ops-secret-0123456789"
+    listener_secret: str = "live-listener-secret-0123456789"
+    phones: list[Phone] = field(default_factory=list)
+    queue_wait: int = 6
+    overflow_wait: int = 4
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+
+    # -- folders ---------------------------------------------------------------------
+    @property
+    def etc(self) -> Path:
+        return self.root / "etc"
+
+    @property
+    def site_src(self) -> Path:
+        return self.root / "site-src"
+
+    @property
+    def secrets(self) -> Path:
+        return self.root / "secrets"
+
+    @property
+    def logdir(self) -> Path:
+        return self.root / "log"
+
+    @property
+    def agidir(self) -> Path:
+        return self.root / "agi-bin"
+
+    @property
+    def datadir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def queue_log(self) -> Path:
+        return self.logdir / "queue_log"
+
+    @property
+    def console_log(self) -> Path:
+        return self.root / "asterisk.out"
+
+    def conf(self) -> Path:
+        return self.etc / "asterisk.conf"
+
+    # -- preparing the folder ----------------------------------------------------------
+    def prepare(self, n_phones: int = 4) -> None:
+        for d in (self.etc, self.site_src, self.secrets, self.logdir, self.agidir,
+                  self.datadir, self.root / "lib", self.root / "spool", self.root / "run",
+                  self.root / "cache"):
+            d.mkdir(parents=True, exist_ok=True)
+        (self.datadir / "documentation").symlink_to(
+            installed_datadir(self.binary) / "documentation")
+        self.phones = [Phone(str(2001 + i), f"127.0.0.{PHONE_BASE_IP + i}",
+                             f"phone-{2001 + i}-secret-x7")
+                       for i in range(n_phones)]
+        self._sounds()
+        self._site()
+
+    def _sounds(self) -> None:
+        """A placeholder for every core prompt (so Asterisk never misses one),
+        and one music-on-hold file."""
+        names = (DIALPLAN_DIR / "lint" / "sounds-en-core.txt").read_text().split()
+        for name in names:
+            placeholder_sound(self.datadir / "sounds" / "en" / f"{name}.wav")
+        placeholder_sound(self.datadir / "moh" / "placeholder.wav", ms=2000)
+
+    def _site(self) -> None:
+        s, sec = self.site_src, self.secrets
+        (s / "node.conf").write_text(
+            f"; live test node\nsystemname = {SYSTEMNAME}\n\n"
+            "[directories]\n"
+            f"astetcdir => {self.etc}\n"
+            f"astvarlibdir => {self.root / 'lib'}\n"
+            f"astdbdir => {self.root / 'lib'}\n"
+            f"astdatadir => {self.datadir}\n"
+            f"astagidir => {self.agidir}\n"
+            f"astspooldir => {self.root / 'spool'}\n"
+            f"astrundir => {self.root / 'run'}\n"
+            f"astlogdir => {self.logdir}\n"
+            f"astcachedir => {self.root / 'cache'}\n")
+        (s / "transports.conf").write_text(
+            "[transport-udp]\ntype = transport\nprotocol = udp\n"
+            f"bind = 127.0.0.1:{self.sip_port}\n")
+        (s / "trunk.conf").write_text(
+            "[carrier](sb-carrier)\n; SIPp sends the callers' digits as SIP INFO\n"
+            "dtmf_mode = info\n\n"
+            f"[carrier](sb-carrier-aor)\ncontact = sip:{CARRIER_IP}:5060\n\n"
+            f"[carrier-identify](sb-carrier-identify)\nmatch = {CARRIER_IP}\n")
+        phones = []
+        for p in self.phones:
+            phones.append(f"[{p.name}](sb-phone)\nauth = {p.name}-auth\naors = {p.name}\n"
+                          f'callerid = "Agent {p.name}" <{p.name}>\n\n'
+                          f"[{p.name}](sb-phone-aor)\n")
+        (s / "phones.conf").write_text("\n".join(phones)
+                                       + f'\n#include "{sec / "phones.conf"}"\n')
+        (sec / "phones.conf").write_text("".join(
+            f"[{p.name}-auth](sb-phone-auth)\nusername = {p.name}\npassword = {p.password}\n\n"
+            for p in self.phones))
+        (s / "dids.conf").write_text(f"exten => {DID},1,Goto(sb-inbound,s,1)\n"
+                                     f"exten => +1{DID},1,Goto(sb-inbound,s,1)\n")
+        (s / "globals.conf").write_text(f"AGI_SERVER=127.0.0.1:{self.agi_port}\n"
+                                        f"QUEUE_WAIT={self.queue_wait}\n"
+                                        f"OVERFLOW_WAIT={self.overflow_wait}\n")
+        users = (DIALPLAN_DIR / "site.example" / "manager-users.conf").read_text()
+        users = users.replace("/etc/asterisk/secrets/", f"{sec}/")
+        (s / "manager-users.conf").write_text(users)
+        (sec / "ami-listener.conf").write_text(f"secret = {self.listener_secret}\n")
+        (sec / "ami-ops.conf").write_text(f"secret = {self.ami_secret}\n")
+        for f in sec.iterdir():
+            f.chmod(0o600)
+
+    def ops_env(self) -> dict[str, str]:
+        return {"SB_AMI_OPS_ADDR": f"127.0.0.1:{AMI_PORT}", "SB_AMI_OPS_USER": "ops",
+                "SB_AMI_OPS_SECRET": self.ami_secret}
+
+    def switchboard(self, *args: str, env: dict[str, str] | None = None,
+                    timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        full = {**os.environ, **self.ops_env(), **(env or {})}
+        return subprocess.run([str(CLI), *args], capture_output=True, text=True,
+                              timeout=timeout, env=full, check=False)
+
+    # -- running Asterisk -----------------------------------------------------------
+    def start(self, timeout: float = 60) -> None:
+        """Start in the foreground (a child of this process), wait until fully booted."""
+        if not port_free("127.0.0.1", AMI_PORT):
+            raise RuntimeError(f"127.0.0.1:{AMI_PORT} is taken (another Asterisk?): the "
+                               f"live tier needs it for AMI")
+        self.started_at = time.time()
+        out = self.console_log.open("ab")
+        self.proc = subprocess.Popen(
+            [str(self.binary), "-f", "-n", "-C", str(self.conf())], stdout=out,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        out.close()
+        self.wait_booted(timeout)
+
+    def wait_booted(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"Asterisk exited ({self.proc.returncode}): "
+                                   f"{self.console_log.read_text()[-2000:]}")
+            r = subprocess.run([str(self.binary), "-C", str(self.conf()), "-rx",
+                                "core waitfullybooted"], capture_output=True, text=True,
+                               timeout=30, check=False)
+            if r.returncode == 0 and "fully booted" in r.stdout.lower():
+                return
+            time.sleep(0.2)
+        raise RuntimeError("Asterisk did not finish booting in time")
+
+    def rx(self, command: str, timeout: float = 30) -> str:
+        r = subprocess.run([str(self.binary), "-C", str(self.conf()), "-rx", command],
+                           capture_output=True, text=True, timeout=timeout, check=False)
+        return r.stdout
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+            self.rx("core stop now", timeout=10)
+            proc.wait(10)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+    # -- what Asterisk said -------------------------------------------------------------
+    def problems(self) -> list[str]:
+        """Every ERROR and WARNING line Asterisk wrote, in its log file and on its
+        console output (which also holds what it says before its logger runs)."""
+        lines: list[str] = []
+        for f in (self.logdir / "messages.log", self.console_log):
+            if f.exists():
+                lines += [x for x in f.read_text(errors="replace").splitlines()
+                          if re.search(r"\b(ERROR|WARNING)\[", x)]
+        return lines

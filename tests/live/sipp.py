@@ -1,0 +1,315 @@
+"""SIPp as the carrier's callers and as the agents' desk phones.
+
+Scenarios are written per call from Python (digits, timings, patience are the
+call's own), one SIPp process each, all on loopback: callers from 127.0.0.2
+(the carrier, identified by address), phones from 127.0.0.3 and up (identified
+by their REGISTER credentials).  DTMF is SIP INFO (``application/dtmf-relay``),
+which the test site's carrier uses (``dtmf_mode = info``).  Every process is
+stopped by its PID.
+
+Each SIPp process writes every message it sends and receives to its own file
+(``-message_file``): the tests read the agents' INVITEs (caller name, X-SB-*
+headers) from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+SIPP = shutil.which("sipp")
+_ports = itertools.count(20000 + os.getpid() % 500 * 20, 10)  # SIPp's SIP and media ports
+ALLOW = "INVITE, ACK, CANCEL, OPTIONS, BYE, INFO, UPDATE"
+
+
+def _udp_free(ip: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((ip, port))
+        except OSError:
+            return False
+        return True
+
+
+def next_ports(ip: str) -> tuple[int, int]:
+    """A SIP port and a media base port per process (SIPp's media uses the base
+    and base+2, with their RTCP ports): ten ports a process, all free on ``ip``."""
+    while True:
+        base = next(_ports)
+        if base > 60000:
+            raise RuntimeError("no free SIPp ports left")
+        if all(_udp_free(ip, base + i) for i in range(8)):
+            return base, base + 2
+
+
+def _msg(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip("\n").splitlines()]
+    return "<![CDATA[\n" + "\n".join(lines) + "\n\n]]>"
+
+
+def _sdp() -> str:
+    return ("v=0\no=- 1 1 IN IP4 [local_ip]\ns=-\nc=IN IP4 [media_ip]\nt=0 0\n"
+            "m=audio [media_port] RTP/AVP 0 101\na=rtpmap:0 PCMU/8000\n"
+            "a=rtpmap:101 telephone-event/8000\na=fmtp:101 0-16\na=sendrecv")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """One PSTN caller: keys ``groups`` of digits (each after a pause), then
+    waits ``patience_ms`` for Asterisk to end the call before hanging up."""
+
+    callerid: str
+    groups: tuple[tuple[int, str], ...]  # (pause before the group in ms, digits)
+    patience_ms: int
+    did: str
+    name: str = ""
+    digit_gap_ms: int = 120
+
+    def scenario(self) -> str:
+        frm = (f'"{escape(self.name)}" ' if self.name else "") + \
+              f"<sip:{self.callerid}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]"
+        to = f"<sip:{self.did}@[remote_ip]:[remote_port]>"
+        uri = f"sip:{self.did}@[remote_ip]:[remote_port]"
+        common = (f"Call-ID: [call_id]\nContact: <sip:{self.callerid}@[local_ip]:[local_port]>\n"
+                  "Max-Forwards: 70")
+        parts = ['<?xml version="1.0" encoding="ISO-8859-1" ?>',
+                 '<scenario name="switchboard caller">',
+                 '<send retrans="500" start_txn="invite">' + _msg(
+                     f"INVITE {uri} SIP/2.0\n"
+                     "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+                     f"From: {frm}\nTo: {to}\nCSeq: 1 INVITE\n{common}\nAllow: {ALLOW}\n"
+                     "Content-Type: application/sdp\nContent-Length: [len]\n\n" + _sdp())
+                 + "</send>",
+                 '<recv response="100" optional="true" response_txn="invite"/>',
+                 '<recv response="180" optional="true" response_txn="invite"/>',
+                 '<recv response="183" optional="true" response_txn="invite"/>',
+                 '<recv response="200" rrs="true" response_txn="invite"/>',
+                 '<send ack_txn="invite">' + _msg(
+                     f"ACK {uri} SIP/2.0\n"
+                     "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+                     f"From: {frm}\nTo: {to}[peer_tag_param]\nCSeq: 1 ACK\n{common}\n"
+                     "Content-Length: 0") + "</send>"]
+        cseq = 2
+        for pause, digits in self.groups:
+            first = True
+            for d in digits:
+                gap = pause if first else self.digit_gap_ms
+                first = False
+                parts.append(f'<pause milliseconds="{gap}"/>')
+                parts.append('<send retrans="500">' + _msg(
+                    f"INFO {uri} SIP/2.0\n"
+                    "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+                    f"From: {frm}\nTo: {to}[peer_tag_param]\nCSeq: {cseq} INFO\n{common}\n"
+                    "Content-Type: application/dtmf-relay\nContent-Length: [len]\n\n"
+                    f"Signal={d}\nDuration=100") + "</send>")
+                parts.append('<recv response="200"/>')
+                cseq += 1
+        parts += [f'<recv request="BYE" timeout="{self.patience_ms}" ontimeout="hangup"/>',
+                  '<send next="end">' + _msg(
+                      "SIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n"
+                      "[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0") + "</send>",
+                  '<label id="hangup"/>',
+                  '<send retrans="500">' + _msg(
+                      f"BYE {uri} SIP/2.0\n"
+                      "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+                      f"From: {frm}\nTo: {to}[peer_tag_param]\nCSeq: {cseq} BYE\n{common}\n"
+                      "Content-Length: 0") + "</send>",
+                  '<recv response="200" timeout="8000"/>',
+                  '<label id="end"/>',
+                  "</scenario>"]
+        return "\n".join(parts) + "\n"
+
+
+def register_and_answer(phone: str, password: str, ring_ms: int, talk_ms: int
+                        ) -> tuple[str, str]:
+    """(main scenario, out-of-call scenario) of a desk phone: REGISTER with its
+    credentials, then stay up; every INVITE Asterisk sends rings ``ring_ms``, is
+    answered, and hung up by the agent after ``talk_ms`` unless the caller hangs
+    up first."""
+    reg_common = (f"From: <sip:{phone}@[remote_ip]>;tag=[pid]SIPpTag00[call_number]\n"
+                  f"To: <sip:{phone}@[remote_ip]>\nCall-ID: [call_id]\n"
+                  f"Contact: <sip:{phone}@[local_ip]:[local_port]>\nMax-Forwards: 70\n"
+                  "Expires: 3600")
+    main = "\n".join([
+        '<?xml version="1.0" encoding="ISO-8859-1" ?>',
+        '<scenario name="desk phone">',
+        '<send retrans="500">' + _msg(
+            "REGISTER sip:[remote_ip]:[remote_port] SIP/2.0\n"
+            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+            f"{reg_common}\nCSeq: 1 REGISTER\nContent-Length: 0") + "</send>",
+        '<recv response="401" auth="true"/>',
+        '<send retrans="500">' + _msg(
+            "REGISTER sip:[remote_ip]:[remote_port] SIP/2.0\n"
+            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+            f"{reg_common}\nCSeq: 2 REGISTER\n"
+            f"[authentication username={phone} password={password}]\nContent-Length: 0")
+        + "</send>",
+        '<recv response="200"/>',
+        '<pause milliseconds="86400000"/>',
+        "</scenario>", ""])
+    ooc = "\n".join([
+        '<?xml version="1.0" encoding="ISO-8859-1" ?>',
+        '<scenario name="desk phone rings">',
+        '<recv request="INVITE"><action>'
+        '<ereg regexp=".*" search_in="hdr" header="From:" assign_to="rfrom"/>'
+        '<ereg regexp=".*" search_in="hdr" header="To:" assign_to="rto"/>'
+        '<ereg regexp="&lt;(sip:[^&gt;]*)&gt;" search_in="hdr" header="Contact:" '
+        'assign_to="all,rcontact"/>'
+        "</action></recv>",
+        "<Reference variables=\"all\"/>",
+        "<send>" + _msg(
+            "SIP/2.0 180 Ringing\n[last_Via:]\n[last_From:]\n"
+            "[last_To:];tag=[pid]SIPpTag01[call_number]\n[last_Call-ID:]\n[last_CSeq:]\n"
+            f"Contact: <sip:{phone}@[local_ip]:[local_port]>\nContent-Length: 0") + "</send>",
+        f'<pause milliseconds="{ring_ms}"/>',
+        '<send retrans="500">' + _msg(
+            "SIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n"
+            "[last_To:];tag=[pid]SIPpTag01[call_number]\n[last_Call-ID:]\n[last_CSeq:]\n"
+            f"Contact: <sip:{phone}@[local_ip]:[local_port]>\nAllow: {ALLOW}\n"
+            "Content-Type: application/sdp\nContent-Length: [len]\n\n" + _sdp()) + "</send>",
+        '<recv request="ACK"/>',
+        f'<recv request="BYE" timeout="{talk_ms}" ontimeout="agent_hangs_up"/>',
+        '<send next="end">' + _msg(
+            "SIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n"
+            "[last_CSeq:]\nContent-Length: 0") + "</send>",
+        '<label id="agent_hangs_up"/>',
+        '<send retrans="500">' + _msg(
+            "BYE [$rcontact] SIP/2.0\n"
+            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+            "From: [$rto];tag=[pid]SIPpTag01[call_number]\nTo: [$rfrom]\n"
+            "Call-ID: [call_id]\nCSeq: 1 BYE\nMax-Forwards: 70\nContent-Length: 0")
+        + "</send>",
+        '<recv response="200" timeout="8000"/>',
+        '<label id="end"/>',
+        "</scenario>", ""])
+    return main, ooc
+
+
+def feature_call(phone: str, password: str, code: str) -> str:
+    """The phone dials a feature code (``*11`` log in, ``*21`` pause...):
+    challenged INVITE, authenticated INVITE, Asterisk plays a prompt and hangs up."""
+    frm = f"<sip:{phone}@[remote_ip]>;tag=[pid]SIPpTag00[call_number]"
+    to = f"<sip:{code}@[remote_ip]:[remote_port]>"
+    uri = f"sip:{code}@[remote_ip]:[remote_port]"
+    common = (f"Call-ID: [call_id]\nContact: <sip:{phone}@[local_ip]:[local_port]>\n"
+              "Max-Forwards: 70")
+    invite = (f"INVITE {uri} SIP/2.0\n"
+              "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+              f"From: {frm}\nTo: {to}\n{{cseq}}\n{common}\nAllow: {ALLOW}\n{{auth}}"
+              "Content-Type: application/sdp\nContent-Length: [len]\n\n" + _sdp())
+    return "\n".join([
+        '<?xml version="1.0" encoding="ISO-8859-1" ?>',
+        '<scenario name="feature code">',
+        '<send retrans="500" start_txn="first">' + _msg(
+            invite.replace("{cseq}", "CSeq: 1 INVITE").replace("{auth}", "")) + "</send>",
+        '<recv response="100" optional="true" response_txn="first"/>',
+        '<recv response="401" auth="true" response_txn="first"/>',
+        '<send ack_txn="first">' + _msg(
+            f"ACK {uri} SIP/2.0\n"
+            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+            f"From: {frm}\nTo: {to}[peer_tag_param]\nCSeq: 1 ACK\n{common}\n"
+            "Content-Length: 0") + "</send>",
+        '<send retrans="500" start_txn="second">' + _msg(
+            invite.replace("{cseq}", "CSeq: 2 INVITE").replace(
+                "{auth}", f"[authentication username={phone} password={password}]\n"))
+        + "</send>",
+        '<recv response="100" optional="true" response_txn="second"/>',
+        '<recv response="180" optional="true" response_txn="second"/>',
+        '<recv response="183" optional="true" response_txn="second"/>',
+        '<recv response="200" response_txn="second"/>',
+        '<send ack_txn="second">' + _msg(
+            f"ACK {uri} SIP/2.0\n"
+            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+            f"From: {frm}\nTo: {to}[peer_tag_param]\nCSeq: 2 ACK\n{common}\n"
+            "Content-Length: 0") + "</send>",
+        '<recv request="BYE" timeout="15000"/>',
+        "<send>" + _msg(
+            "SIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n"
+            "[last_CSeq:]\nContent-Length: 0") + "</send>",
+        "</scenario>", ""])
+
+
+@dataclass
+class Sipp:
+    """One SIPp process (started by ``start``, stopped by PID)."""
+
+    name: str
+    workdir: Path
+    ip: str
+    target: str  # host:port of Asterisk
+    scenario: str
+    ooc: str | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    port: int = 0
+    messages: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.messages = self.workdir / f"{self.name}.messages.log"
+
+    def start(self) -> None:
+        assert SIPP is not None
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        sf = self.workdir / f"{self.name}.xml"
+        sf.write_text(self.scenario)
+        self.port, media = next_ports(self.ip)
+        args = [SIPP, self.target, "-sf", str(sf), "-i", self.ip, "-p", str(self.port),
+                "-mi", self.ip, "-mp", str(media), "-rtp_echo", "-m", "1", "-l", "1",
+                "-aa", "-nostdin", "-trace_msg",
+                "-message_file", str(self.messages),
+                "-trace_err", "-error_file", str(self.workdir / f"{self.name}.errors.log"),
+                "-timeout_error", "-max_recv_loops", "1000"]
+        if self.ooc is not None:
+            of = self.workdir / f"{self.name}.ooc.xml"
+            of.write_text(self.ooc)
+            args += ["-oocsf", str(of)]
+        # a plain Popen (not asyncio's): phones outlive the event loop that started them
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+
+    async def wait(self, limit_s: float) -> int:
+        assert self.proc is not None
+        deadline = time.monotonic() + limit_s
+        while (rc := self.proc.poll()) is None:
+            if time.monotonic() > deadline:
+                await self.stop()
+                return -1
+            await asyncio.sleep(0.05)
+        return rc
+
+    async def stop(self) -> None:
+        self.kill()
+
+    def kill(self) -> None:
+        """SIGTERM to the process group, then SIGKILL after 5 s."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+    def received(self, method: str) -> list[str]:
+        """The requests of ``method`` this process received, each as its text."""
+        if not self.messages.exists():
+            return []
+        text = self.messages.read_text(errors="replace")
+        blocks = re.split(r"\n(?=-{10,} )", text)
+        return [b for b in blocks if "message received" in b
+                and re.search(rf"^{method} sip:", b, re.M)]
