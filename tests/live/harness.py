@@ -52,7 +52,7 @@ def skip_reason() -> str | None:
     if os.geteuid() != 0:
         return ("live tier skipped: run as root (it installs the root-owned settings file "
                 "of the process-AGI fallback, as on a node)")
-    if not asterisk_version(binary).startswith("Asterisk 22."):
+    if not re.search(r"(^|[^0-9])22[.-]", asterisk_version(binary)):
         return f"live tier skipped: {binary} is {asterisk_version(binary)!r}, not Asterisk 22"
     return None
 
