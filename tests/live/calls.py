@@ -139,20 +139,24 @@ async def db_calls(live: Live, since: float) -> dict[tuple[str, str], dict[str, 
     return {(r["uniqueid"], r["queue"]): dict(r) for r in rows}
 
 
-async def settle(live: Live, since: float, limit_s: float = 30) -> None:
-    """Until every call queue_log knows of is in the database and closed (the
-    listener commits well under a second after an event; a fault takes longer)."""
+def _want(q: queue_log.QueueLogCall) -> dict[str, Any]:
+    return {"outcome": q.outcome, "hold_s": q.hold_s, "talk_s": q.talk_s,
+            "rna_count": q.rna_count, "member_name": q.member_name}
+
+
+async def settle(live: Live, since: float, limit_s: float = 30, *, exact: bool = True
+                 ) -> None:
+    """Until the database agrees with queue_log on every call (``exact``; else
+    until every call is there and closed), or ``limit_s`` passed (the listener
+    commits well under a second after an event arrives; a fault takes longer).
+    The comparison then says what still differs."""
     deadline = time.monotonic() + limit_s
-    while True:
+    while time.monotonic() < deadline:
         ql = _queue_log_calls(live, since)
         db = await db_calls(live, since)
-        closed = all(k in db and db[k]["ended_at"] is not None for k, c in ql.items()
-                     if c.outcome is not None)
-        open_rows = [k for k, r in db.items() if r["ended_at"] is None]
-        if closed and not open_rows:
+        if all(k in db and (not exact or {f: db[k][f] for f in _want(c)} == _want(c))
+               for k, c in ql.items()) and all(r["ended_at"] is not None for r in db.values()):
             return
-        if time.monotonic() > deadline:
-            return  # the comparison says what is missing
         await asyncio.sleep(0.3)
 
 
@@ -166,7 +170,7 @@ async def compare_with_queue_log(live: Live, since: float, *, limit_s: float = 3
     difference.  With ``judge_outcome`` false (calls cut by an Asterisk
     restart), a difference in outcome or times is returned, not raised, as
     (rows, differences); a call missing on either side still fails."""
-    await settle(live, since, limit_s)
+    await settle(live, since, limit_s, exact=judge_outcome)
     ql = _queue_log_calls(live, since)
     db = await db_calls(live, since)
     problems, differences = [], []
@@ -179,8 +183,7 @@ async def compare_with_queue_log(live: Live, since: float, *, limit_s: float = 3
         if q is None:
             problems.append(f"{key}: in the database ({row['outcome']}) but not in queue_log")
             continue
-        want = {"outcome": q.outcome, "hold_s": q.hold_s, "talk_s": q.talk_s,
-                "rna_count": q.rna_count, "member_name": q.member_name}
+        want = _want(q)
         got = {k: row[k] for k in want}
         if got != want:
             (problems if judge_outcome else differences).append(

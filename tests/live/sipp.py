@@ -136,7 +136,9 @@ def register_and_answer(phone: str, password: str, ring_ms: int, talk_ms: int
     """(main scenario, out-of-call scenario) of a desk phone: REGISTER with its
     credentials, then stay up; every INVITE Asterisk sends rings ``ring_ms``, is
     answered, and hung up by the agent after ``talk_ms`` unless the caller hangs
-    up first."""
+    up first.  The phone's tag and its BYE's branch come from the call's Call-ID:
+    SIPp numbers out-of-call instances alike, and a BYE whose branch repeats an
+    earlier one is answered by Asterisk as a retransmission of that one."""
     reg_common = (f"From: <sip:{phone}@[remote_ip]>;tag=[pid]SIPpTag00[call_number]\n"
                   f"To: <sip:{phone}@[remote_ip]>\nCall-ID: [call_id]\n"
                   f"Contact: <sip:{phone}@[local_ip]:[local_port]>\nMax-Forwards: 70\n"
@@ -170,12 +172,12 @@ def register_and_answer(phone: str, password: str, ring_ms: int, talk_ms: int
         "<Reference variables=\"all\"/>",
         "<send>" + _msg(
             "SIP/2.0 180 Ringing\n[last_Via:]\n[last_From:]\n"
-            "[last_To:];tag=[pid]SIPpTag01[call_number]\n[last_Call-ID:]\n[last_CSeq:]\n"
+            "[last_To:];tag=sb-[call_id]\n[last_Call-ID:]\n[last_CSeq:]\n"
             f"Contact: <sip:{phone}@[local_ip]:[local_port]>\nContent-Length: 0") + "</send>",
         f'<pause milliseconds="{ring_ms}"/>',
         '<send retrans="500">' + _msg(
             "SIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n"
-            "[last_To:];tag=[pid]SIPpTag01[call_number]\n[last_Call-ID:]\n[last_CSeq:]\n"
+            "[last_To:];tag=sb-[call_id]\n[last_Call-ID:]\n[last_CSeq:]\n"
             f"Contact: <sip:{phone}@[local_ip]:[local_port]>\nAllow: {ALLOW}\n"
             "Content-Type: application/sdp\nContent-Length: [len]\n\n" + _sdp()) + "</send>",
         '<recv request="ACK"/>',
@@ -186,8 +188,8 @@ def register_and_answer(phone: str, password: str, ring_ms: int, talk_ms: int
         '<label id="agent_hangs_up"/>',
         '<send retrans="500">' + _msg(
             "BYE [$rcontact] SIP/2.0\n"
-            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
-            "From: [$rto];tag=[pid]SIPpTag01[call_number]\nTo: [$rfrom]\n"
+            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-sb-[call_id]-bye\n"
+            "From: [$rto];tag=sb-[call_id]\nTo: [$rfrom]\n"
             "Call-ID: [call_id]\nCSeq: 1 BYE\nMax-Forwards: 70\nContent-Length: 0")
         + "</send>",
         '<recv response="200" timeout="8000"/>',
