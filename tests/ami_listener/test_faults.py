@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -154,6 +155,7 @@ def own_cluster() -> Iterator[LocalCluster]:
     asyncio.run(template())
     yield cluster
     cluster.destroy()
+    shutil.rmtree(cluster.root.parent, ignore_errors=True)
 
 
 def test_database_stopped_mid_stream(own_cluster: LocalCluster, tmp_path: Path) -> None:
