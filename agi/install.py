@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from switchboard import db
+from switchboard.files import replace_file
 from switchboard.settings import ConfigError, Settings
 
 DEFAULT_CONFIG = Path("/etc/switchboard/agi.conf")
@@ -101,19 +102,6 @@ def _render_config(env: Mapping[str, str], settings: Settings) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write(path: Path, text: str, gid: int, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.sb-tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, text.encode())
-        os.fsync(fd)
-        os.fchown(fd, 0, gid)
-        os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 def install(agidir: Path, config: Path, group: str, env: Mapping[str, str],
             settings: Settings) -> list[str]:
     """Write the script (and the config file when it does not exist yet); return
@@ -143,7 +131,8 @@ def install(agidir: Path, config: Path, group: str, env: Mapping[str, str],
         done.append(f"kept {config} (existing settings)")
     else:
         config.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        _write(config, _render_config(env, settings), gid, 0o640)
+        replace_file(config, _render_config(env, settings).encode(), uid=0, gid=gid,
+                     mode=0o640)
         done.append(f"wrote {config} (root:{group} 0640)")
     script = (f"#!/bin/sh\n"
               f"# switchboard process-AGI fallback, written by 'switchboard agi install'.\n"
@@ -151,7 +140,7 @@ def install(agidir: Path, config: Path, group: str, env: Mapping[str, str],
               f"exec /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "
               f"{entry} --config {config} \"$@\"\n")
     target = agidir / SCRIPT_NAME
-    _write(target, script, gid, 0o750)
+    replace_file(target, script.encode(), uid=0, gid=gid, mode=0o750)
     done.append(f"wrote {target} (root:{group} 0750) -> {entry}")
     pepper = read_config(config).get("SB_PIN_PEPPER_FILE", "")
     with contextlib.suppress(OSError):

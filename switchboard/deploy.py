@@ -43,6 +43,7 @@ import asyncpg
 
 from ami_listener.framing import Framer, parse_frame, render_action
 from switchboard import dialcheck, ops
+from switchboard.files import replace_file
 
 STATE = ".switchboard"
 DEFAULT_SITE_DIR = Path("/etc/switchboard/site")
@@ -66,7 +67,6 @@ RELOADS: dict[str, str | None] = {
     "modules.conf": None,
     "asterisk.conf": None,
 }
-RESTART_ONLY = frozenset(name for name, cmd in RELOADS.items() if cmd is None)
 
 
 class DeployError(Exception):
@@ -188,8 +188,8 @@ def includers(confdir_texts: dict[str, str]) -> dict[str, str]:
     for name, text in confdir_texts.items():
         if name.startswith(f"{dialcheck.SITE}/"):
             continue
-        for m in re.finditer(r'^\s*#(?:try)?include\s+"?([^"\s]+)"?', text, re.M):
-            target = m.group(1)
+        for m in dialcheck.INCLUDE_RE.finditer(text):
+            target = m.group(2)
             rel = target.split(f"/{dialcheck.SITE}/")[-1] if os.path.isabs(target) else None
             key = f"{dialcheck.SITE}/{rel}" if rel else target
             out.setdefault(key, name)
@@ -223,13 +223,6 @@ def actions_for(changes: Iterable[Change], includer: dict[str, str]
     return reloads, restart
 
 
-def _owner_for_new(path: Path, confdir: Path) -> tuple[int, int, int]:
-    """Owner, group and mode of a file that does not exist yet: those of the
-    configuration folder itself, readable by its group only."""
-    st = confdir.stat()
-    return st.st_uid, st.st_gid, 0o640
-
-
 def preflight(changes: Iterable[Change], confdir: Path) -> None:
     """Refuse before anything is written when a file could not keep its owner
     (only root may give a file to someone else) or its folder is not writable."""
@@ -252,33 +245,17 @@ def write_atomic(path: Path, text: str | None, confdir: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         return
+    folder = confdir.stat()
     if not path.parent.exists():
-        st = confdir.stat()
-        path.parent.mkdir(mode=st.st_mode & 0o7777)
+        path.parent.mkdir(mode=folder.st_mode & 0o7777)
         if os.geteuid() == 0:
-            os.chown(path.parent, st.st_uid, st.st_gid)
-    if path.exists():
-        st = path.stat()
-        uid, gid, mode = st.st_uid, st.st_gid, st.st_mode & 0o7777
-    else:
-        uid, gid, mode = _owner_for_new(path, confdir)
-    tmp = path.with_name(f".{path.name}.sb-tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, text.encode("utf-8"))
-        os.fsync(fd)
-        if (uid, gid) != (os.geteuid(), os.getegid()):
-            with contextlib.suppress(PermissionError):  # preflight refused the real cases
-                os.fchown(fd, uid, gid)
-        os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+            os.chown(path.parent, folder.st_uid, folder.st_gid)
+    st = path.stat() if path.exists() else None
+    # a file Asterisk reads: keep its owner (preflight refused what we may not
+    # give back); a new one gets the folder's owner and group, mode 640
+    replace_file(path, text.encode("utf-8"), uid=st.st_uid if st else folder.st_uid,
+                 gid=st.st_gid if st else folder.st_gid,
+                 mode=st.st_mode & 0o7777 if st else 0o640, strict_owner=False)
 
 
 def previous_dir(confdir: Path) -> Path:
@@ -319,7 +296,7 @@ def previous_changes(confdir: Path) -> list[Change]:
 
 @contextlib.contextmanager
 def deploy_lock(confdir: Path) -> Iterator[None]:
-    """One deploy, rollback or confirm at a time per configuration folder."""
+    """One deploy or rollback at a time per configuration folder."""
     state = confdir / STATE
     state.mkdir(mode=0o700, exist_ok=True)
     with open(state / "lock", "w") as fh:
@@ -347,20 +324,10 @@ def expected(confdir: Path) -> Expected:
     contexts = [c for c, (_, _, tpl) in ext.sections.items()
                 if c not in ("general", "globals") and not tpl]
     pj = dialcheck.load_conf(tree / "pjsip.conf", tree)
-    qs = dialcheck.load_conf(tree / "queues.conf", tree)
-    queues = {}
-    for q, (_, _, tpl) in qs.sections.items():
-        if q == "general" or tpl:
-            continue
-        strategies = [i.value for i in dialcheck.effective_items(qs, q) if i.key == "strategy"]
-        queues[q] = strategies[0] if strategies else "ringall"
-    modules: list[str] = []
-    if (tree / "modules.conf").exists():
-        mods = dialcheck.load_conf(tree / "modules.conf", tree)
-        if not any(i.key == "autoload" and i.value.lower() in ("yes", "true", "1")
-                   for i in mods.items):
-            modules = [i.value for i in mods.items if i.key == "load"]
-    return Expected(modules, contexts, sorted(dialcheck.endpoints(pj)), queues)
+    queues = dialcheck.queue_strategies(dialcheck.load_conf(tree / "queues.conf", tree))
+    loads = (dialcheck.explicit_loads(dialcheck.load_conf(tree / "modules.conf", tree))
+             if (tree / "modules.conf").exists() else None)
+    return Expected(list(loads or ()), contexts, sorted(dialcheck.endpoints(pj)), queues)
 
 
 def modules_running(lines: list[str]) -> dict[str, str]:
@@ -470,11 +437,10 @@ def _write_all(changes: list[Change], confdir: Path, attr: str) -> None:
         raise DeployError(f"writing {confdir}: {exc}") from exc
 
 
-async def apply(changes: list[Change], confdir: Path, ami: AmiCommands, say: Any) -> None:
+async def apply(changes: list[Change], confdir: Path, ami: AmiCommands, say: Any, *,
+                reloads: list[str], restart: list[str]) -> None:
     """Write ``changes`` (the previous version is already kept), reload, confirm.
     On failure put the old text back, reload and confirm again, then raise."""
-    includer = includers_for(changes, confdir)
-    reloads, restart = actions_for(changes, includer)
     _write_all(changes, confdir, "new")
     try:
         await reload_and_confirm(ami, reloads, confdir, say, pending_restart=restart)
@@ -515,10 +481,9 @@ async def carry_out(changes: list[Change], confdir: Path, ami_cfg: AmiOps, *,
     version (so a rollback can itself be rolled back), write, reload, confirm,
     and write the audit row.  A refused change writes nothing and keeps the
     previous version as it was.  True when applied."""
-    includer = includers_for(changes, confdir)
     for line in short_diff(changes):
         say(line)
-    reloads, restart = actions_for(changes, includer)
+    reloads, restart = actions_for(changes, includers_for(changes, confdir))
     if first_install:
         say("actions: none (first install: Asterisk is stopped)")
     else:
@@ -556,7 +521,8 @@ async def carry_out(changes: list[Change], confdir: Path, ami_cfg: AmiOps, *,
         try:
             keep_previous(confdir, changes)
             try:
-                await apply(changes, confdir, session, say)
+                await apply(changes, confdir, session, say, reloads=reloads,
+                            restart=restart)
             except DeployError:
                 await record(database_url, action, failed, detail, say)
                 raise

@@ -51,6 +51,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DIALPLAN_DIR = ROOT / "dialplan"
 LINT_DIR_NAME = "lint"
 SITE = "site"
+# an #include / #tryinclude line: group 1 the directive's start, group 2 the file
+INCLUDE_RE = re.compile(r'^(\s*#(?:try)?include\s+)"?([^"\s]+)"?', re.M)
 SECRET_KEYS = {"secret", "password", "md5_cred", "auth_password", "pin"}
 
 
@@ -350,6 +352,36 @@ class Project:
     dialplan: Dialplan
     strict: bool = False  # on a node: files outside the tree must exist
 
+    @property
+    def confs(self) -> tuple[Conf, ...]:
+        """Every configuration file read (each with what it #includes)."""
+        return (self.extensions, self.queues, self.pjsip, self.manager, *self.others)
+
+    @property
+    def modules(self) -> Conf | None:
+        return next((c for c in self.others if c.name == "modules.conf"), None)
+
+
+def explicit_loads(modules: Conf) -> dict[str, Item] | None:
+    """modules.conf's ``load =`` lines by module, or None with ``autoload = yes``
+    (then Asterisk loads everything it has, and no list is to be checked)."""
+    if any(i.key == "autoload" and i.value.lower() in ("yes", "true", "1")
+           for i in modules.items):
+        return None
+    return {i.value: i for i in modules.items if i.key == "load"}
+
+
+def queue_strategies(queues: Conf) -> dict[str, str]:
+    """queue -> the strategy Asterisk runs it with: the first ``strategy`` in the
+    section with its templates' options first (app_queue reads it once), else
+    ringall."""
+    out = {}
+    for q, (_, _, tpl) in queues.sections.items():
+        if q != "general" and not tpl:
+            given = [i.value for i in effective_items(queues, q) if i.key == "strategy"]
+            out[q] = given[0] if given else "ringall"
+    return out
+
 
 def _listed(path: Path, rx: str) -> set[str]:
     out = set()
@@ -515,7 +547,7 @@ def check_ami(p: Project) -> Iterator[Finding]:
 
 
 def check_secrets(p: Project) -> Iterator[Finding]:
-    for conf in (p.extensions, p.queues, p.pjsip, p.manager, *p.others):
+    for conf in p.confs:
         for i in conf.items:
             if i.key.lower() in SECRET_KEYS and i.value:
                 yield Finding(i.file, i.line, "SB-SECRET",
@@ -529,18 +561,16 @@ def check_secrets(p: Project) -> Iterator[Finding]:
 
 
 def check_modules(p: Project) -> Iterator[Finding]:
-    modules = next((c for c in p.others if c.name == "modules.conf"), None)
+    modules = p.modules
     if modules is None:
         return
     known = _listed(p.lint_dir / "asterisk22-modules.txt", r"^(\S+\.so)\s")
-    loads = {i.value: i for i in modules.items if i.key == "load"}
-    for name, item in sorted(loads.items()):
-        if name not in known:
+    for item in modules.items:
+        if item.key == "load" and item.value not in known:
             yield Finding(item.file, item.line, "SB-MODULE",
-                          f"{name} is not a module of Asterisk 22.10.1")
-    autoload = any(i.key == "autoload" and i.value.lower() in ("yes", "true", "1")
-                   for i in modules.items)
-    if not autoload:
+                          f"{item.value} is not a module of Asterisk 22.10.1")
+    loads = explicit_loads(modules)
+    if loads is not None:
         for name in sorted(needed_modules(p.tree) - set(loads)):
             yield Finding("modules.conf", 1, "SB-MODULE",
                           f"the dialplan needs {name} but modules.conf does not load it "
@@ -602,12 +632,10 @@ def module_deps(lint_dir: Path) -> dict[str, set[str]]:
 def check_module_deps(p: Project) -> Iterator[Finding]:
     """With autoload = no Asterisk refuses to start a module whose dependencies
     are not loaded too ("missing dependency: res_speech")."""
-    modules = next((c for c in p.others if c.name == "modules.conf"), None)
-    if modules is None or any(i.key == "autoload" and i.value.lower() in ("yes", "true", "1")
-                              for i in modules.items):
+    loads = explicit_loads(p.modules) if p.modules is not None else None
+    if loads is None:
         return
     deps = module_deps(p.lint_dir)
-    loads = {i.value: i for i in modules.items if i.key == "load"}
     for name, item in sorted(loads.items()):
         for dep in sorted(deps.get(name, set())):
             if dep not in loads and dep.removesuffix(".so") not in BUILTIN_MODULES:
@@ -624,7 +652,7 @@ FIRST_WINS: dict[str, frozenset[str]] = {"queues.conf": frozenset({"strategy"})}
 
 
 def check_once(p: Project) -> Iterator[Finding]:
-    for conf in (p.queues, p.pjsip, p.manager, p.extensions, *p.others):
+    for conf in p.confs:
         once = FIRST_WINS.get(conf.name, frozenset())
         for section, (_, _, template) in conf.sections.items():
             if template:
@@ -660,7 +688,7 @@ def check_asterisk_conf(p: Project) -> Iterator[Finding]:
             yield Finding("asterisk.conf", no, "SB-ASTCONF",
                           f"[{m.group(1)}] is a template: Asterisk ignores it here and uses "
                           f"its built-in values; make it a plain section")
-        m = re.match(r'^#(try)?include\s+"?([^"\s]+)"?', line)
+        m = INCLUDE_RE.match(line)
         if m and not os.path.isabs(m.group(2)) and not m.group(2).startswith(f"{SITE}/"):
             yield Finding("asterisk.conf", no, "SB-ASTCONF",
                           f"#include \"{m.group(2)}\" would be looked up in the folder Asterisk "
@@ -673,7 +701,7 @@ def check_outside_includes(p: Project) -> Iterator[Finding]:
     (secrets) must exist, or Asterisk ignores the whole including file."""
     if not p.strict:
         return
-    for conf in (p.extensions, p.queues, p.pjsip, p.manager, *p.others):
+    for conf in p.confs:
         for file, line, target in conf.includes_outside:
             if not os.path.exists(target):
                 yield Finding(file, line, "SB-CONF",
@@ -693,8 +721,7 @@ def needed_modules(tree: Path) -> set[str]:
 
 
 def check_site_files_used(p: Project) -> Iterator[Finding]:
-    included = {name for conf in (p.extensions, p.queues, p.pjsip, p.manager, *p.others)
-                for name in conf.included}
+    included = {name for conf in p.confs for name in conf.included}
     for f in sorted((p.tree / SITE).glob("*.conf")):
         name = f"{SITE}/{f.name}"
         if name not in included:
@@ -726,8 +753,8 @@ def render(name: str, text: str, confdir: Path) -> str:
     includes in asterisk.conf against its built-in folder)."""
     if name != "asterisk.conf":
         return text
-    return re.sub(r'^(\s*#(?:try)?include\s+)"?(' + SITE + r'/[^"\s]+)"?',
-                  lambda m: f'{m.group(1)}"{confdir / m.group(2)}"', text, flags=re.M)
+    return INCLUDE_RE.sub(lambda m: f'{m.group(1)}"{confdir / m.group(2)}"'
+                          if m.group(2).startswith(f"{SITE}/") else m.group(0), text)
 
 
 def desired_files(dialplan_dir: Path, site_dir: Path, confdir: Path) -> dict[str, str]:

@@ -19,7 +19,13 @@ import pytest
 
 from ami_listener.replay import ReplayServer, ServerOptions
 from switchboard import deploy
-from switchboard.dialcheck import DIALPLAN_DIR, effective_items, endpoints, load_conf
+from switchboard.dialcheck import (
+    DIALPLAN_DIR,
+    endpoints,
+    explicit_loads,
+    load_conf,
+    queue_strategies,
+)
 from switchboard.pgcluster import free_port
 
 SECRET = "opspass-for-tests"
@@ -43,9 +49,9 @@ class FakeAsterisk:
 
     def start(self) -> FakeAsterisk:
         """Asterisk starting: modules.conf applies now, and everything loads."""
-        mods = load_conf(self.confdir / "modules.conf", self.confdir)
-        self.modules = {i.value: ("Not Running" if i.value in self.not_running else "Running")
-                        for i in mods.items if i.key == "load"}
+        loads = explicit_loads(load_conf(self.confdir / "modules.conf", self.confdir)) or {}
+        self.modules = {m: ("Not Running" if m in self.not_running else "Running")
+                        for m in loads}
         for cli in ("dialplan reload", "module reload res_pjsip.so", "queue reload all"):
             self(cli)
         self.commands.clear()
@@ -64,12 +70,9 @@ class FakeAsterisk:
             self.endpoints = endpoints(load_conf(c / "pjsip.conf", c))
             return True, ["Module 'res_pjsip.so' reloaded successfully."]
         if cli == "queue reload all":
-            qs = load_conf(c / "queues.conf", c)
-            self.queues = {}
-            for q, (_, _, tpl) in qs.sections.items():
-                if q != "general" and not tpl:
-                    first = [i.value for i in effective_items(qs, q) if i.key == "strategy"]
-                    self.queues[q] = "rrmemory" if self.strategy_stuck else first[0]
+            self.queues = queue_strategies(load_conf(c / "queues.conf", c))
+            if self.strategy_stuck:
+                self.queues = dict.fromkeys(self.queues, "rrmemory")
             return True, []
         if cli in ("manager reload", "logger reload", "moh reload") or \
                 cli.startswith("module reload "):
