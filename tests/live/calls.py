@@ -94,17 +94,8 @@ def shown(invite: str) -> tuple[str, str, str]:
             case.group(1) if case else "")
 
 
-async def uniqueids(live: Live, since: float) -> dict[str, str]:
-    """caller ID as sent -> the caller channel's uniqueid (from Newchannel)."""
-    rows = await live.fetch(
-        "SELECT uniqueid, fields->>'CallerIDNum' AS num FROM ami_event"
-        " WHERE event = 'Newchannel' AND node = $1 AND event_time >= to_timestamp($2)"
-        " AND fields->>'Channel' LIKE 'PJSIP/carrier-%'", SYSTEMNAME, since - 1)
-    return {r["num"]: r["uniqueid"] for r in rows}
-
-
 async def uniqueids_all(live: Live, since: float) -> dict[str, list[str]]:
-    """caller ID as sent -> the uniqueids of its calls, in order."""
+    """caller ID as sent -> the uniqueids of its calls, in order (Newchannel)."""
     rows = await live.fetch(
         "SELECT uniqueid, fields->>'CallerIDNum' AS num FROM ami_event"
         " WHERE event = 'Newchannel' AND node = $1 AND event_time >= to_timestamp($2)"
@@ -114,6 +105,11 @@ async def uniqueids_all(live: Live, since: float) -> dict[str, list[str]]:
     for r in rows:
         out.setdefault(r["num"], []).append(r["uniqueid"])
     return out
+
+
+async def uniqueids(live: Live, since: float) -> dict[str, str]:
+    """caller ID as sent -> the uniqueid of its (last) call."""
+    return {num: uids[-1] for num, uids in (await uniqueids_all(live, since)).items()}
 
 
 async def steps(live: Live, uniqueid: str) -> list[tuple[str, str]]:

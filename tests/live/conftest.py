@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ import pytest
 
 from agi.app import make_hasher
 from switchboard import db, ops
+from switchboard.pgcluster import free_port
 from switchboard.settings import parse_agi
 from tests.conftest import make_cluster
 from tests.live import sipp
@@ -52,7 +52,7 @@ from tests.live.node import (
     SYSTEMNAME,
     LiveNode,
     find_asterisk,
-    free_port,
+    free_udp_port,
 )
 
 
@@ -89,7 +89,7 @@ def live() -> Iterator[Live]:
     db_url = cluster.app_url()
     asyncio.run(db.migrate(db_url))
     _seed(db_url)
-    node = LiveNode(binary, root / "node", free_port(kind=socket.SOCK_DGRAM), free_port())
+    node = LiveNode(binary, root / "node", free_udp_port(), free_port())
     node.prepare(n_phones=5)
     pepper = root / "pepper"
     pepper.write_text(PEPPER + "\n")

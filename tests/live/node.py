@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from switchboard.dialcheck import DIALPLAN_DIR
+from switchboard.pgcluster import port_free
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).parent / "switchboard"
@@ -72,21 +73,10 @@ def asterisk_version(binary: Path) -> str:
     return out.stdout.strip()
 
 
-def port_free(host: str, port: int, kind: int = socket.SOCK_STREAM) -> bool:
-    """Nothing listens there (TIME_WAIT leftovers do not count: Asterisk binds
-    with SO_REUSEADDR too)."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
+def free_udp_port() -> int:
+    """A UDP port free on 127.0.0.1 (for SIP; pgcluster.free_port is TCP)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
@@ -118,49 +108,26 @@ class LiveNode:
     queue_wait: int = 6
     overflow_wait: int = 4
     proc: subprocess.Popen[bytes] | None = None
-    started_at: float = 0.0
 
-    # -- folders ---------------------------------------------------------------------
-    @property
-    def etc(self) -> Path:
-        return self.root / "etc"
-
-    @property
-    def site_src(self) -> Path:
-        return self.root / "site-src"
-
-    @property
-    def secrets(self) -> Path:
-        return self.root / "secrets"
-
-    @property
-    def logdir(self) -> Path:
-        return self.root / "log"
-
-    @property
-    def agidir(self) -> Path:
-        return self.root / "agi-bin"
-
-    @property
-    def datadir(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def queue_log(self) -> Path:
-        return self.logdir / "queue_log"
-
-    @property
-    def console_log(self) -> Path:
-        return self.root / "asterisk.out"
-
-    def conf(self) -> Path:
-        return self.etc / "asterisk.conf"
+    def __post_init__(self) -> None:
+        # Asterisk's folders (site/node.conf's [directories]), all under root
+        self.folders = {key: self.root / name for key, name in (
+            ("astetcdir", "etc"), ("astvarlibdir", "lib"), ("astdbdir", "lib"),
+            ("astdatadir", "data"), ("astagidir", "agi-bin"), ("astspooldir", "spool"),
+            ("astrundir", "run"), ("astlogdir", "log"), ("astcachedir", "cache"))}
+        self.etc = self.folders["astetcdir"]
+        self.datadir = self.folders["astdatadir"]
+        self.agidir = self.folders["astagidir"]
+        self.logdir = self.folders["astlogdir"]
+        self.site_src = self.root / "site-src"
+        self.secrets = self.root / "secrets"
+        self.queue_log = self.logdir / "queue_log"
+        self.console_log = self.root / "asterisk.out"
+        self.conf = self.etc / "asterisk.conf"
 
     # -- preparing the folder ----------------------------------------------------------
     def prepare(self, n_phones: int = 4) -> None:
-        for d in (self.etc, self.site_src, self.secrets, self.logdir, self.agidir,
-                  self.datadir, self.root / "lib", self.root / "spool", self.root / "run",
-                  self.root / "cache"):
+        for d in (*self.folders.values(), self.site_src, self.secrets):
             d.mkdir(parents=True, exist_ok=True)
         installed = installed_datadir(self.binary)
         if installed is not None:
@@ -182,17 +149,8 @@ class LiveNode:
     def _site(self) -> None:
         s, sec = self.site_src, self.secrets
         (s / "node.conf").write_text(
-            f"; live test node\nsystemname = {SYSTEMNAME}\n\n"
-            "[directories]\n"
-            f"astetcdir => {self.etc}\n"
-            f"astvarlibdir => {self.root / 'lib'}\n"
-            f"astdbdir => {self.root / 'lib'}\n"
-            f"astdatadir => {self.datadir}\n"
-            f"astagidir => {self.agidir}\n"
-            f"astspooldir => {self.root / 'spool'}\n"
-            f"astrundir => {self.root / 'run'}\n"
-            f"astlogdir => {self.logdir}\n"
-            f"astcachedir => {self.root / 'cache'}\n")
+            f"; live test node\nsystemname = {SYSTEMNAME}\n\n[directories]\n"
+            + "".join(f"{key} => {folder}\n" for key, folder in self.folders.items()))
         (s / "transports.conf").write_text(
             "[transport-udp]\ntype = transport\nprotocol = udp\n"
             f"bind = 127.0.0.1:{self.sip_port}\n")
@@ -237,13 +195,12 @@ class LiveNode:
     # -- running Asterisk -----------------------------------------------------------
     def start(self, timeout: float = 60) -> None:
         """Start in the foreground (a child of this process), wait until fully booted."""
-        if not port_free("127.0.0.1", AMI_PORT):
+        if not port_free(AMI_PORT):
             raise RuntimeError(f"127.0.0.1:{AMI_PORT} is taken (another Asterisk?): the "
                                f"live tier needs it for AMI")
-        self.started_at = time.time()
         out = self.console_log.open("ab")
         self.proc = subprocess.Popen(
-            [str(self.binary), "-f", "-n", "-C", str(self.conf())], stdout=out,
+            [str(self.binary), "-f", "-n", "-C", str(self.conf)], stdout=out,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         out.close()
         self.wait_booted(timeout)
@@ -254,7 +211,7 @@ class LiveNode:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"Asterisk exited ({self.proc.returncode}): "
                                    f"{self.console_log.read_text()[-2000:]}")
-            r = subprocess.run([str(self.binary), "-C", str(self.conf()), "-rx",
+            r = subprocess.run([str(self.binary), "-C", str(self.conf), "-rx",
                                 "core waitfullybooted"], capture_output=True, text=True,
                                timeout=30, check=False)
             if r.returncode == 0 and "fully booted" in r.stdout.lower():
@@ -263,7 +220,7 @@ class LiveNode:
         raise RuntimeError("Asterisk did not finish booting in time")
 
     def rx(self, command: str, timeout: float = 30) -> str:
-        r = subprocess.run([str(self.binary), "-C", str(self.conf()), "-rx", command],
+        r = subprocess.run([str(self.binary), "-C", str(self.conf), "-rx", command],
                            capture_output=True, text=True, timeout=timeout, check=False)
         return r.stdout
 

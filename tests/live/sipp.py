@@ -285,13 +285,10 @@ class Sipp:
         deadline = time.monotonic() + limit_s
         while (rc := self.proc.poll()) is None:
             if time.monotonic() > deadline:
-                await self.stop()
+                self.kill()
                 return -1
             await asyncio.sleep(0.05)
         return rc
-
-    async def stop(self) -> None:
-        self.kill()
 
     def kill(self) -> None:
         """SIGTERM to the process group, then SIGKILL after 5 s."""

@@ -58,7 +58,7 @@ def test_a_verified_caller_reaches_an_agent_with_the_context(live: Live) -> None
     number = REGISTERED[0]
     placed = asyncio.run(run_calls(live, [caller(number, "1001", case=CASE_HIGH)], tag="s1"))
     assert placed[0].rc == 0
-    uid = asyncio.run(uniqueids(live, since))[number.removeprefix("+1")]
+    uid = asyncio.run(uniqueids(live, since))[national(number)]
     assert asyncio.run(steps(live, uid))[:3] == [("answered", ""), ("verify", "full"),
                                                  ("lookup", "found")]
     rows = asyncio.run(compare_with_queue_log(live, since))
