@@ -61,6 +61,10 @@ class AmiClient:
         self._action_seq = 0
         self._spool_full_logged = 0.0
         self.frames_spooled = 0
+        self.last_rx_us: int | None = None  # when bytes last came from Asterisk
+        self._login_id: str | None = None
+        self._oversize_seen = 0
+        self._oversize_logged = 0.0
         self.dropped: Counter[bytes] = Counter()  # by event name, flushed to metrics
 
     # -- public ----------------------------------------------------------------
@@ -79,7 +83,7 @@ class AmiClient:
                 self.log.warning("ami_connection_lost", error=reason)
             except Exception as exc:  # a bug must not end the node's connection for good
                 reason = f"internal error: {type(exc).__name__}"
-                self.metrics.dropped.labels(self.node.name, "client_error").inc()
+                self.metrics.drop(self.node.name, "client_error")
                 self.log.exception("ami_client_error", error=repr(exc)[:300])
             finally:
                 was_connected = self.connected.is_set()
@@ -87,7 +91,9 @@ class AmiClient:
                 self.metrics.connected.labels(self.node.name).set(0)
                 self._fail_pending()
                 if was_connected:
-                    self._spool([synthetic_frame("disconnected", Reason=reason)])
+                    # the gap starts at the last bytes Asterisk sent (a Ping reply counts)
+                    self._spool([synthetic_frame("disconnected", Reason=reason,
+                                                 LastFrame=str(self.last_rx_us or ""))])
             if stop.is_set():
                 break
             delay = self.backoff.next_delay()
@@ -106,13 +112,11 @@ class AmiClient:
         reader_task = asyncio.ensure_future(self._read_loop(reader))
         stop_task = asyncio.ensure_future(stop.wait())
         try:
-            await self._login(reader_task)
+            await self._login(reader_task)  # the read loop spooled "connected"
             self.backoff.reset()
-            self.session += 1
             self.metrics.reconnects.labels(self.node.name).inc()
             self.metrics.connected.labels(self.node.name).set(1)
             self.connected.set()
-            self._spool([synthetic_frame("connected", Session=str(self.session))])
             self.log.info("ami_logged_in", session=self.session, banner=self._banner())
             if s.session_filter:
                 await self._session_filter()
@@ -161,13 +165,31 @@ class AmiClient:
             key = hashlib.md5((nonce + self.node.secret).encode(),  # AMI's own scheme
                               usedforsecurity=False).hexdigest()
             fut = self._send("Login", {"AuthType": "MD5", "Username": self.node.username,
-                                       "Key": key, "Events": "on"})
+                                       "Key": key, "Events": "on"}, self._login_action_id())
         else:
             fut = self._send("Login", {"Username": self.node.username,
-                                       "Secret": self.node.secret, "Events": "on"})
+                                       "Secret": self.node.secret, "Events": "on"},
+                             self._login_action_id())
         reply = await self._reply_or_close(fut, reader_task)
         if reply.name != "Success":
             raise LoginFailed(reply.get("Message") or reply.name)
+
+    def _login_action_id(self) -> str:
+        self._action_seq += 1
+        self._login_id = f"sb-{self.session}-{self._action_seq}"
+        return self._login_id
+
+    def _logged_in_frame(self, msg: Message) -> bytes | None:
+        """The synthetic "connected" frame, placed in the spool exactly where the
+        Login reply was in the stream: Asterisk sends FullyBooted in the same
+        read, and it belongs after the mark, not before."""
+        if self._login_id is None or msg.get("ActionID") != self._login_id:
+            return None
+        self._login_id = None
+        if msg.name != "Success":
+            return None
+        self.session += 1
+        return synthetic_frame("connected", Session=str(self.session))
 
     async def _reply_or_close(self, fut: asyncio.Future[Message],
                               reader_task: asyncio.Future[None]) -> Message:
@@ -212,6 +234,8 @@ class AmiClient:
             except TimeoutError as exc:
                 self.log.warning("ami_ping_timeout", timeout_s=s.ping_timeout_s)
                 raise AmiError("no reply to Ping") from exc
+            # the connection was alive now: a gap that follows starts no earlier
+            self._spool([synthetic_frame("alive")])
 
     # -- actions ---------------------------------------------------------------
     def _send(self, action: str, headers: dict[str, str], action_id: str | None = None
@@ -250,7 +274,10 @@ class AmiClient:
             data = await reader.read(READ_SIZE)
             if not data:
                 return
+            self.last_rx_us = time.time_ns() // 1000
             frames = self.framer.feed(data)
+            if self.framer.stats.oversize != self._oversize_seen:
+                self._oversize()
             if not frames:
                 continue
             received.inc(len(frames))
@@ -265,9 +292,12 @@ class AmiClient:
                     else:
                         self.dropped[event_name] += 1
                 elif frame.startswith(b"Response:"):
-                    self._on_response(parse_frame(frame))
+                    msg = parse_frame(frame)
+                    if (mark := self._logged_in_frame(msg)) is not None:
+                        events.append(mark)
+                    self._on_response(msg)
                 elif frame.startswith(SYNTHETIC_PREFIX[:1]):
-                    self.metrics.dropped.labels(name, "nul_frame").inc()
+                    self.metrics.drop(name, "nul_frame")
                 else:
                     # not a standard first header: let the normaliser judge it
                     msg = parse_frame(frame)
@@ -276,15 +306,25 @@ class AmiClient:
                     else:
                         events.append(frame)
             if events:
-                self._spool(events)
+                self._spool(events, self.last_rx_us)  # stamped with the read's own time
             reads += 1
             if self.dropped and reads % 64 == 0:
                 self.flush_dropped()
 
+    def _oversize(self) -> None:
+        n = self.framer.stats.oversize - self._oversize_seen
+        self._oversize_seen = self.framer.stats.oversize
+        self.metrics.drop(self.node.name, "oversize", n)
+        now = time.monotonic()
+        if now - self._oversize_logged > 5:
+            self._oversize_logged = now
+            self.log.warning("ami_frame_oversize_dropped", frames=n,
+                             limit_bytes=self.settings.frame_max_bytes,
+                             total=self._oversize_seen)
+
     def flush_dropped(self) -> None:
         for name, n in self.dropped.items():
-            self.metrics.dropped.labels(self.node.name, name[:64].decode("utf-8", "replace")
-                                        ).inc(n)
+            self.metrics.drop(self.node.name, name[:64].decode("utf-8", "replace"), n)
         self.dropped.clear()
 
     def _on_response(self, msg: Message) -> None:
@@ -295,11 +335,11 @@ class AmiClient:
         else:
             self.log.debug("ami_unsolicited_response", action_id=(action_id or "")[:64])
 
-    def _spool(self, frames: list[bytes]) -> None:
+    def _spool(self, frames: list[bytes], received_at_us: int | None = None) -> None:
         try:
-            self.spool.append(frames, time.time_ns() // 1000)
+            self.spool.append(frames, received_at_us or time.time_ns() // 1000)
         except SpoolFull as exc:
-            self.metrics.dropped.labels(self.node.name, "spool_full").inc(len(frames))
+            self.metrics.drop(self.node.name, "spool_full", len(frames))
             now = time.monotonic()
             if now - self._spool_full_logged > 5:
                 self._spool_full_logged = now

@@ -9,6 +9,17 @@ Timeout vs abandon (Asterisk 22 sends QueueCallerAbandon for both): a real
 abandon is preceded by ``HangupRequest`` on the caller's channel; a ``Queue()``
 timeout is not (the channel goes on in the dialplan).  The dialplan's
 ``SBQueueResult`` UserEvent (QUEUESTATUS) overrides when it arrives.
+
+Shutdown and restart: Asterisk hangs every channel up with ``SoftHangupRequest``
+``Cause: 4`` (AST_SOFTHANGUP_SHUTDOWN) and then reports a waiting caller with
+``QueueCallerAbandon`` (no HangupRequest) and a talking one with
+``AgentComplete``; the ``Shutdown`` event follows.  Such calls end as ``cut``.
+
+Gaps (the listener was not connected): a gap runs from the last frame received
+before the loss to the login that ended it.  Calls that were open then and are
+not in the QueueStatus list after the login end as ``unknown`` (waiting) or
+with an unknown end (talking, and the agent no longer in a call); they stay
+tracked, so late events and the queue_log reconciler correct them.
 """
 
 from __future__ import annotations
@@ -16,7 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ami_listener import events as ev
-from ami_listener.queue_log import QueueLogCall
 
 # Asterisk device states (QueueMemberStatus' Status).
 _STATUS_STATE = {0: "unknown", 1: "available", 2: "on_call", 3: "on_call", 4: "unavailable",
@@ -56,8 +66,15 @@ class Call:
     ended_at_us: int | None = None
     complete_reason: str | None = None
     gap_key: bytes | None = None
+    transfer_target: str | None = None
+    reconciled_at_us: int | None = None
+    shutdown_at_us: int | None = None  # Asterisk's shutdown hung the channel up
 
     def end(self, outcome: str, t: int) -> None:
+        if self.shutdown_at_us is not None and outcome in ("answered", "transferred",
+                                                           "abandoned", "timeout"):
+            outcome = "cut"
+            self.complete_reason = "shutdown"
         self.outcome = outcome
         self.ended_at_us = max(t, self.entered_at_us)
 
@@ -107,12 +124,14 @@ class Deriver:
         self.last_seen_us = last_seen_us
         self.changes = Changes()
         self._disconnect_reason: str | None = None
+        self._disconnect_last_rx: int | None = None
+        self._cut: list[Call] = []  # cut since the last Shutdown event
+        # talking across a gap, their agent in a call at the resync: by interface
+        self._talking_after_gap: dict[str, Call] = {}
         self._resync_gap: Gap | None = None
-        self._resync_entries: set[str] | None = None
-        self._resync_members: set[tuple[str, str]] = set()
+        self._resync_entries: set[tuple[str, str]] | None = None  # (uniqueid, queue)
+        self._resync_members: dict[tuple[str, str], bool] = {}  # -> in a call
         self.anomalies = 0
-        # (gap, calls closed as unknown) waiting for a queue_log backfill
-        self.unknown_closed: list[tuple[Gap, list[Call]]] = []
 
     # -- loading -------------------------------------------------------------
     def load_call(self, call: Call) -> None:
@@ -165,6 +184,9 @@ class Deriver:
             self.last_seen_us = item.raw.received_at_us
         if d is None:
             return
+        if isinstance(d, ev.Alive):
+            self.last_seen_us = t
+            return
         call: Call | None
         if isinstance(d, ev.CallerJoin):
             call = Call(item.key, self.node, d.uniqueid, d.linkedid, d.queue, d.caller_num,
@@ -178,7 +200,11 @@ class Deriver:
                 call.rna_count += 1
                 self._touch(call)
         elif isinstance(d, ev.AgentConnect):
+            if d.interface is not None:
+                self._agent_moved_on(d.interface, d.uniqueid, t)
             if (call := self._call(d.uniqueid, d.queue)) is not None:
+                if call.outcome == "unknown":  # closed by a gap, still going: open again
+                    call.ended_at_us = None
                 call.outcome = "answered"
                 call.member_interface, call.member_name = d.interface, d.member_name
                 call.hold_s, call.ring_s = d.hold_s, d.ring_s
@@ -205,8 +231,21 @@ class Deriver:
                 self._touch(call)
         elif isinstance(d, ev.HangupRequest):
             call = self._call(d.uniqueid)
-            if call is not None and call.outcome is None and call.caller_hangup_at_us is None:
+            if (call is not None and call.outcome in (None, "unknown")
+                    and call.caller_hangup_at_us is None):
                 call.caller_hangup_at_us = t
+                self._touch(call)
+        elif isinstance(d, ev.SoftHangup):
+            call = self._call(d.uniqueid)
+            if d.shutdown and call is not None and call.shutdown_at_us is None and (
+                    call.ended_at_us is None or call.outcome == "unknown"):
+                call.shutdown_at_us = t
+                self._cut.append(call)
+        elif isinstance(d, ev.AsteriskShutdown):
+            self._shutdown(d, t)
+        elif isinstance(d, ev.Transfer):
+            if (call := self.calls.get(d.uniqueid)) is not None:
+                call.transfer_target = d.target
                 self._touch(call)
         elif isinstance(d, ev.Hangup):
             call = self.calls.get(d.uniqueid)
@@ -222,7 +261,7 @@ class Deriver:
         elif isinstance(d, ev.MemberState):
             self._observe(d, t, item.key, item.seq)
             if d.snapshot:
-                self._resync_members.add((d.queue, d.interface))
+                self._resync_members[(d.queue, d.interface)] = d.in_call
         elif isinstance(d, ev.MemberRemoved):
             cur = self.members.pop((d.queue, d.interface), None)
             if cur is not None:
@@ -230,45 +269,63 @@ class Deriver:
                 self.changes.intervals[(d.queue, d.interface, cur.start_key)] = cur
         elif isinstance(d, ev.Disconnected):
             self._disconnect_reason = d.reason or "connection lost"
+            # the last bytes before the loss, or the moment it was noticed
+            self._disconnect_last_rx = min(d.last_rx_us or t, t)
         elif isinstance(d, ev.Connected):
             self._connected(item)
         elif isinstance(d, ev.QueueEntrySnapshot):
             if self._resync_entries is not None:
-                self._resync_entries.add(d.uniqueid)
-            known = self._call(d.uniqueid, d.queue)
-            if known is None or known.ended_at_us is not None:
+                self._resync_entries.add((d.uniqueid, d.queue))
+            known = self.calls.get(d.uniqueid)
+            gap_key = self._resync_gap.gap_key if self._resync_gap else None
+            if known is not None and known.queue != d.queue and known.ended_at_us is None \
+                    and known.outcome is None:
+                # it left that queue while nobody listened (a timeout into overflow...)
+                known.gap_key = gap_key
+                known.end("unknown", t)
+                self._touch(known)
+            elif known is not None and known.queue == d.queue and known.outcome == "unknown":
+                known.outcome, known.ended_at_us = None, None  # still waiting after all
+                self._touch(known)
+                return
+            if known is None or known.queue != d.queue or known.ended_at_us is not None:
                 # joined while nobody listened: Asterisk says since when it waits
                 entered = t - (d.wait_s or 0) * 1_000_000
                 call = Call(item.key, self.node, d.uniqueid, None, d.queue, d.caller_num,
                             d.caller_name, entered, d.position)
-                call.gap_key = self._resync_gap.gap_key if self._resync_gap else None
+                call.gap_key = gap_key
                 self.calls[d.uniqueid] = call
                 self._touch(call)
         elif isinstance(d, ev.ResyncComplete):
             self._reconcile(d.complete, t)
 
-    def backfill(self, gap: Gap, calls: list[Call],
-                 logged: dict[tuple[str, str], QueueLogCall]) -> int:
-        """Give calls closed as unknown the outcome Asterisk's queue_log recorded."""
-        filled = 0
-        for call in calls:
-            entry = logged.get((call.uniqueid, call.queue))
-            if entry is None or entry.outcome is None or entry.ended_at is None:
-                continue
-            call.outcome = entry.outcome
-            call.member_name = entry.member_name or call.member_name
-            call.hold_s = entry.hold_s if entry.hold_s is not None else call.hold_s
-            call.ring_s = entry.ring_s if entry.ring_s is not None else call.ring_s
-            call.talk_s = entry.talk_s if entry.talk_s is not None else call.talk_s
-            call.rna_count = max(call.rna_count, entry.rna_count)
-            call.ended_at_us = max(entry.ended_at * 1_000_000, call.entered_at_us)
+    def _agent_moved_on(self, interface: str, uniqueid: str, t: int) -> None:
+        """An agent answers another call: the call it was talking to across a gap
+        is over (one queue call at a time, ringinuse=no), though its end was
+        missed; it ended before now."""
+        call = self._talking_after_gap.pop(interface, None)
+        if call is None or call.uniqueid == uniqueid or call.ended_at_us is not None:
+            return
+        call.ended_at_us = max(t, call.entered_at_us)
+        call.complete_reason = "gap"
+        self._touch(call)
+
+    def _shutdown(self, d: ev.AsteriskShutdown, t: int) -> None:
+        """Asterisk is going down: every call still open is cut now (its channel is
+        being hung up); the ones cut before this event learn whether it was a
+        restart."""
+        reason = "restart" if d.restart else "shutdown"
+        for call in list(self.calls.values()):
+            if call.ended_at_us is None:
+                if call.shutdown_at_us is None:
+                    call.shutdown_at_us = t
+                    self._cut.append(call)
+                call.end("cut", t)
+        for call in self._cut:
+            if call.outcome == "cut":
+                call.complete_reason = reason
             self._touch(call)
-            filled += 1
-        if filled:
-            self.changes.gaps[gap.gap_key] = Gap(gap.gap_key, gap.node, gap.started_at_us,
-                                                 gap.ended_at_us, gap.reason, gap.calls_closed,
-                                                 filled)
-        return filled
+        self._cut = []
 
     def _queue_result(self, d: ev.QueueResult, t: int, key: bytes) -> None:
         status = d.status
@@ -286,16 +343,22 @@ class Deriver:
             self._touch(call)
 
     def _connected(self, item: ev.Item) -> None:
+        """Logged in: if we were connected before (in this process or, by the
+        checkpoint, in an earlier one), events were missed from the last frame
+        received before the loss until this login.  A first start is no gap."""
         t = item.event_time_us
         self._resync_entries = set()
-        self._resync_members = set()
+        self._resync_members = {}
         self._resync_gap = None
-        if self.last_seen_us is not None:
-            gap = Gap(item.key, self.node, min(self.last_seen_us, t), t,
+        start = (self._disconnect_last_rx if self._disconnect_last_rx is not None
+                 else self.last_seen_us)  # no goodbye (the listener was killed): the checkpoint
+        if start is not None:
+            gap = Gap(item.key, self.node, min(start, t), t,
                       self._disconnect_reason or "listener restarted")
             self._resync_gap = gap
             self.changes.gaps[gap.gap_key] = gap
         self._disconnect_reason = None
+        self._disconnect_last_rx = None
         self.last_seen_us = t
 
     def _reconcile(self, complete: bool, t: int) -> None:
@@ -303,22 +366,31 @@ class Deriver:
         self._resync_entries = None
         if not complete or entries is None:
             return  # nothing can be concluded without a full list
-        closed: list[Call] = []
+        closed = 0
         if gap is not None:
             for uid, call in list(self.calls.items()):
-                if call.ended_at_us is not None or uid in entries:
+                if call.ended_at_us is not None or (uid, call.queue) in entries:
                     continue
-                call.gap_key = gap.gap_key
                 if call.outcome is None:
+                    # gone from the queue meanwhile: answered, abandoned or timed out
+                    call.gap_key = gap.gap_key
                     call.end("unknown", gap.ended_at_us)
-                    closed.append(call)
-                    del self.calls[uid]
+                    closed += 1
+                elif not self._resync_members.get((call.queue, call.member_interface or "")):
+                    # talking at the loss, and its agent is in no call now: it ended
+                    # in the gap, when exactly only queue_log can say
+                    call.gap_key = gap.gap_key
+                    call.ended_at_us = max(gap.ended_at_us, call.entered_at_us)
+                    call.complete_reason = "gap"
+                    closed += 1
+                else:
+                    call.gap_key = gap.gap_key  # still talking: its end will come
+                    if call.member_interface:
+                        self._talking_after_gap[call.member_interface] = call
                 self._touch(call)
             gap = Gap(gap.gap_key, gap.node, gap.started_at_us, gap.ended_at_us, gap.reason,
-                      len(closed))
+                      closed)
             self.changes.gaps[gap.gap_key] = gap
-            if closed:
-                self.unknown_closed.append((gap, closed))
         for key, cur in list(self.members.items()):
             if key not in self._resync_members:
                 # removed while we were away: we last knew it at the start of the gap
@@ -326,5 +398,5 @@ class Deriver:
                 cur.ended_at_us = max(end, cur.started_at_us)
                 self.changes.intervals[(cur.queue, cur.interface, cur.start_key)] = cur
                 del self.members[key]
-        self._resync_members = set()
+        self._resync_members = {}
         self._resync_gap = None

@@ -89,6 +89,35 @@ class Hangup:
 
 
 @dataclass(frozen=True, slots=True)
+class SoftHangup:
+    """SoftHangupRequest: Asterisk itself asked the channel to hang up; Cause is
+    a bit mask of AST_SOFTHANGUP_* (4 = shutdown, as on ``core restart``)."""
+
+    uniqueid: str
+    cause: int | None
+
+    @property
+    def shutdown(self) -> bool:
+        return self.cause is not None and bool(self.cause & 4)
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """BlindTransfer (Result: Success): the caller (the transferee) was sent to
+    ``target`` (extension@context)."""
+
+    uniqueid: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class AsteriskShutdown:
+    """The Shutdown event: Asterisk is going down (``restart``: and coming back)."""
+
+    restart: bool
+
+
+@dataclass(frozen=True, slots=True)
 class MemberState:
     """QueueMember{Status,Pause,Added} events and QueueStatus' QueueMember items."""
 
@@ -144,12 +173,22 @@ class Connected:
 
 @dataclass(frozen=True, slots=True)
 class Disconnected:
+    """Synthetic: the connection was lost.  ``last_rx_us``: when the last bytes
+    arrived from Asterisk before the loss (a Ping reply counts)."""
+
     reason: str
+    last_rx_us: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Alive:
+    """Synthetic: Asterisk answered a Ping (the connection was alive then)."""
 
 
 Domain = (CallerJoin | CallerLeave | CallerAbandon | AgentConnect | AgentComplete
           | AgentRingNoAnswer | HangupRequest | Hangup | MemberState | MemberRemoved
-          | QueueResult | QueueEntrySnapshot | ResyncComplete | Connected | Disconnected)
+          | QueueResult | QueueEntrySnapshot | ResyncComplete | Connected | Disconnected
+          | SoftHangup | AsteriskShutdown | Alive | Transfer)
 
 
 class Item(NamedTuple):

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+MAX_REASONS = 64  # distinct label values per counter and node; the rest is "other"
+_LABEL_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# the listener's own reasons: always their own series
+FIXED_REASONS = frozenset({"client_error", "nul_frame", "spool_full", "oversize", "poison",
+                           "derive_error", "not_an_event", "response"})
 
 
 class Metrics:
@@ -34,3 +42,27 @@ class Metrics:
         self.lag = Histogram("sb_ami_commit_lag_seconds", "Frame receive to commit",
                              ["node"], registry=r,
                              buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60))
+        self.reconciled = Counter("sb_reconcile_fixed", "Calls the queue_log reconciler "
+                                  "created or corrected, by what was off",
+                                  ["node", "kind"], registry=r)
+        self._seen: dict[tuple[str, str], set[str]] = {}
+
+    def bounded(self, counter: str, node: str, value: str) -> str:
+        """A label value for ``counter``: itself while fewer than MAX_REASONS were
+        seen for the node (and it looks like a name), else "other".  Event
+        names come from outside: 50,000 invented ones must not make 50,000
+        series."""
+        seen = self._seen.setdefault((counter, node), set())
+        if value in seen or value in FIXED_REASONS:
+            return value
+        if len(seen) >= MAX_REASONS or not _LABEL_RE.match(value):
+            return "other"
+        seen.add(value)
+        return value
+
+    def drop(self, node: str, reason: str, n: int = 1) -> None:
+        """Count ``n`` frames not stored, by reason (an event name or a cause)."""
+        self.dropped.labels(node, self.bounded("dropped", node, reason)).inc(n)
+
+    def invalid_fields(self, node: str, kind: str, n: int = 1) -> None:
+        self.invalid.labels(node, self.bounded("invalid", node, kind)).inc(n)

@@ -94,12 +94,38 @@ def parse_timestamp_us(value: str | None) -> int | None:
     return int(m.group(1)) * 1_000_000 + int(frac)
 
 
+# ast_escape_c (main/utils.c), applied by Asterisk 22 to every channel snapshot's
+# CallerIDName and ConnectedLineName: \a \b \f \n \r \t \v \\ \' \" \?
+_C_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t",
+              "v": "\v", "\\": "\\", "'": "'", '"': '"', "?": "?"}
+_C_ESCAPE_RE = re.compile(r"\\([abfnrtv\\'\"?])")
+NO_VALUE = "<unknown>"  # what a snapshot says for an empty caller ID number or name
+
+
+def unescape_c(value: str) -> str:
+    """Undo ast_escape_c: the caller's name as the caller sent it."""
+    if "\\" not in value:
+        return value
+    return _C_ESCAPE_RE.sub(lambda m: _C_ESCAPES[m.group(1)], value)
+
+
+def caller_id(value: str | None, *, escaped: bool, missing: str = NO_VALUE,
+              limit: int = 80) -> str | None:
+    """A caller ID number or name from a snapshot: None when the caller sent none
+    (Asterisk writes ``<unknown>``; QueueStatus' QueueEntry writes ``unknown``)."""
+    if value is None or value in ("", missing):
+        return None
+    return text(unescape_c(value) if escaped else value, limit)
+
+
 def _caller_join(m: Message) -> ev.Domain | None:
     uid, queue = ident(m.get("Uniqueid")), text(m.get("Queue"))
     if uid is None or not queue:
         return None
-    return ev.CallerJoin(uid, ident(m.get("Linkedid")), queue, text(m.get("CallerIDNum"), 80),
-                         text(m.get("CallerIDName"), 80), integer(m.get("Position")))
+    return ev.CallerJoin(uid, ident(m.get("Linkedid")), queue,
+                         caller_id(m.get("CallerIDNum"), escaped=False),
+                         caller_id(m.get("CallerIDName"), escaped=True),
+                         integer(m.get("Position")))
 
 
 def _caller_leave(m: Message) -> ev.Domain | None:
@@ -146,6 +172,30 @@ def _hangup(m: Message) -> ev.Domain | None:
     return ev.Hangup(uid) if uid else None
 
 
+def _soft_hangup(m: Message) -> ev.Domain | None:
+    uid = ident(m.get("Uniqueid"))
+    return ev.SoftHangup(uid, integer(m.get("Cause"))) if uid else None
+
+
+def _blind_transfer(m: Message) -> ev.Domain | _NotOurs | None:
+    if m.get("Result") != "Success":
+        return NOT_OURS  # a failed transfer changes nothing
+    if m.get("TransfereeUniqueid") is None:
+        return NOT_OURS  # nobody was bridged to the transferer: no queued caller moved
+    uid = ident(m.get("TransfereeUniqueid"))
+    exten, context = text(m.get("Extension"), 80), text(m.get("Context"), 80)
+    if not uid or not exten or not context:
+        return None
+    return ev.Transfer(uid, f"{exten}@{context}")
+
+
+def _shutdown(m: Message) -> ev.Domain | None:
+    restart = (m.get("Restart") or "").strip().lower()
+    if restart not in ("true", "false"):
+        return None
+    return ev.AsteriskShutdown(restart == "true")
+
+
 def _member(m: Message, *, snapshot: bool = False) -> ev.Domain | None:
     queue = text(m.get("Queue"))
     # QueueMember* events say Interface/MemberName; QueueStatus' QueueMember says Location/Name.
@@ -164,16 +214,23 @@ def _member_removed(m: Message) -> ev.Domain | None:
     return ev.MemberRemoved(queue, interface) if queue and interface else None
 
 
-def _user_event(m: Message) -> ev.Domain | None:
+class _NotOurs:
+    """A valid event the listener stores raw and derives nothing from."""
+
+
+NOT_OURS = _NotOurs()
+
+
+def _user_event(m: Message) -> ev.Domain | _NotOurs | None:
     if m.get("UserEvent") != "SBQueueResult":
-        return None
+        return NOT_OURS  # SBStep and other dialplan events: stored, nothing derived
     uid, queue, status = ident(m.get("Uniqueid")), text(m.get("Queue")), m.get("Status")
     if not uid or not queue or not status:
         return None
     return ev.QueueResult(uid, queue, status.strip().upper()[:32], text(m.get("CallerIDNum"), 80))
 
 
-Normaliser = Callable[[Message], "ev.Domain | None"]
+Normaliser = Callable[[Message], "ev.Domain | _NotOurs | None"]
 
 DISPATCH: dict[str, Normaliser] = {
     "QueueCallerJoin": _caller_join,
@@ -184,6 +241,9 @@ DISPATCH: dict[str, Normaliser] = {
     "AgentRingNoAnswer": _agent_rna,
     "HangupRequest": _hangup_request,
     "Hangup": _hangup,
+    "SoftHangupRequest": _soft_hangup,
+    "Shutdown": _shutdown,
+    "BlindTransfer": _blind_transfer,
     "QueueMemberStatus": _member,
     "QueueMemberPause": _member,
     "QueueMemberAdded": _member,
@@ -214,7 +274,11 @@ class FrameNormaliser:
         if kind == b"connected":
             domain = ev.Connected(int(str(values.get("Session", "0"))))
         elif kind == b"disconnected":
-            domain = ev.Disconnected(str(values.get("Reason", "")))
+            last = str(values.get("LastFrame", ""))
+            domain = ev.Disconnected(str(values.get("Reason", "")),
+                                     int(last) if last.isdigit() else None)
+        elif kind == b"alive":
+            domain = ev.Alive()
         elif kind == b"resync-failed":
             domain = ev.ResyncComplete(False)
         else:
@@ -232,9 +296,12 @@ class FrameNormaliser:
             domain = _member(m, snapshot=True)
         elif m.name == "QueueEntry":
             uid, queue = ident(m.get("Uniqueid")), text(m.get("Queue"))
+            # QueueEntry writes the caller ID as it is (no escaping), "unknown" if none
             domain = ev.QueueEntrySnapshot(
-                uid, queue, integer(m.get("Position")), text(m.get("CallerIDNum"), 80),
-                text(m.get("CallerIDName"), 80), integer(m.get("Wait"))) if uid and queue else None
+                uid, queue, integer(m.get("Position")),
+                caller_id(m.get("CallerIDNum"), escaped=False, missing="unknown"),
+                caller_id(m.get("CallerIDName"), escaped=False, missing="unknown"),
+                integer(m.get("Wait"))) if uid and queue else None
         elif m.name == "QueueStatusComplete":
             domain = ev.ResyncComplete(True)
         if domain is None:
@@ -301,11 +368,13 @@ class FrameNormaliser:
         normaliser = DISPATCH.get(name)
         domain = None
         if normaliser is not None:
-            domain = normaliser(m)
-            if domain is not None and b"\x00" in rec.frame:
-                domain = _clean_domain(domain)
-            elif domain is None:
+            result = normaliser(m)
+            if isinstance(result, _NotOurs):
+                pass
+            elif result is None:
                 self.stats.invalid[f"{name}:fields"] += 1
+            else:
+                domain = _clean_domain(result) if b"\x00" in rec.frame else result
         self.stats.kept += 1
         return ev.Item(rec.seq, event_time, key, raw, domain)
 

@@ -52,6 +52,9 @@ class Capture:
                 rows.append((float(t), int(off), int(length)))
         banner_end = server.index(b"\r\n") + 2
         login_end = server.index(SEP, banner_end) + len(SEP)
+        accepted = server.find(b"Message: Authentication accepted")
+        if accepted > 0:  # an MD5 login: the Challenge reply comes first
+            login_end = server.index(SEP, accepted) + len(SEP)
         return cls(name, server, rows, login_end)
 
     @property

@@ -79,7 +79,8 @@ class Listener:
                             metrics=self.metrics, batch_max=s.batch_max,
                             batch_delay_s=s.batch_delay_s,
                             backoff=Backoff(s.backoff_initial_s, min(s.backoff_max_s, 5.0)),
-                            queue_log_path=s.queue_log)
+                            queue_log_path=s.queue_log(node.name),
+                            reconcile_interval_s=s.reconcile_interval_s)
             self.pipelines.append(NodePipeline(AmiClient(node, spool, s, self.metrics),
                                                writer, spool))
         for p in self.pipelines:

@@ -20,24 +20,22 @@ import random
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from ami_listener import events as ev
-from ami_listener import queue_log
-from ami_listener.derive import Call, Changes, Deriver, Interval
+from ami_listener.derive import Changes, Deriver, Interval
 from ami_listener.metrics import Metrics
 from ami_listener.normalise import FrameNormaliser
+from ami_listener.reconcile import Scheduled
+from ami_listener.rows import EPOCH, LATE_EVENTS_S, Conn, call_from_row, ts, us, write_calls
 from ami_listener.spool import Record, Spool
 from switchboard import log
 from switchboard.sqlfile import queries
 
-Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Q = queries("ami_listener.sql")
 RAW_COLUMNS = ("event_time", "dedupe_key", "node", "received_at", "event", "uniqueid",
                "linkedid", "queue", "interface", "spool_seq", "fields")
@@ -48,15 +46,8 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def ts(us: int | None) -> datetime | None:
-    return None if us is None else EPOCH + timedelta(microseconds=us)
-
-
-def us(value: datetime | None) -> int | None:
-    if value is None:
-        return None
-    delta = value - EPOCH
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+def _plain(value: Any) -> Any:
+    return value if value is None or isinstance(value, (int, str)) else str(value)
 
 
 def _raw_tuple(r: ev.RawRow) -> tuple[Any, ...]:
@@ -101,7 +92,8 @@ class Writer:
     def __init__(self, *, node: str, pool: asyncpg.Pool, spool: Spool,
                  normaliser: FrameNormaliser, metrics: Metrics, batch_max: int = 5000,
                  batch_delay_s: float = 0.05, backoff: Backoff | None = None,
-                 queue_log_path: Path | None = None) -> None:
+                 queue_log_path: Path | None = None,
+                 reconcile_interval_s: float = 60.0) -> None:
         self.node = node
         self.pool = pool
         self.spool = spool
@@ -116,6 +108,9 @@ class Writer:
         self._days: set[int] = set()  # UTC day numbers with a partition
         self._state_loaded = False
         self.queue_log_path = queue_log_path
+        self.reconcile_interval_s = reconcile_interval_s
+        self._reconciler: Scheduled | None = None
+        self._next_reconcile = 0.0
 
     # -- state ---------------------------------------------------------------
     async def load_state(self) -> None:
@@ -131,14 +126,9 @@ class Writer:
                                      new_spool=self.spool.spool_id)
                     self.seq = -1
             deriver = Deriver(self.node, last_seen_us=last_seen)
-            for r in await conn.fetch(Q["load_open_calls"], self.node):
-                deriver.load_call(Call(
-                    r["call_id"], r["node"], r["uniqueid"], r["linkedid"], r["queue"],
-                    r["caller_num"], r["caller_name"], us(r["entered_at"]) or 0, r["position"],
-                    r["outcome"], r["member_interface"], r["member_name"], r["hold_s"],
-                    r["ring_s"], r["talk_s"], r["rna_count"], us(r["answered_at"]),
-                    us(r["left_at"]), us(r["caller_hangup_at"]), us(r["ended_at"]),
-                    r["complete_reason"], r["gap_key"]))
+            for r in await conn.fetch(Q["load_open_calls"], self.node,
+                                      float(LATE_EVENTS_S)):
+                deriver.load_call(call_from_row(r))
             for r in await conn.fetch(Q["load_open_intervals"], self.node):
                 deriver.load_interval(Interval(
                     r["node"], r["queue"], r["interface"], r["member_name"], r["state"],
@@ -169,7 +159,11 @@ class Writer:
         preparer = asyncio.ensure_future(self._prepare_loop(stop, queue, self.seq))
         try:
             while True:
-                batch = await queue.get()
+                try:
+                    batch = await asyncio.wait_for(queue.get(), self._until_reconcile())
+                except TimeoutError:
+                    await self.reconcile_now()
+                    continue
                 if batch is None:
                     return
                 outcome = await self._commit_with_retry(batch, stop)
@@ -249,6 +243,42 @@ class Writer:
                     return "gave-up"
                 await self._sleep_after_error(exc, stop)
 
+    def _until_reconcile(self) -> float | None:
+        if self.queue_log_path is None:
+            return None
+        return max(0.0, self._next_reconcile - time.monotonic())
+
+    async def reconcile_now(self) -> None:
+        """Make the calls agree with queue_log (between two batches, so the
+        deriver and the database change together).  A failure is logged and
+        retried at the next interval: it never stops the writer."""
+        if self.queue_log_path is None:
+            return
+        self._next_reconcile = time.monotonic() + self.reconcile_interval_s
+        if not self._state_loaded:
+            return
+        if self._reconciler is None:
+            self._reconciler = Scheduled(self.node, self.queue_log_path)
+        try:
+            async with self.pool.acquire() as conn:
+                result = await self._reconciler.tick(conn, self.deriver)
+        except OSError as exc:
+            self.log.warning("queue_log_unreadable", path=str(self.queue_log_path),
+                             error=exc.strerror or type(exc).__name__)
+            return
+        except Exception as exc:
+            self.log.warning("reconcile_failed", error=type(exc).__name__,
+                             detail=str(exc)[:200])
+            return
+        for d in result.differences:
+            self.metrics.reconciled.labels(self.node, d.what).inc()
+            self.log.warning("reconciled_with_queue_log", uniqueid=d.uniqueid, queue=d.queue,
+                             field=d.what, database=_plain(d.database),
+                             queue_log=_plain(d.queue_log))
+        if result.differences:
+            self.log.info("reconcile_done", calls_checked=result.calls_checked,
+                          rows_made=result.rows_made, rows_fixed=result.rows_fixed)
+
     async def _sleep_after_error(self, exc: BaseException, stop: asyncio.Event) -> None:
         delay = self.backoff.next_delay()
         self.log.warning("database_unavailable", error=type(exc).__name__,
@@ -266,7 +296,6 @@ class Writer:
                 async with conn.transaction():
                     new_keys = await self._insert_raw(conn, batch.tuples)
                     written = self._apply(items, new_keys)
-                    self._backfill()
                     await self._write_changes(conn, self.deriver.take_changes())
                     await self._checkpoint(conn, last_seq)
             except Exception as exc:
@@ -321,21 +350,10 @@ class Writer:
             for g in gaps:
                 self.log.warning("listener_gap", gap_start_us=g.started_at_us,
                                  gap_end_us=g.ended_at_us, reason=g.reason,
-                                 calls_closed_unknown=g.calls_closed,
-                                 backfilled_from_queue_log=g.backfilled)
+                                 gap_s=round((g.ended_at_us - g.started_at_us) / 1e6, 3),
+                                 calls_closed_unknown=g.calls_closed)
         if changes.calls:
-            c = list(changes.calls.values())
-            await conn.execute(
-                Q["upsert_calls"], [x.call_id for x in c], [x.node for x in c],
-                [x.uniqueid for x in c], [x.linkedid for x in c], [x.queue for x in c],
-                [x.caller_num for x in c], [x.caller_name for x in c],
-                [ts(x.entered_at_us) for x in c], [x.position for x in c],
-                [x.outcome for x in c], [x.member_interface for x in c],
-                [x.member_name for x in c], [x.hold_s for x in c], [x.ring_s for x in c],
-                [x.talk_s for x in c], [x.rna_count for x in c],
-                [ts(x.answered_at_us) for x in c], [ts(x.left_at_us) for x in c],
-                [ts(x.caller_hangup_at_us) for x in c], [ts(x.ended_at_us) for x in c],
-                [x.complete_reason for x in c], [x.gap_key for x in c])
+            await write_calls(conn, list(changes.calls.values()))
         if changes.intervals:
             iv = list(changes.intervals.values())
             await conn.execute(
@@ -380,26 +398,8 @@ class Writer:
         await self.load_state()
         return written
 
-    def _backfill(self) -> None:
-        """Calls closed as unknown after a gap: ask Asterisk's queue_log, if we can
-        read it (listener on the Asterisk host, SB_QUEUE_LOG set)."""
-        pending, self.deriver.unknown_closed = self.deriver.unknown_closed, []
-        if not pending or self.queue_log_path is None:
-            return
-        for gap, calls in pending:
-            since = gap.started_at_us // 1_000_000 - 2
-            until = gap.ended_at_us // 1_000_000 + 2
-            try:
-                lines = queue_log.read(self.queue_log_path, since, until)
-            except OSError as exc:
-                self.log.warning("queue_log_unreadable", path=str(self.queue_log_path),
-                                 error=exc.strerror)
-                return
-            filled = self.deriver.backfill(gap, calls, queue_log.fold(lines))
-            self.log.info("queue_log_backfill", calls_unknown=len(calls), backfilled=filled)
-
     def _poison(self, item: ev.Item, reason: str, exc: BaseException) -> None:
-        self.metrics.dropped.labels(self.node, reason).inc()
+        self.metrics.drop(self.node, reason)
         self.log.error("poison_event_skipped", reason=reason, seq=item.seq,
                        ami_event=item.raw.event if item.raw else type(item.domain).__name__,
                        uniqueid=item.raw.uniqueid if item.raw else None,
@@ -436,8 +436,8 @@ class Writer:
         m.spool_bytes.labels(node).set(self.spool.size_bytes)
         stats = self.normaliser.stats
         for reason, n in stats.dropped.items():
-            m.dropped.labels(node, reason).inc(n)
+            m.drop(node, reason, n)
         for kind, n in stats.invalid.items():
-            m.invalid.labels(node, kind).inc(n)
+            m.invalid_fields(node, kind, n)
         stats.dropped.clear()
         stats.invalid.clear()

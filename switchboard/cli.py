@@ -4,6 +4,7 @@
     switchboard ami-listener
     switchboard demo [--speed X] [--rounds N]
     switchboard summary [--since ISO]
+    switchboard reconcile --from ISO [--to ISO] [--node N] [--queue-log PATH] [--dry-run]
     switchboard agi-server
     switchboard agency add|suspend|list ...
     switchboard line add|remove ...
@@ -28,6 +29,7 @@ import asyncpg
 
 from agi import install as agi_install
 from agi.app import make_hasher, run_agi_server
+from ami_listener import reconcile
 from ami_listener.demo import run_demo
 from ami_listener.service import run_listener
 from switchboard import (
@@ -97,6 +99,25 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--hold", type=float, default=0.0,
                       help="keep the wall board up this many seconds after the replay "
                       "(default 0)")
+
+    rc = sub.add_parser(
+        "reconcile", help="make the calls in the database agree with Asterisk's queue_log",
+        description="Read Asterisk's queue_log for the period (by position: only the part "
+        "that covers it) and make every queued call in the database agree with it: rows "
+        "for calls the listener never saw, outcome, hold, talk, ring-no-answers, agent and "
+        "transfer target corrected; a call Asterisk's shutdown or restart cut keeps "
+        "'cut'.  Prints every difference.  Exit status: 0 the database agreed, 1 "
+        "differences were found (and fixed, unless --dry-run), 2 bad arguments or no "
+        "readable queue_log.  The running listener does the same on a schedule "
+        "(SB_RECONCILE_INTERVAL_S) when SB_QUEUE_LOG is set.")
+    rc.add_argument("--from", dest="start", required=True,
+                    help="ISO time: calls that entered a queue from then on")
+    rc.add_argument("--to", dest="end", default=None, help="ISO time (default: now)")
+    rc.add_argument("--node", default=None,
+                    help="the node's name (its SystemName); default: the one in SB_AMI_NODES")
+    rc.add_argument("--queue-log", type=Path, default=None,
+                    help="the node's queue_log (default: SB_QUEUE_LOG)")
+    rc.add_argument("--dry-run", action="store_true", help="report, change nothing")
 
     summ = sub.add_parser("summary", help="print calls per queue since a time")
     summ.add_argument("--since", default=None,
@@ -267,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return asyncio.run(run_demo(settings, speed=args.speed, rounds=args.rounds,
                                         hold_s=args.hold))
+        if args.command == "reconcile":
+            return _reconcile(settings, args)
         if args.command == "summary":
             since = (datetime.fromisoformat(args.since) if args.since
                      else datetime.now(UTC) - timedelta(days=1))
@@ -347,6 +370,56 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
     fmt = "csv" if args.csv else "json" if args.json else "table"
     return asyncio.run(report.report(url, rng, fmt=fmt, short_s=args.short_s, sl_s=args.sl_s,
                                      variant=args.variant, wrapup_s=args.wrapup_s))
+
+
+def _when(value: str, name: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name} {value!r} is not an ISO time (2026-11-30T08:00)") from exc
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        start = _when(args.start, "--from")
+        end = _when(args.end, "--to") if args.end else datetime.now(UTC)
+    except ConfigError as exc:
+        print(f"switchboard reconcile: {exc}", file=sys.stderr)
+        return 2
+    if end <= start:
+        print("switchboard reconcile: --to must be after --from", file=sys.stderr)
+        return 2
+    nodes = [n.name for n in settings.listener.nodes]
+    node = args.node or (nodes[0] if len(nodes) == 1 else None)
+    if node is None:
+        print(f"switchboard reconcile: say which node (--node; SB_AMI_NODES has "
+              f"{', '.join(nodes) or 'none'})", file=sys.stderr)
+        return 2
+    path = args.queue_log or settings.listener.queue_log(node)
+    if path is None or not path.is_file():
+        print(f"switchboard reconcile: no readable queue_log for {node} "
+              f"({path or 'set SB_QUEUE_LOG or pass --queue-log'})", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        conn = await asyncpg.connect(db.database_url(settings))
+        try:
+            result = await reconcile.reconcile_period(conn, node, path, start, end,
+                                                      dry_run=args.dry_run)
+        finally:
+            await conn.close()
+        for d in result.differences:
+            print(d)
+        verb = "would fix" if args.dry_run else "fixed"
+        print(f"{node} {start.isoformat()} .. {end.isoformat()}: {result.calls_checked} "
+              f"calls in queue_log checked; {verb} {result.rows_fixed} rows, "
+              f"{'would make' if args.dry_run else 'made'} {result.rows_made}; "
+              f"{len(result.differences)} differences"
+              + (f"; {result.not_settled} calls too recent (the listener has not "
+                 "caught up with them yet)" if result.not_settled else ""))
+        return 1 if result.off else 0
+    return asyncio.run(run())
 
 
 def _dialplan(args: argparse.Namespace, settings: Settings) -> int:

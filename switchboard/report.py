@@ -114,6 +114,7 @@ async def report(url: str, rng: Range, *, fmt: str, short_s: int, sl_s: int, var
         arows = [dict(r) for r in await conn.fetch(
             Q["agent_figures"], rng.start, rng.end, rng.bucket, rng.tz, wrapup_s)]
         gaps = [dict(r) for r in await conn.fetch(Q["gaps"], rng.start, rng.end)]
+        cut = [dict(r) for r in await conn.fetch(Q["cut_calls"], rng.start, rng.end)]
     finally:
         await conn.close()
     if fmt == "json":
@@ -121,7 +122,8 @@ async def report(url: str, rng: Range, *, fmt: str, short_s: int, sl_s: int, var
                    "bucket": rng.bucket, "queues": [{k: plain(v) for k, v in r.items()}
                                                    for r in qrows],
                    "agents": [{k: plain(v) for k, v in r.items()} for r in arows],
-                   "gaps": [{k: plain(v) for k, v in g.items()} for g in gaps]},
+                   "gaps": [{k: plain(v) for k, v in g.items()} for g in gaps],
+                   "cut_by_asterisk_restart": cut},
                   out, indent=1)
         print(file=out)
     elif fmt == "csv":
@@ -141,12 +143,23 @@ async def report(url: str, rng: Range, *, fmt: str, short_s: int, sl_s: int, var
         table(qrows, QUEUE_COLS, rng.tz, out) if qrows else print("(no calls)", file=out)
         print("\nagents", file=out)
         table(arows, AGENT_COLS, rng.tz, out) if arows else print("(no agents)", file=out)
+        for c in cut:
+            print(f"\ncut by an Asterisk shutdown or restart, {c['queue']}: {c['talking']} "
+                  f"talking (counted as answered), {c['waiting']} waiting (in no figure)",
+                  file=out)
+    open_gaps = [g for g in gaps if g["reconciled_at"] is None]
     for g in gaps:
+        if g["reconciled_at"] is not None:
+            print(f"gap: listener on {g['node']} missed events from {g['started_at']} to "
+                  f"{g['ended_at']} ({g['reason']}); its calls were reconciled with "
+                  f"queue_log at {g['reconciled_at']} ({g['backfilled']} made or corrected)",
+                  file=err)
+            continue
         print(f"GAP: listener on {g['node']} missed events from {g['started_at']} to "
               f"{g['ended_at'] or 'now'} ({g['reason']}; {g['calls_closed']} calls closed "
-              f"as unknown{', some backfilled from queue_log' if g['backfilled'] else ''}): "
-              f"figures in this range may be incomplete", file=err)
-    return GAP_EXIT if gaps else 0
+              f"as unknown, not yet reconciled with queue_log): figures in this range may "
+              f"be incomplete", file=err)
+    return GAP_EXIT if open_gaps else 0
 
 
 async def staffing(url: str, rng: Range, *, sl_target: float, sl_s: int, shrinkage: float,

@@ -50,11 +50,32 @@ class ListenerSettings:
     backoff_max_s: float
     session_filter: bool
     auth: str
-    queue_log: Path | None
+    queue_logs: dict[str, Path]  # node -> its Asterisk's queue_log ("*": every node)
+    reconcile_interval_s: float
     metrics_host: str
     metrics_port: int
     fsync_interval_s: float
     max_skew_s: float
+
+    def queue_log(self, node: str) -> Path | None:
+        return self.queue_logs.get(node) or self.queue_logs.get("*")
+
+
+def parse_queue_logs(value: str | None) -> dict[str, Path]:
+    """``SB_QUEUE_LOG``: a path (one node, or a listener on its Asterisk host),
+    or ``node=path,node=path`` for several nodes whose queue_log is shipped
+    here."""
+    if not value or not value.strip():
+        return {}
+    if "=" not in value:
+        return {"*": Path(value.strip())}
+    out: dict[str, Path] = {}
+    for part in value.split(","):
+        node, sep, path = part.partition("=")
+        if not sep or not node.strip() or not path.strip():
+            raise ConfigError(f"SB_QUEUE_LOG={value!r}: each entry must be node=path")
+        out[node.strip()] = Path(path.strip())
+    return out
 
 
 @dataclass(frozen=True)
@@ -295,7 +316,6 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         metrics_port = int(m_port)
     except ValueError as exc:
         raise ConfigError(f"SB_METRICS_ADDR={metrics!r} must be host:port (port 0 = off)") from exc
-    queue_log = env.get("SB_QUEUE_LOG")
     listener = ListenerSettings(
         nodes=parse_nodes(env),
         spool_dir=Path(env.get("SB_SPOOL_DIR") or state_dir / "spool").resolve(),
@@ -311,7 +331,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         backoff_max_s=_float(env, "SB_BACKOFF_MAX", 30.0, 0.01, 3600),
         session_filter=_bool(env, "SB_AMI_SESSION_FILTER", False),
         auth=_choice(env, "SB_AMI_AUTH", "md5", ("md5", "plain")),
-        queue_log=Path(queue_log) if queue_log else None,
+        queue_logs=parse_queue_logs(env.get("SB_QUEUE_LOG")),
+        reconcile_interval_s=_float(env, "SB_RECONCILE_INTERVAL_S", 60, 0.1, 86400),
         metrics_host=m_host or "127.0.0.1",
         metrics_port=metrics_port,
         fsync_interval_s=_float(env, "SB_SPOOL_FSYNC_MS", 200, 0, 60_000) / 1000,

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from ami_listener.queue_log import QueueLogCall
 from ami_listener.replay import ReplayServer, Segment, ServerOptions
 from ami_listener.service import Listener
 from switchboard.settings import AmiNode, load
@@ -31,9 +33,11 @@ def listener_settings(tmp: Path, port: int, *, node: str = "lab", **overrides: A
 
 async def ingest(db_url: str, tmp: Path, segments: list[Segment], *,
                  options: ServerOptions | None = None, node: str = "lab",
+                 until: Callable[[], Awaitable[bool]] | None = None,
                  **overrides: Any) -> tuple[Listener, ReplayServer]:
     """Replay ``segments`` (one per connection) into the real listener and wait
-    until everything that arrived is committed."""
+    until everything that arrived is committed (and ``until`` says yes: what
+    the listener does on a schedule, the reconciler, comes later)."""
     server = ReplayServer(segments, options or ServerOptions(speed=None))
     port = await server.start()
     listener = Listener(listener_settings(tmp, port, node=node, **overrides), db_url)
@@ -43,6 +47,8 @@ async def ingest(db_url: str, tmp: Path, segments: list[Segment], *,
             while server.stats.segments_done < len(segments):
                 await asyncio.sleep(0.02)
             await listener.wait_idle(settle_s=0.3)
+            while until is not None and not await until():
+                await asyncio.sleep(0.05)
     finally:
         await listener.stop()
         await server.close()
@@ -82,3 +88,52 @@ async def refused(conn: asyncpg.Connection, statements: list[str] | tuple[str, .
         except asyncpg.InsufficientPrivilegeError:
             out.append(sql)
     return out
+
+
+def want_of(q: QueueLogCall, cut_at: float | None = None) -> dict[str, Any]:
+    """What the database row of a queue_log call must say.  ``cut_at``: when
+    Asterisk was told to shut down or restart; a call still queued or talking
+    then must say ``cut`` (queue_log writes an ordinary ABANDON or
+    COMPLETEAGENT: AMI knows better)."""
+    outcome = q.outcome
+    if (cut_at is not None and outcome in ("abandoned", "answered", "transferred")
+            and q.entered_at is not None and q.entered_at <= cut_at + 1
+            and q.ended_at is not None and q.ended_at >= int(cut_at)):
+        outcome = "cut"  # a real timeout in the same second stays a timeout
+    return {"outcome": outcome, "hold_s": q.hold_s, "talk_s": q.talk_s,
+            "rna_count": q.rna_count, "member_name": q.member_name}
+
+
+def judge_calls(logged: dict[tuple[str, str], QueueLogCall],
+                rows: dict[tuple[str, str], dict[str, Any]], *, cut_at: float | None = None
+                ) -> tuple[int, list[str]]:
+    """Every queued call in the database against queue_log: the same calls, the
+    same outcome, hold time, talk time, ring-no-answers and agent, and closed.
+    A call the queue refused at the door (joined-empty) is in the database
+    only (app_queue logs nothing for it).  Returns (calls right, every
+    difference); the calls in all are their sum."""
+    logged = {k: q for k, q in logged.items() if q.entered_at is not None}
+    problems: list[str] = []
+    right = 0
+    for key, row in sorted(rows.items()):
+        q = logged.get(key)
+        if row["outcome"] == "joined-empty":
+            if q is None:
+                right += 1
+            else:
+                problems.append(f"{key}: joined-empty in the database but queue_log has it")
+            continue
+        if q is None:
+            problems.append(f"{key}: in the database ({row['outcome']}) but not in queue_log")
+            continue
+        want = want_of(q, cut_at)
+        got = {k: row[k] for k in want}
+        if got != want:
+            problems.append(f"{key}: database {got} != queue_log {want}")
+        elif row["ended_at"] is None:
+            problems.append(f"{key}: still open in the database")
+        else:
+            right += 1
+    problems += [f"{key}: in queue_log ({q.outcome}) but not in the database"
+                 for key, q in sorted(logged.items()) if key not in rows]
+    return right, problems

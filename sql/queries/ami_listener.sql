@@ -27,12 +27,18 @@ SET spool_id = EXCLUDED.spool_id, seq = EXCLUDED.seq,
     updated_at = now();
 
 -- name: load_open_calls
--- Calls the listener still needs: not ended, or answered and not completed.
+-- Calls the listener still needs: not ended (waiting, or answered and talking),
+-- and, for a while, calls a gap closed without knowing how they ended: their
+-- late events still correct them.
 SELECT call_id, node, uniqueid, linkedid, queue, caller_num, caller_name, entered_at,
        position, outcome, member_interface, member_name, hold_s, ring_s, talk_s,
-       rna_count, answered_at, left_at, caller_hangup_at, ended_at, complete_reason, gap_key
+       rna_count, answered_at, left_at, caller_hangup_at, ended_at, complete_reason, gap_key,
+       transfer_target, reconciled_at
 FROM queue_call
-WHERE node = $1 AND ended_at IS NULL
+WHERE node = $1
+  AND (ended_at IS NULL
+       OR (gap_key IS NOT NULL AND (outcome = 'unknown' OR complete_reason = 'gap')
+           AND ended_at > now() - make_interval(secs => $2)))
 ORDER BY entered_at;
 
 -- name: load_open_intervals
@@ -52,11 +58,13 @@ SET calls_closed = GREATEST(listener_gap.calls_closed, EXCLUDED.calls_closed),
 -- name: upsert_calls
 INSERT INTO queue_call (call_id, node, uniqueid, linkedid, queue, caller_num, caller_name,
     entered_at, position, outcome, member_interface, member_name, hold_s, ring_s, talk_s,
-    rna_count, answered_at, left_at, caller_hangup_at, ended_at, complete_reason, gap_key)
+    rna_count, answered_at, left_at, caller_hangup_at, ended_at, complete_reason, gap_key,
+    transfer_target, reconciled_at)
 SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[],
     $6::text[], $7::text[], $8::timestamptz[], $9::int[], $10::text[], $11::text[],
     $12::text[], $13::int[], $14::int[], $15::int[], $16::int[], $17::timestamptz[],
-    $18::timestamptz[], $19::timestamptz[], $20::timestamptz[], $21::text[], $22::bytea[])
+    $18::timestamptz[], $19::timestamptz[], $20::timestamptz[], $21::text[], $22::bytea[],
+    $23::text[], $24::timestamptz[])
 ON CONFLICT (call_id) DO UPDATE SET
     linkedid = EXCLUDED.linkedid, outcome = EXCLUDED.outcome,
     member_interface = EXCLUDED.member_interface, member_name = EXCLUDED.member_name,
@@ -64,7 +72,8 @@ ON CONFLICT (call_id) DO UPDATE SET
     rna_count = EXCLUDED.rna_count, answered_at = EXCLUDED.answered_at,
     left_at = EXCLUDED.left_at, caller_hangup_at = EXCLUDED.caller_hangup_at,
     ended_at = EXCLUDED.ended_at, complete_reason = EXCLUDED.complete_reason,
-    gap_key = EXCLUDED.gap_key, updated_at = now();
+    gap_key = EXCLUDED.gap_key, transfer_target = EXCLUDED.transfer_target,
+    reconciled_at = EXCLUDED.reconciled_at, updated_at = now();
 
 -- name: upsert_intervals
 INSERT INTO agent_state (node, queue, interface, member_name, state, reason, started_at,

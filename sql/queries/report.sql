@@ -10,9 +10,20 @@ SELECT * FROM sb_kpi_queue($1, $2, $3, $4, $5, $6, $7, $8, false);
 SELECT * FROM sb_kpi_agent($1, $2, $3, $4, $5);
 
 -- name: gaps
--- Listener gaps overlapping [$1, $2): figures there may miss events.
-SELECT node, started_at, ended_at, reason, calls_closed, backfilled FROM listener_gap
+-- Listener gaps overlapping [$1, $2): figures there may miss events, unless the
+-- reconciler has made the calls agree with queue_log since (reconciled_at).
+SELECT node, started_at, ended_at, reason, calls_closed, backfilled, reconciled_at
+FROM listener_gap
 WHERE started_at < $2 AND coalesce(ended_at, now()) > $1 ORDER BY started_at;
+
+-- name: cut_calls
+-- Calls an Asterisk shutdown or restart ended, entered in [$1, $2), per queue:
+-- the answered ones count as answered; the waiting ones are in no figure.
+SELECT queue, count(*) FILTER (WHERE answered_at IS NOT NULL) AS talking,
+       count(*) FILTER (WHERE answered_at IS NULL) AS waiting
+FROM queue_call
+WHERE outcome = 'cut' AND entered_at >= $1 AND entered_at < $2
+GROUP BY queue ORDER BY queue;
 
 -- name: agents_logged_in
 -- Mean number of agents logged in per interval.

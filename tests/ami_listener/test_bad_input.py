@@ -72,6 +72,7 @@ def test_metrics_count_every_kind_of_bad_input(db_url: str, tmp_path: Path) -> N
     assert metric(listener, "sb_ami_fields_invalid_total", node="lab",
                   kind="timestamp_skew") == 1
     assert listener.pipelines[0].client.framer.stats.oversize == 1
+    assert metric(listener, "sb_ami_frames_dropped_total", node="lab", reason="oversize") == 1
     # the skewed Timestamp fell back to the receive time
     [row] = asyncio.run(fetch(db_url, "SELECT event_time = received_at AS same FROM ami_event"
                               " WHERE uniqueid = '1.2'"))
@@ -109,3 +110,49 @@ def test_poison_row_is_skipped_alone(db_url: str, tmp_path: Path) -> None:
     assert "Hangup" not in events and "QueueCallerAbandon" in events
     assert metric(listener, "sb_ami_frames_dropped_total", node="lab", reason="poison") == 1
     assert asyncio.run(calls(db_url))[0]["outcome"] == "timeout"
+
+
+def _with(frame: bytes, **headers: bytes) -> bytes:
+    lines = frame.split(b"\r\n")
+    for key, value in headers.items():
+        lines = [key.encode() + b": " + value if x.startswith(key.encode() + b": ") else x
+                 for x in lines]
+    return b"\r\n".join(lines)
+
+
+def test_caller_names_are_stored_as_the_caller_sent_them(db_url: str, tmp_path: Path) -> None:
+    """Asterisk 22 C-escapes CallerIDName in every channel snapshot (ast_escape_c:
+    \\ ' " ? and the control characters) and writes <unknown> when there is
+    none: the row keeps what the caller sent, and NULL for none."""
+    names = {b"9.1": (rb"Robert\'); DROP TABLE officer;--", "Robert'); DROP TABLE officer;--"),
+             b"9.2": ("王小明\\tTab".encode(), "王小明\tTab"),
+             b"9.3": (rb"say \"hi\" \\o/ \?", 'say "hi" \\o/ ?'),
+             b"9.4": (b"<unknown>", None)}
+    frames = [_with(JOIN, Uniqueid=uid, CallerIDName=name,
+                    **({"CallerIDNum": b"<unknown>"} if uid == b"9.4" else {}))
+              for uid, (name, _) in names.items()]
+    asyncio.run(ingest(db_url, tmp_path, [frames_segment(frames)]))
+    rows = asyncio.run(fetch(db_url, "SELECT uniqueid, caller_name, caller_num FROM queue_call"))
+    got = {r["uniqueid"]: r["caller_name"] for r in rows}
+    assert got == {uid.decode(): want for uid, (_, want) in names.items()}
+    assert {r["uniqueid"]: r["caller_num"] for r in rows}["9.4"] is None
+
+
+def test_unknown_event_names_cannot_blow_up_the_metrics(db_url: str, tmp_path: Path) -> None:
+    """50,000 invented event names: every frame counted, in a bounded number of
+    series; a valid SBStep UserEvent is not counted as invalid."""
+    frames = [b"Event: Made%dUp\r\n\r\n" % i for i in range(50_000)]
+    step = (b"Event: UserEvent\r\nPrivilege: user,all\r\nChannel: PJSIP/pstn-00000002\r\n"
+            b"Uniqueid: 9.9\r\nUserEvent: SBStep\r\nStep: verify\r\nStatus: full\r\n\r\n")
+    listener, _ = asyncio.run(ingest(db_url, tmp_path, [frames_segment([*frames, step],
+                                                                       per_chunk=500)]))
+    samples = [s for m in listener.metrics.registry.collect()
+               if m.name == "sb_ami_frames_dropped" for s in m.samples
+               if s.name.endswith("_total")]
+    assert sum(s.value for s in samples) == 50_000
+    assert len(samples) <= 65 and any(s.labels["reason"] == "other" for s in samples)
+    invalid = [s for m in listener.metrics.registry.collect()
+               if m.name == "sb_ami_fields_invalid" for s in m.samples]
+    assert not [s for s in invalid if s.value], invalid
+    [row] = asyncio.run(fetch(db_url, "SELECT fields->>'Step' AS step FROM ami_event"))
+    assert row["step"] == "verify"

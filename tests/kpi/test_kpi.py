@@ -186,3 +186,25 @@ def test_overflow_callbacks_short_abandons_and_in_progress(db_url: str) -> None:
     assert intake["service_level"] == 0  # 0 answered / (3 - 1 in progress - 1 short)
     assert (overflow["overflowed"], overflow["callbacks"]) == (0, 1)
     assert (total["offered"], total["callbacks"], total["max_waiting"]) == (4, 1, 2)
+
+
+def test_calls_cut_by_an_asterisk_restart(db_url: str) -> None:
+    """sql/kpi.md: a call talking when Asterisk restarted counts as answered; a
+    caller still waiting is not offered and in no rate (never a timeout)."""
+    asyncio.run(fetch(db_url, """
+        INSERT INTO queue_call (call_id, node, uniqueid, queue, entered_at, outcome, hold_s,
+                                talk_s, answered_at, ended_at, complete_reason)
+        VALUES ('\\x01', 'n', 'u1', 'intake', '2026-11-28 10:00:00+00', 'answered', 10, 60,
+                '2026-11-28 10:00:10+00', '2026-11-28 10:01:10+00', 'agent'),
+               ('\\x02', 'n', 'u2', 'intake', '2026-11-28 10:00:05+00', 'cut', 8, 30,
+                '2026-11-28 10:00:13+00', '2026-11-28 10:00:43+00', 'restart'),
+               ('\\x03', 'n', 'u3', 'intake', '2026-11-28 10:00:20+00', 'cut', 23, NULL,
+                NULL, '2026-11-28 10:00:43+00', 'restart')
+        RETURNING 1"""))
+    [row] = [r for r in kpi(db_url, "SELECT * FROM sb_kpi_queue('2026-11-28', '2026-11-29',"
+                                    " 'day', 'UTC')") if r["queue"] == "intake"]
+    assert (row["offered"], row["answered"], row["abandoned"], row["timeouts"]) == (2, 2, 0, 0)
+    assert row["service_level"] == 1 and row["abandon_rate"] == 0
+    agents = kpi(db_url, "SELECT * FROM sb_call_fact ORDER BY uniqueid")
+    assert [(a["uniqueid"], a["outcome"]) for a in agents] == [("u1", "answered"),
+                                                              ("u2", "answered")]

@@ -55,6 +55,13 @@ def test_a_listener_gap_makes_the_report_fail_loudly(recorded: str) -> None:  # 
         assert "GAP: listener on pbx-a missed events" in r.stderr
         other = sb(recorded, "report", "--day", "2026-11-27", "--tz", "UTC")
         assert other.returncode == 0 and "GAP" not in other.stderr
+        # once the reconciler has made its calls agree with queue_log, it is said,
+        # and the figures are trusted
+        asyncio.run(fetch(recorded, "UPDATE listener_gap SET reconciled_at = now(), "
+                          "backfilled = 2 WHERE gap_key = '\\x01' RETURNING 1"))
+        r = sb(recorded, "report", "--day", "2026-11-28", "--tz", "UTC")
+        assert r.returncode == 0, r.stderr
+        assert "reconciled with queue_log" in r.stderr and "(2 made or corrected)" in r.stderr
     finally:
         asyncio.run(fetch(recorded, "DELETE FROM listener_gap WHERE gap_key = '\\x01' "
                           "RETURNING 1"))
