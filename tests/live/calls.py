@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ami_listener import queue_log
+from tests.helpers import judge_calls
 from tests.live import sipp
 from tests.live.harness import AGENCY, PIN, Live
 from tests.live.node import DID, SYSTEMNAME
@@ -135,57 +136,38 @@ async def db_calls(live: Live, since: float) -> dict[tuple[str, str], dict[str, 
     return {(r["uniqueid"], r["queue"]): dict(r) for r in rows}
 
 
-def _want(q: queue_log.QueueLogCall) -> dict[str, Any]:
-    return {"outcome": q.outcome, "hold_s": q.hold_s, "talk_s": q.talk_s,
-            "rna_count": q.rna_count, "member_name": q.member_name}
-
-
-async def settle(live: Live, since: float, limit_s: float = 30, *, exact: bool = True
-                 ) -> None:
-    """Until the database agrees with queue_log on every call (``exact``; else
-    until every call is there and closed), or ``limit_s`` passed (the listener
-    commits well under a second after an event arrives; a fault takes longer).
-    The comparison then says what still differs."""
+async def settle(live: Live, since: float, limit_s: float = 30, *,
+                 cut_at: float | None = None) -> None:
+    """Until the database agrees with queue_log on every call, or ``limit_s``
+    passed (the listener commits well under a second after an event arrives; a
+    fault takes longer).  The comparison then says what still differs."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        ql = _queue_log_calls(live, since)
-        db = await db_calls(live, since)
-        if all(k in db and (not exact or {f: db[k][f] for f in _want(c)} == _want(c))
-               for k, c in ql.items()) and all(r["ended_at"] is not None for r in db.values()):
+        _, problems = judge_calls(_queue_log_calls(live, since), await db_calls(live, since),
+                                  cut_at=cut_at)
+        if not problems:
             return
         await asyncio.sleep(0.3)
 
 
-async def compare_with_queue_log(live: Live, since: float, *, limit_s: float = 30,
-                                 judge_outcome: bool = True) -> Any:
-    """Every queued call in the database against queue_log: the same calls, the
-    same outcome, hold time, talk time, ring-no-answers and agent.  A call the
-    queue refused at the door (joined-empty) is in the database (from the
-    dialplan's SBQueueResult event) and, as app_queue logs nothing then, not in
-    queue_log.  Returns the database rows; raises AssertionError listing every
-    difference.  With ``judge_outcome`` false (calls cut by an Asterisk
-    restart), a difference in outcome or times is returned, not raised, as
-    (rows, differences); a call missing on either side still fails."""
-    await settle(live, since, limit_s, exact=judge_outcome)
-    ql = _queue_log_calls(live, since)
+async def score(live: Live, since: float, *, limit_s: float = 30,
+                cut_at: float | None = None
+                ) -> tuple[dict[tuple[str, str], dict[str, Any]], int, int, list[str]]:
+    """Every queued call in the database against queue_log (``judge_calls``):
+    returns (rows, calls right, calls in all, every difference)."""
+    await settle(live, since, limit_s, cut_at=cut_at)
     db = await db_calls(live, since)
-    problems, differences = [], []
-    for key, row in sorted(db.items()):
-        if row["outcome"] == "joined-empty":
-            if key in ql:
-                problems.append(f"{key}: joined-empty in the database but queue_log has it")
-            continue
-        q = ql.get(key)
-        if q is None:
-            problems.append(f"{key}: in the database ({row['outcome']}) but not in queue_log")
-            continue
-        want = _want(q)
-        got = {k: row[k] for k in want}
-        if got != want:
-            (problems if judge_outcome else differences).append(
-                f"{key}: database {got} != queue_log {want}")
-    for key, q in sorted(ql.items()):
-        if key not in db:
-            problems.append(f"{key}: in queue_log ({q.outcome}) but not in the database")
+    right, problems = judge_calls(_queue_log_calls(live, since), db, cut_at=cut_at)
+    total = right + len(problems)
+    print(f"calls right: {right}/{total}")
+    return db, right, total, problems
+
+
+async def compare_with_queue_log(live: Live, since: float, *, limit_s: float = 30,
+                                 cut_at: float | None = None
+                                 ) -> dict[tuple[str, str], dict[str, Any]]:
+    """``score``, raising AssertionError that lists every difference; returns
+    the database rows."""
+    db, _, _, problems = await score(live, since, limit_s=limit_s, cut_at=cut_at)
     assert not problems, "\n".join(problems)
-    return db if judge_outcome else (db, differences)
+    return db

@@ -54,6 +54,7 @@ from tests.live.node import (
     find_asterisk,
     free_udp_port,
 )
+from tests.live.tap import Tap
 
 
 def _seed(db_url: str) -> None:
@@ -91,6 +92,8 @@ def live() -> Iterator[Live]:
     _seed(db_url)
     node = LiveNode(binary, root / "node", free_udp_port(), free_port())
     node.prepare(n_phones=5)
+    tap = Tap(AMI_PORT)  # the listener reaches AMI through it (recorded, can be cut)
+    tap.start()
     pepper = root / "pepper"
     pepper.write_text(PEPPER + "\n")
     pepper.chmod(0o600)
@@ -100,12 +103,13 @@ def live() -> Iterator[Live]:
            "SB_ARGON2_TIME_COST": "1", "SB_ARGON2_MEMORY_KIB": "8192",
            "SB_LOG_FORMAT": "json", "SB_AGI_LISTEN": f"127.0.0.1:{node.agi_port}",
            "SB_AGI_SHUTDOWN_GRACE_S": "2",
-           "SB_AMI_NODES": f"{SYSTEMNAME}@127.0.0.1:{AMI_PORT}", "SB_AMI_USER": "listener",
+           "SB_AMI_NODES": f"{SYSTEMNAME}@127.0.0.1:{tap.port}", "SB_AMI_USER": "listener",
            "SB_AMI_SECRET": node.listener_secret, "SB_METRICS_ADDR": "127.0.0.1:0",
-           "SB_QUEUE_LOG": str(node.queue_log), "SB_PING_INTERVAL": "1",
+           "SB_QUEUE_LOG": str(node.queue_log), "SB_RECONCILE_INTERVAL_S": "2",
+           "SB_PING_INTERVAL": "1",
            "SB_PING_TIMEOUT": "1", "SB_BACKOFF_INITIAL": "0.2", "SB_BACKOFF_MAX": "1",
            "SB_BATCH_DELAY_MS": "20"}
-    live = Live(node, cluster, db_url, env,
+    live = Live(node, cluster, db_url, env, tap,
                 Service("agi-server", ["agi-server"], env, root / "agi-server.log"),
                 Service("ami-listener", ["ami-listener"], env, root / "ami-listener.log"),
                 root / "sipp")
@@ -129,7 +133,7 @@ def live() -> Iterator[Live]:
         # every process this tier started, by PID, whatever failed before
         for proc in live.phones:
             proc.kill()
-        for stop in (live.listener.stop, live.agi.stop, node.stop, cluster.destroy):
+        for stop in (live.listener.stop, live.agi.stop, tap.stop, node.stop, cluster.destroy):
             try:
                 stop()
             except Exception as exc:

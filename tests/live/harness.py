@@ -21,6 +21,7 @@ from agi.validate import with_check_digit
 from switchboard.pgcluster import LocalCluster
 from tests.live import sipp
 from tests.live.node import CLI, LiveNode, asterisk_version, find_asterisk
+from tests.live.tap import Tap
 
 PEPPER = "live-pepper-0123456789abcdefghijklmnopqrstuvwxyz"
 AGENCY = "42"
@@ -97,6 +98,7 @@ class Live:
     cluster: LocalCluster
     db_url: str
     env: dict[str, str]
+    tap: Tap
     agi: Service
     listener: Service
     sipp_dir: Path
