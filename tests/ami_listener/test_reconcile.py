@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from ami_listener import queue_log
+from ami_listener.reconcile import Result, Scheduled
 from ami_listener.replay import FIXTURES, Capture, ServerOptions, frames_segment
 from tests.helpers import fetch, ingest, judge_calls
 
@@ -176,3 +178,38 @@ def test_reconcile_says_clearly_what_it_lacks(tmp_path: Path) -> None:
     assert ran.code == 2 and "no readable queue_log" in ran.err
     ran = reconcile(env, "--from", "yesterday", "--node", "a")
     assert ran.code == 2 and "not an ISO time" in ran.err
+
+
+def test_the_listener_reconciler_resumes_before_a_call_that_is_not_whole(
+        db_url: str, tmp_path: Path) -> None:
+    """The running listener's reconciler keeps its place in queue_log in the
+    database, never past a call whose end has not been written yet: after a
+    restart it reads that call's ENTERQUEUE again, so the call that ended while
+    the listener was down still gets its row."""
+    path = tmp_path / "queue_log"
+    path.write_text("1795859300|u0|intake|NONE|ENTERQUEUE||6155550100|1\n"
+                    "1795859310|u0|intake|NONE|ABANDON|1|1|10\n"
+                    "1795859372|u1|intake|NONE|ENTERQUEUE||6155550101|1\n")
+
+    async def tick() -> Result:
+        conn = await asyncpg.connect(db_url)
+        try:
+            return await Scheduled("pbx-a", path).tick(conn, None)
+        finally:
+            await conn.close()
+    asyncio.run(fetch(db_url, "INSERT INTO listener_checkpoint (node, spool_id, seq, "
+                      "last_seen_at) VALUES ('pbx-a', 's', 1, now()) RETURNING 1"))
+    first = asyncio.run(tick())
+    assert (first.rows_made, first.calls_checked) == (1, 1)  # u0; u1 is not whole
+    [pos] = asyncio.run(fetch(db_url, "SELECT byte_offset FROM queue_log_position"))
+    assert pos["byte_offset"] == len(path.read_bytes().split(b"\n1795859372")[0]) + 1
+    with path.open("a") as fh:  # written while the listener was down
+        fh.write("1795859395|u1|intake|NONE|ABANDON|1|1|23\n")
+    second = asyncio.run(tick())  # a new process: nothing in memory
+    assert (second.rows_made, second.calls_checked) == (1, 1)
+    rows = asyncio.run(fetch(db_url, "SELECT uniqueid, outcome, hold_s, caller_num FROM "
+                             "queue_call ORDER BY uniqueid"))
+    assert [tuple(r) for r in rows] == [("u0", "abandoned", 10, "6155550100"),
+                                        ("u1", "abandoned", 23, "6155550101")]
+    [pos] = asyncio.run(fetch(db_url, "SELECT byte_offset FROM queue_log_position"))
+    assert pos["byte_offset"] == path.stat().st_size
