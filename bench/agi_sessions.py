@@ -31,6 +31,7 @@ import itertools
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -202,6 +203,7 @@ async def main() -> None:
         ver = await verify_rate(3.0)
     finally:
         await asyncio.to_thread(cluster.destroy)
+        shutil.rmtree(cluster.root.parent, ignore_errors=True)  # the folder make_cluster made
     ratio = fast["sessions_per_s"] / proc["sessions_per_s"]
     print(f"FastAGI   {fast['sessions']:>7.0f} lookup sessions in {fast['seconds']:.1f} s "
           f"with {args.concurrency} concurrent calls: {fast['sessions_per_s']:.0f}/s "

@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -223,6 +224,7 @@ async def main() -> None:
         lat = await latency(cluster, args.latency_seconds, 1000, state)
     finally:
         await asyncio.to_thread(cluster.destroy)
+        shutil.rmtree(cluster.root.parent, ignore_errors=True)  # the folder make_cluster made
     ratio = thr["events_per_s"] / ceil["ceiling_per_s"]
     print(f"{'measure':<44}{'value':>14}")
     for label, value in [
