@@ -56,7 +56,7 @@ class AgiService:
         self.server = FastAgiServer(
             registry(verifier, make_flow(s)),
             ServerConfig(host=s.host, port=s.port, allow=s.allow,
-                         shutdown_grace_s=s.shutdown_grace_s))
+                         shutdown_grace_s=s.shutdown_grace_s, session_max_s=s.session_max_s))
         log.get("agi").info("agi_pin_hashing", parameters=hasher.parameters)
         return await self.server.start()
 

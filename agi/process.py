@@ -160,7 +160,8 @@ async def run(agi: Any, script: str, config: Path | None = None) -> int:
         try:
             verifier = Verifier(ConnectionDatabase(conn), hasher, Policy.from_settings(s),
                                 hash_workers=1)
-            await run_call(registry(verifier, make_flow(s))[script], channel, logger)
+            await run_call(registry(verifier, make_flow(s))[script], channel, logger,
+                           deadline_s=s.session_max_s)
         finally:
             await conn.close()
     return 0

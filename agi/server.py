@@ -42,6 +42,9 @@ class ServerConfig:
     backlog: int = 1024  # at 200 simultaneous connects a backlog of 100 stalls ~1 s
     env_timeout_s: float = 5.0
     command_timeout_s: float = 30.0
+    # a whole session, however its peer answers (HANGUP lines and 520- usage
+    # blocks without end would otherwise hold it forever)
+    session_max_s: float = 180.0
     shutdown_grace_s: float = 10.0
     max_line: int = 8192
 
@@ -51,25 +54,32 @@ def script_name(env: Mapping[str, str]) -> str:
     return raw.split("?", 1)[0].strip("/").split("/")[0][:64]
 
 
-async def run_call(registration: Registration, channel: Channel, logger: Any) -> bool:
-    """Run one handler on one call (either transport).  False when it failed: the
-    call then gets the registration's fail-closed variables and a log line that
-    names the exception's type only (messages may hold caller input)."""
+async def run_call(registration: Registration, channel: Channel, logger: Any, *,
+                   deadline_s: float | None = None) -> bool:
+    """Run one handler on one call (either transport), within ``deadline_s``.
+    False when it failed or ran out of time: the call then gets the
+    registration's fail-closed variables (tried for 2 s at most) and a log line
+    that names the exception's type only (messages may hold caller input)."""
     started = time.monotonic()
     try:
-        await registration.handler(channel)
+        async with asyncio.timeout(deadline_s):
+            await registration.handler(channel)
         logger.info("agi_call_done", seconds=round(time.monotonic() - started, 3))
         return True
     except ChannelHangup:
         logger.info("agi_caller_hung_up", seconds=round(time.monotonic() - started, 3))
         return True
+    except TimeoutError:
+        logger.warning("agi_session_deadline", limit_s=deadline_s,
+                       fail_closed=dict(registration.on_error))
     except Exception as exc:
         logger.error("agi_handler_failed", error=type(exc).__name__,
                      fail_closed=dict(registration.on_error))
-        for name, value in registration.on_error.items():
-            with contextlib.suppress(ChannelHangup, AgiError):
+    with contextlib.suppress(ChannelHangup, AgiError, TimeoutError):
+        async with asyncio.timeout(2.0):
+            for name, value in registration.on_error.items():
                 await channel.set_variable(name, value)
-        return False
+    return False
 
 
 class FastAgiServer:
@@ -134,7 +144,8 @@ class FastAgiServer:
             if registration is None:
                 self.log.error("agi_unknown_script", known=sorted(self.registry))
                 return
-            if await run_call(registration, channel, self.log):
+            if await run_call(registration, channel, self.log,
+                              deadline_s=self.config.session_max_s):
                 self.served += 1
             else:
                 self.failed += 1

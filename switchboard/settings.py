@@ -98,6 +98,7 @@ class AgiSettings:
     tries: int
     dtmf_timeout_ms: int
     shutdown_grace_s: float
+    session_max_s: float
     event_loop: str
 
     def require_pepper(self) -> bytes:
@@ -297,6 +298,7 @@ def parse_agi(env: Mapping[str, str]) -> AgiSettings:
         tries=_int(env, "SB_VERIFY_TRIES", 3, 1, 5),
         dtmf_timeout_ms=_int(env, "SB_DTMF_TIMEOUT_MS", 6000, 1000, 30000),
         shutdown_grace_s=_float(env, "SB_AGI_SHUTDOWN_GRACE_S", 20.0, 0, 600),
+        session_max_s=_float(env, "SB_AGI_SESSION_MAX_S", 180.0, 10, 3600),
         event_loop=_choice(env, "SB_EVENT_LOOP", "uvloop", ("uvloop", "asyncio")),
     )
 

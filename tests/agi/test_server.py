@@ -142,3 +142,35 @@ def test_stop_lets_a_call_in_progress_finish() -> None:
         assert call.done()
         return call.result()
     assert len(run_with_server(scenario)) == 3
+
+
+def test_a_peer_that_answers_forever_is_cut_at_the_session_deadline() -> None:
+    """A hostile FastAGI client answers every command with a late HANGUP line,
+    or a 520- usage block that never ends, each line well within the command
+    timeout: the session still ends at its absolute deadline (before: held as
+    long as the peer liked)."""
+    async def stall(port: int, line: bytes) -> float:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(env_for("echo"))
+        started = asyncio.get_running_loop().time()
+        while await reader.readline():  # every command: an endless trickle
+            while True:
+                writer.write(line)
+                try:
+                    await writer.drain()
+                    if await asyncio.wait_for(reader.read(1), 0.2) == b"":
+                        return asyncio.get_running_loop().time() - started
+                except TimeoutError:
+                    continue
+                except ConnectionError:
+                    return asyncio.get_running_loop().time() - started
+        return asyncio.get_running_loop().time() - started
+
+    async def scenario(server: FastAgiServer, port: int) -> list[float]:
+        return list(await asyncio.gather(stall(port, b"HANGUP\n"),
+                                         stall(port, b"520-Invalid command syntax.\n")))
+    with capture_logs() as logs:
+        held = run_with_server(scenario, ServerConfig(port=0, session_max_s=1.5,
+                                                      command_timeout_s=30))
+    assert all(1.4 < t < 6 for t in held), held  # not 30 s, not forever
+    assert [e["event"] for e in logs].count("agi_session_deadline") == 2
