@@ -29,12 +29,13 @@ def make_flow(s: AgiSettings) -> Flow:
 
 async def open_pool(s: AgiSettings, database_url: str) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=s.pool_max,
-                                     **connect_kwargs(s.db_role))
+                                     **connect_kwargs())
     assert pool is not None
     role = await pool.fetchval(queries("agi.sql")["whoami"])
-    if role != s.db_role:  # pragma: no cover - the role setting always applies
+    if role != s.db_role:
         await pool.close()
-        raise RuntimeError(f"database session runs as {role}, not {s.db_role}")
+        raise RuntimeError(f"the AGI service logs in as {role}, not {s.db_role}: give it "
+                           "its own login (SB_AGI_DATABASE_URL, README 'Security')")
     return pool
 
 

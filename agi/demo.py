@@ -73,7 +73,7 @@ def demo_calls(round_no: int) -> list[list[fakecall.Call]]:
     return calls
 
 
-async def run_agi_traffic(settings: Settings, url: str, *, rounds: int
+async def run_agi_traffic(settings: Settings, url: str, agi_url: str, *, rounds: int
                           ) -> dict[str, Counter[str]]:
     """Seed, serve, play the demo callers; return what the dialplan got, per
     variable (SB_VERIFIED, SB_LOOKUP) and value ("(hung up)" when none)."""
@@ -81,7 +81,7 @@ async def run_agi_traffic(settings: Settings, url: str, *, rounds: int
     s = demo_agi_settings(settings)
     got: dict[str, Counter[str]] = {"SB_VERIFIED": Counter(), "SB_LOOKUP": Counter()}
     await seed(url, s)
-    service = AgiService(s, url)
+    service = AgiService(s, agi_url)  # the service's own login; seeding is ops' (owner)
     port = await service.start()
     logger.info("demo_agi_calls", fastagi=f"127.0.0.1:{port}", rounds=rounds)
     try:

@@ -90,14 +90,15 @@ def _render_config(env: Mapping[str, str], settings: Settings) -> str:
         raise InstallError("set SB_PIN_PEPPER_FILE to the pepper file's absolute path (the "
                            "same file the agi-server uses) before installing")
     try:
-        url = db.database_url(settings)
+        url = db.service_url(settings, "agi")  # sb_agi's login, never the owner's
     except (db.MigrationError, ConfigError) as exc:
         raise InstallError(f"no database to point the fallback at: {exc}") from exc
     lines = [f"# switchboard process-AGI fallback settings, written "
              f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC by 'switchboard agi install'.",
              "# Read by switchboard-agi --config; root-owned, mode 0640, group of the "
              "Asterisk user.",
-             f"SB_DATABASE_URL={url}", f"SB_PIN_PEPPER_FILE={pepper}", "SB_LOG_FORMAT=json"]
+             f"SB_AGI_DATABASE_URL={url}", f"SB_PIN_PEPPER_FILE={pepper}",
+             "SB_LOG_FORMAT=json"]
     lines += [f"{k}={env[k]}" for k in COPIED if env.get(k)]
     return "\n".join(lines) + "\n"
 

@@ -147,8 +147,8 @@ async def run(agi: Any, script: str, config: Path | None = None) -> int:
             settings = load(read_config(config) if config else None)
             s = settings.agi
             hasher = make_hasher(s)
-            conn = await asyncpg.connect(db.database_url(settings), timeout=5,
-                                         **connect_kwargs(s.db_role))
+            conn = await asyncpg.connect(db.service_url(settings, "agi"), timeout=5,
+                                         **connect_kwargs())
         except (ConfigError, *DB_ERRORS) as exc:
             logger.error("agi_process_cannot_start", error=type(exc).__name__,
                          detail=str(exc)[:200] if isinstance(exc, ConfigError) else None,

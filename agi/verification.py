@@ -66,10 +66,9 @@ class ConnectionDatabase:
         yield self.conn
 
 
-def connect_kwargs(role: str) -> dict[str, Any]:
-    """Connections of the AGI service take on its least-privilege role.  ``role``
-    is a startup setting (not reset by the pool's RESET ALL)."""
-    return {"server_settings": {"application_name": "switchboard-agi", "role": role},
+def connect_kwargs() -> dict[str, Any]:
+    """The AGI service logs in as its own role (sb_agi), never as the owner."""
+    return {"server_settings": {"application_name": "switchboard-agi"},
             "command_timeout": 10}
 
 

@@ -72,7 +72,7 @@ async def run_demo(settings: Settings, *, speed: float, rounds: int,
     applied = await db.migrate(url)
     if applied:
         logger.info("migrations_applied", names=applied)
-    board = await start_board(settings, url)
+    board = await start_board(settings, db.service_url(settings, "reports"))
     segment, recorded_s = build_segment(max(1, rounds), speed=speed)
     server = ReplayServer([segment], ServerOptions(speed=speed))
     port = await server.start()
@@ -85,10 +85,11 @@ async def run_demo(settings: Settings, *, speed: float, rounds: int,
         nodes=(AmiNode(DEMO_NODE, "127.0.0.1", port, "listener", "listenerpass"),),
         spool_dir=settings.state_dir / "demo-spool")
     started = datetime.now(UTC)
-    runner = Listener(listener, url)
+    runner = Listener(listener, db.service_url(settings, "listener"))
     await runner.start()
     try:
-        agi = asyncio.ensure_future(run_agi_traffic(settings, url, rounds=max(1, rounds)))
+        agi = asyncio.ensure_future(run_agi_traffic(settings, url, db.service_url(settings, "agi"),
+                                                    rounds=max(1, rounds)))
         await server.finished.wait()
         async with asyncio.timeout(60):
             await runner.wait_idle()

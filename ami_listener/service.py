@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,12 +60,9 @@ class Listener:
             self.log.info("metrics_listening", host=s.metrics_host, port=s.metrics_port)
         # min_size=0: no connection is made here, so the listener starts (and spools)
         # while the database is down; the writers retry until it is back.
-        # as SB_LISTENER_DB_ROLE (default sb_listener: events and derived rows
-        # only); empty: as the owner
-        role = os.environ.get("SB_LISTENER_DB_ROLE", "sb_listener")
+        # The URL is the listener's own login (sb_listener: events and derived
+        # rows only; db.service_url), never the owner's.
         server_settings = {"application_name": "sb-ami-listener"}
-        if role:
-            server_settings["role"] = role
         self._pool = await asyncpg.create_pool(
             self.database_url, min_size=0, max_size=2 + len(s.nodes), command_timeout=30,
             server_settings=server_settings)

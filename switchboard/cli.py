@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import asyncpg
 
@@ -284,7 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "db":
             return _db(settings, args.db_command)
         if args.command == "ami-listener":
-            return asyncio.run(run_listener(settings.listener, db.database_url(settings)))
+            return asyncio.run(run_listener(settings.listener,
+                                            db.service_url(settings, "listener")))
         if args.command == "demo":
             return asyncio.run(run_demo(settings, speed=args.speed, rounds=args.rounds,
                                         hold_s=args.hold))
@@ -293,13 +295,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "summary":
             since = (datetime.fromisoformat(args.since) if args.since
                      else datetime.now(UTC) - timedelta(days=1))
-            return asyncio.run(print_summary(db.database_url(settings), since))
+            return asyncio.run(print_summary(db.service_url(settings, "reports"), since))
         if args.command == "agi-server":
             settings.agi.require_pepper()
-            return loop.run(run_agi_server(settings.agi, db.database_url(settings)),
+            return loop.run(run_agi_server(settings.agi, db.service_url(settings, "agi")),
                             settings.agi.event_loop)
         if args.command == "wallboard":
-            return loop.run(wallboard.run_wallboard(db.database_url(settings),
+            return loop.run(wallboard.run_wallboard(db.service_url(settings, "reports"),
                                                     board_config(settings, args.tz)),
                             settings.agi.event_loop)
         if args.command in ("report", "staffing"):
@@ -326,14 +328,21 @@ def board_config(settings: Settings, tz: str | None) -> wallboard.BoardConfig:
     host, _, port = env.get("SB_WALLBOARD_LISTEN", "127.0.0.1:8088").rpartition(":")
     m_host, _, m_port = env.get("SB_WALLBOARD_METRICS_ADDR", "127.0.0.1:9469").rpartition(":")
     token, created = wallboard.token_from(env, settings.state_dir)
-    if created:
-        print(f"wall board token created in {settings.state_dir / 'wallboard-token'}")
+    if created:  # the one time the login link is printed
+        print(f"wall board token created in {settings.state_dir / 'wallboard-token'}; log "
+              f"in once with http://{host or '127.0.0.1'}:{port}/?token={token}")
+    hosts = tuple(h.strip() for h in env.get("SB_WALLBOARD_HOSTS", "").split(",") if h.strip())
+    try:
+        idle_s = float(env.get("SB_WALLBOARD_IDLE_S", "10"))
+    except ValueError as exc:
+        raise ConfigError("SB_WALLBOARD_IDLE_S must be seconds") from exc
     zone = tz or env.get("SB_TZ") or "UTC"
     try:
         report.Range.parse(None, None, None, zone, "day")
         return wallboard.BoardConfig(host=host or "127.0.0.1", port=int(port), token=token,
                                      tz=zone, metrics_host=m_host or "127.0.0.1",
-                                     metrics_port=int(m_port))
+                                     metrics_port=int(m_port), hosts=hosts,
+                                     idle_s=min(max(idle_s, 1.0), 600.0))
     except ValueError as exc:
         raise ConfigError(f"wall board settings: {exc}") from exc
 
@@ -362,7 +371,7 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
         rng = report.Range.parse(args.day, args.start, args.end, args.tz, args.bucket)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
-    url = db.database_url(settings)
+    url = db.service_url(settings, "reports")
     if args.command == "staffing":
         return asyncio.run(report.staffing(
             url, rng, sl_target=args.target, sl_s=args.sl_s, shrinkage=args.shrinkage,
@@ -543,7 +552,12 @@ def _db(settings: Settings, action: str) -> int:
         print(f"local PostgreSQL {'running' if running else 'not running'} ({cluster.root})")
         return 0 if running else 3
     if action == "url":
-        print(db.database_url(settings))
+        # the owner's URL without its password (which stays in its file)
+        url = db.database_url(settings)
+        parts = urlsplit(url)
+        if parts.password:
+            url = url.replace(":" + quote(parts.password, safe="") + "@", ":***@", 1)
+        print(url)
         return 0
     if action == "migrate":
         applied = asyncio.run(db.migrate(db.database_url(settings)))

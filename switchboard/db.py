@@ -15,11 +15,12 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
 from switchboard.pgcluster import LocalCluster
-from switchboard.settings import Settings
+from switchboard.settings import Settings, generated_secret
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 MIGRATIONS_DIR = SQL_DIR / "migrations"
@@ -59,6 +60,62 @@ def database_url(settings: Settings) -> str:
         raise MigrationError("no SB_DATABASE_URL and no local cluster: run 'make setup' "
                              "(or 'switchboard db up')")
     return cluster.app_url()
+
+
+# Each service logs in as its own role (sql/migrations/0003, 0005, 0006; README
+# "Security"): never as the owner, so no SET ROLE can give the owner back.
+SERVICE_ROLES = {"agi": "sb_agi", "listener": "sb_listener", "reports": "sb_reports"}
+
+
+def service_url(settings: Settings, service: str) -> str:
+    """The database URL ``service`` (agi | listener | reports) logs in with:
+    ``SB_<SERVICE>_DATABASE_URL`` if set, else SB_DATABASE_URL's (or the local
+    cluster's) server and database with the service's role as the user and
+    ``<role>.password`` from SB_DB_SECRETS_DIR (the local cluster: its own
+    folder) as the password; no file: no password (peer or certificate
+    authentication, or ~/.pgpass).  Refuses to hand out the owner's login."""
+    role = SERVICE_ROLES[service]
+    given = settings.service_urls.get(service)
+    if given:
+        return given
+    secrets_dir = settings.db_secrets_dir
+    if settings.database_url:
+        base = settings.database_url
+    else:
+        cluster = local_cluster(settings)
+        if not cluster.initialised():
+            raise MigrationError("no SB_DATABASE_URL and no local cluster: run 'make setup' "
+                                 "(or 'switchboard db up')")
+        base = cluster.app_url()
+        secrets_dir = secrets_dir or cluster.root
+    return derive_service_url(base, role, secrets_dir)
+
+
+def derive_service_url(base: str, role: str, secrets_dir: Path | None) -> str:
+    parts = urlsplit(base)
+    password = None
+    if secrets_dir is not None and (secrets_dir / f"{role}.password").exists():
+        password = read_secret_file(secrets_dir / f"{role}.password")
+    if parts.username == role:
+        raise MigrationError(f"SB_DATABASE_URL already logs in as {role}: give the owner's "
+                             "URL (for migrations and ops), or SB_*_DATABASE_URL per service")
+    host = parts.hostname or ""
+    netloc = quote(role, safe="")
+    if password:
+        netloc += ":" + quote(password, safe="")
+    netloc += "@" + (f"[{host}]" if ":" in host else host)
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def read_secret_file(path: Path) -> str:
+    """A credential file: refused when others may read it (as the pepper's)."""
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise MigrationError(f"{path} is readable by others (mode {mode & 0o777:o}): "
+                             "chmod 600 it")
+    return path.read_text().strip()
 
 
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 8) -> asyncpg.Pool:
@@ -140,12 +197,20 @@ async def ensure_app_database(cluster: LocalCluster) -> None:
             await conn.execute(f'CREATE ROLE "{cluster.app_user}" LOGIN PASSWORD {pw_sql}')
         else:
             await conn.execute(f'ALTER ROLE "{cluster.app_user}" PASSWORD {pw_sql}')
-        # The AGI service's least-privilege role (see sql/migrations/0003): the owner
-        # is a member so the service can SET ROLE to it.
-        for role in ("sb_agi", "sb_reports", "sb_listener"):
+        # Each service's own login role, with its own password in a file beside the
+        # cluster's (mode 600).  Not members of the owner, so no SET ROLE leads there.
+        for role in SERVICE_ROLES.values():
+            secret = generated_secret(cluster.root / f"{role}.password")[0]
+            pw = await conn.fetchval("SELECT format('%L', $1::text)", secret)
             if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
-                await conn.execute(f"CREATE ROLE {role} NOLOGIN")
-            await conn.execute(f'GRANT {role} TO "{cluster.app_user}"')
+                await conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD {pw}")
+            else:
+                await conn.execute(f"ALTER ROLE {role} LOGIN PASSWORD {pw}")
+            await conn.execute(f'REVOKE "{cluster.app_user}" FROM {role}')
+        # also for a cluster made before this was in its postgresql.conf
+        await conn.execute("ALTER SYSTEM SET log_min_error_statement = 'panic'")
+        await conn.execute("ALTER SYSTEM SET log_error_verbosity = 'terse'")
+        await conn.execute("SELECT pg_reload_conf()")
         has_db = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1",
                                      cluster.database)
         if not has_db:

@@ -172,6 +172,10 @@ class LocalCluster:
                 "shared_buffers = 128MB\n"
                 "synchronous_commit = on\n"
                 "timezone = 'UTC'\n"
+                # a failing statement's text and a constraint's DETAIL (key values:
+                # a caller's number, a case reference) stay out of the server log
+                "log_min_error_statement = panic\n"
+                "log_error_verbosity = terse\n"
             )
 
     def running(self) -> bool:
@@ -188,9 +192,12 @@ class LocalCluster:
             raise ClusterError(
                 f"127.0.0.1:{self.port} is already in use (another switchboard checkout or "
                 "PostgreSQL?): set SB_PG_PORT to a free port, or SB_DATABASE_URL")
-        if os.geteuid() == 0 and not self.logfile.exists():
-            self.logfile.touch()
+        if not self.logfile.exists():
+            # the server's log: its owner's alone (it names roles and statements)
+            fd = os.open(self.logfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
             self._chown_to_server_user(self.logfile)
+        self.logfile.chmod(0o600)
         self._run_as_server_user([str(find_bindir() / "pg_ctl"), "-D", str(self.datadir),
                                   "-l", str(self.logfile), "-w", "-t", "60",
                                   "-o", f"-p {self.port}", "start"])

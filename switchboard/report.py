@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,13 +23,9 @@ Q = queries("report.sql")
 
 
 def reader_settings() -> dict[str, Any]:
-    """Reports and the wall board read as SB_REPORTS_DB_ROLE (default sb_reports:
-    SELECT on the call and event tables, nothing else); empty: as the owner."""
-    role = os.environ.get("SB_REPORTS_DB_ROLE", "sb_reports")
-    settings = {"application_name": "switchboard-reports"}
-    if role:
-        settings["role"] = role
-    return {"server_settings": settings}
+    """Reports and the wall board log in as sb_reports (db.service_url): SELECT on
+    the call and event tables, nothing else."""
+    return {"server_settings": {"application_name": "switchboard-reports"}}
 GAP_EXIT = 3
 BUCKET_S = {"15min": 900, "hour": 3600, "day": 86400}
 QUEUE_COLS = ("bucket", "queue", "offered", "answered", "abandoned", "short_abandoned",

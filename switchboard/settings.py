@@ -112,6 +112,10 @@ class AgiSettings:
 class Settings:
     state_dir: Path
     database_url: str | None = field(repr=False)
+    # each service's own login: SB_AGI_DATABASE_URL ... (else derived from
+    # SB_DATABASE_URL with the service's role and its password file)
+    service_urls: dict[str, str] = field(repr=False)
+    db_secrets_dir: Path | None
     pg_port: int
     log_format: str
     log_level: str
@@ -340,9 +344,13 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         fsync_interval_s=_float(env, "SB_SPOOL_FSYNC_MS", 200, 0, 60_000) / 1000,
         max_skew_s=_float(env, "SB_MAX_CLOCK_SKEW_S", 86400, 1, 10 * 366 * 86400),
     )
+    secrets_dir = env.get("SB_DB_SECRETS_DIR")
     return Settings(
         state_dir=state_dir,
         database_url=env.get("SB_DATABASE_URL") or None,
+        service_urls={svc: url for svc in ("agi", "listener", "reports")
+                      if (url := env.get(f"SB_{svc.upper()}_DATABASE_URL"))},
+        db_secrets_dir=Path(secrets_dir).resolve() if secrets_dir else None,
         pg_port=_int(env, "SB_PG_PORT", DEFAULT_PG_PORT, 1024, 65535),
         log_format=log_format,
         log_level=log_level,

@@ -20,6 +20,7 @@ import pytest
 
 from switchboard import db, log
 from switchboard.pgcluster import LocalCluster, free_port
+from tests.helpers import CLUSTER_ROOTS
 
 TEST_LOG_LEVEL = os.environ.get("SB_TEST_LOG_LEVEL", "warning")
 log.configure("console", TEST_LOG_LEVEL, stream=sys.__stderr__)
@@ -52,12 +53,15 @@ def make_cluster(prefix: str) -> LocalCluster:
     cluster.init()
     cluster.start()
     asyncio.run(db.ensure_app_database(cluster))
+    CLUSTER_ROOTS[cluster.port] = cluster.root  # where its services' passwords are
     return cluster
 
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[LocalCluster]:
     cluster = make_cluster("sb-test-pg-")
+    # the commands the tests run derive each service's login from the owner's URL
+    os.environ["SB_DB_SECRETS_DIR"] = str(cluster.root)
     async def prepare() -> None:
         conn = await asyncpg.connect(cluster.superuser_url())
         try:

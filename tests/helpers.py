@@ -8,15 +8,34 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
 from ami_listener.queue_log import QueueLogCall
 from ami_listener.replay import ReplayServer, Segment, ServerOptions
 from ami_listener.service import Listener
+from switchboard import db
 from switchboard.settings import AmiNode, load
 
 TEN_YEARS = 10 * 365 * 86400.0  # the captures' Timestamps are from 2026-11-28
+CLUSTER_ROOTS: dict[int, Path] = {}  # test clusters by port (tests/conftest.make_cluster)
+
+
+def db_env(owner_url: str) -> dict[str, str]:
+    """The environment of a command run against a test cluster: the owner's URL
+    (ops commands, migrations) and where each service's password is."""
+    port = urlsplit(owner_url).port
+    assert port is not None
+    return {"SB_DATABASE_URL": owner_url, "SB_DB_SECRETS_DIR": str(CLUSTER_ROOTS[port])}
+
+
+def as_service(owner_url: str, service: str) -> str:
+    """The login ``service`` (agi | listener | reports) has on the test cluster of
+    ``owner_url``: what db.service_url gives a real deployment."""
+    port = urlsplit(owner_url).port
+    assert port is not None
+    return db.derive_service_url(owner_url, db.SERVICE_ROLES[service], CLUSTER_ROOTS[port])
 
 
 def listener_settings(tmp: Path, port: int, *, node: str = "lab", **overrides: Any) -> Any:
@@ -40,7 +59,8 @@ async def ingest(db_url: str, tmp: Path, segments: list[Segment], *,
     the listener does on a schedule, the reconciler, comes later)."""
     server = ReplayServer(segments, options or ServerOptions(speed=None))
     port = await server.start()
-    listener = Listener(listener_settings(tmp, port, node=node, **overrides), db_url)
+    listener = Listener(listener_settings(tmp, port, node=node, **overrides),
+                        as_service(db_url, "listener"))
     await listener.start()
     try:
         async with asyncio.timeout(60):

@@ -109,3 +109,12 @@ def test_library_loggers_render_as_json_lines_too(
     assert line["logger"] == "asyncpg.pool" and line["level"] == "warning"
     assert line["uniqueid"] == "pbx-a-1.3"
     assert "ConnectionRefusedError" in line["exception"]
+
+
+def test_db_url_never_prints_a_password(db_url: str) -> None:
+    """``switchboard db url`` is for humans: the owner's password stays in its file."""
+    from urllib.parse import urlsplit
+    password = urlsplit(db_url).password
+    assert password
+    out = run_cli("db", "url", env={"PATH": "/usr/bin:/bin", "SB_DATABASE_URL": db_url})
+    assert out.returncode == 0 and password not in out.stdout and ":***@" in out.stdout

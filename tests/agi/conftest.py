@@ -17,6 +17,7 @@ from agi.app import AgiService, make_hasher
 from agi.validate import with_check_digit
 from switchboard import ops
 from switchboard.settings import AgiSettings, parse_agi
+from tests.helpers import as_service
 
 PEPPER = "test-pepper-0123456789abcdefghijklmnopqrstuvwxyz"
 PIN = "739184"
@@ -86,7 +87,7 @@ def run_agi(db_url: str) -> RunAgi:
         async def main() -> Any:
             settings = agi_settings(**extra)
             await seed(db_url, settings)
-            service = AgiService(settings, db_url)
+            service = AgiService(settings, as_service(db_url, "agi"))
             port = await service.start()
             try:
                 return await scenario(Agi(service, port, db_url))

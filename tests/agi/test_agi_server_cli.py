@@ -14,12 +14,13 @@ from pathlib import Path
 from agi import fakecall
 from switchboard.pgcluster import free_port
 from tests.agi.conftest import AGENCY, LINE, OFFICER, PEPPER, PIN, agi_settings, seed, uniqueid
+from tests.helpers import db_env
 
 CLI = Path(sys.executable).parent / "switchboard"
 
 
 def server_env(db_url: str, port: int, **extra: str) -> dict[str, str]:
-    env = {"PATH": os.environ.get("PATH", ""), "SB_DATABASE_URL": db_url,
+    env = {"PATH": os.environ.get("PATH", ""), **db_env(db_url),
            "SB_PIN_PEPPER": PEPPER, "SB_ARGON2_TIME_COST": "1",
            "SB_ARGON2_MEMORY_KIB": "8192", "SB_AGI_LISTEN": f"127.0.0.1:{port}",
            "SB_LOG_FORMAT": "json", "HOME": "/tmp"}

@@ -23,7 +23,7 @@ from tests.agi.conftest import (
     RunAgi,
     uniqueid,
 )
-from tests.helpers import refused
+from tests.helpers import as_service, refused
 
 RIGHT = [AGENCY, OFFICER, PIN]
 
@@ -130,7 +130,7 @@ AGI_ROLE_REFUSED = [
 
 def test_the_agi_role_may_only_execute_its_functions(run_agi: RunAgi, db_url: str) -> None:
     async def scenario(agi: Agi) -> Any:
-        conn = await asyncpg.connect(db_url, server_settings={"role": "sb_agi"})
+        conn = await asyncpg.connect(as_service(db_url, "agi"))
         try:
             assert await conn.fetchval("SELECT current_user") == "sb_agi"
             not_allowed = await refused(conn, AGI_ROLE_REFUSED)
@@ -155,7 +155,7 @@ def test_the_database_keeps_the_lock_even_if_the_service_claims_a_right_pin(
                         "WHERE number = $1", OFFICER)
         officer_id = (await agi.fetch("SELECT officer_id FROM officer WHERE number = $1",
                                       OFFICER))[0][0]
-        conn = await asyncpg.connect(db_url, server_settings={"role": "sb_agi"})
+        conn = await asyncpg.connect(as_service(db_url, "agi"))
         try:  # a buggy or subverted service: "status ok, PIN right"
             return await conn.fetchval(
                 "SELECT sb_agi_verify_finish('u-1', '+442079460100', $1, $2, 'ok', $3, "

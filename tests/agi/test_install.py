@@ -19,6 +19,7 @@ import pytest
 
 from agi import fakecall
 from tests.agi.conftest import AGENCY, OFFICER, PEPPER, PIN, agi_settings, seed, uniqueid
+from tests.helpers import as_service, db_env
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="installs root-owned files")
 CLI = Path(sys.executable).parent / "switchboard"
@@ -30,7 +31,7 @@ def install(tmp: Path, db_url: str, *extra: str, env: dict[str, str] | None = No
     if not pepper.exists():
         pepper.write_text(PEPPER + "\n")
         pepper.chmod(0o640)
-    base = {"PATH": os.environ.get("PATH", ""), "HOME": "/tmp", "SB_DATABASE_URL": db_url,
+    base = {"PATH": os.environ.get("PATH", ""), "HOME": "/tmp", **db_env(db_url),
             "SB_PIN_PEPPER_FILE": str(pepper), "SB_ARGON2_TIME_COST": "1",
             "SB_ARGON2_MEMORY_KIB": "8192"}
     (tmp / "agi-bin").mkdir(exist_ok=True)
@@ -65,7 +66,10 @@ def test_install_then_asterisk_runs_it_with_its_own_environment(tmp_path: Path,
         assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, mode), path
     assert f"wrote {config}" in done.stdout and f"wrote {script}" in done.stdout
     settings = config.read_text()
-    assert f"SB_DATABASE_URL={db_url}" in settings and "SB_PIN_PEPPER_FILE=" in settings
+    # the fallback's own login, never the owner's
+    assert f"SB_AGI_DATABASE_URL={as_service(db_url, 'agi')}" in settings
+    assert "SB_DATABASE_URL" not in settings.replace("SB_AGI_DATABASE_URL", "")
+    assert "SB_PIN_PEPPER_FILE=" in settings
     assert PEPPER not in settings  # the pepper stays in its own file
     outcome, events = call(tmp_path, db_url)
     assert outcome.variables["SB_VERIFIED"] == "full"
@@ -106,7 +110,7 @@ def test_an_unusable_settings_file_fails_closed_with_a_log_line(tmp_path: Path, 
 
 def test_install_refuses_what_it_cannot_do_right(tmp_path: Path, db_url: str) -> None:
     no_pepper = install(tmp_path, db_url, env={"PATH": os.environ.get("PATH", ""),
-                                               "HOME": "/tmp", "SB_DATABASE_URL": db_url})
+                                               "HOME": "/tmp", **db_env(db_url)})
     assert no_pepper.returncode == 1 and "SB_PIN_PEPPER_FILE" in no_pepper.stderr
     no_group = install(tmp_path, db_url, "--group", "no-such-group-here")
     assert no_group.returncode == 1 and "no group 'no-such-group-here'" in no_group.stderr

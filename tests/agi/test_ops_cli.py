@@ -13,12 +13,13 @@ import asyncpg
 
 from agi.validate import with_check_digit
 from tests.agi.conftest import PEPPER
+from tests.helpers import db_env
 
 CLI = Path(sys.executable).parent / "switchboard"
 
 
 def sb(db_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ.get("PATH", ""), "SB_DATABASE_URL": db_url,
+    env = {"PATH": os.environ.get("PATH", ""), **db_env(db_url),
            "SB_PIN_PEPPER": PEPPER, "SB_ARGON2_TIME_COST": "1",
            "SB_ARGON2_MEMORY_KIB": "8192", "SB_LOG_FORMAT": "json", "HOME": "/tmp"}
     return subprocess.run([str(CLI), *args], input=stdin, capture_output=True, text=True,

@@ -33,6 +33,7 @@ from tests.agi.conftest import (
     seed,
     uniqueid,
 )
+from tests.helpers import db_env
 
 ENTRY = Path(sys.executable).parent / "switchboard-agi"
 RIGHT = [AGENCY, OFFICER, PIN]
@@ -40,7 +41,7 @@ ENV_BLOCK = fakecall.environment("verify", "1795857248.184", "5550001").decode()
 
 
 def proc_env(db_url: str, **extra: str) -> dict[str, str]:
-    env = {"PATH": os.environ.get("PATH", ""), "SB_DATABASE_URL": db_url,
+    env = {"PATH": os.environ.get("PATH", ""), **db_env(db_url),
            "SB_PIN_PEPPER": PEPPER, "SB_ARGON2_TIME_COST": "1",
            "SB_ARGON2_MEMORY_KIB": "8192", "HOME": "/tmp"}
     env.update(extra)

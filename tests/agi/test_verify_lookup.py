@@ -21,6 +21,7 @@ from tests.agi.conftest import (
     RunAgi,
     uniqueid,
 )
+from tests.helpers import as_service
 
 WRONG = "111999"
 RIGHT = [AGENCY, OFFICER, PIN]
@@ -265,7 +266,8 @@ def test_lockout_counters_survive_a_server_restart(run_agi: RunAgi) -> None:
     async def scenario(agi: Agi) -> Any:
         await agi.call("verify", [AGENCY, OFFICER, WRONG] * 3)
         await agi.service.stop()
-        fresh = AgiService(agi_settings(), agi.db_url)  # a new process, in effect
+        # a new process, in effect
+        fresh = AgiService(agi_settings(), as_service(agi.db_url, "agi"))
         port = await fresh.start()
         try:
             agi2 = Agi(fresh, port, agi.db_url)

@@ -21,7 +21,7 @@ from ami_listener.service import Listener
 from ami_listener.spool import _scan
 from switchboard.pgcluster import LocalCluster
 from tests.conftest import TEMPLATE, fresh_database, make_cluster
-from tests.helpers import calls, fetch, ingest, listener_settings
+from tests.helpers import as_service, calls, fetch, ingest, listener_settings
 
 ABANDON = Capture.load("b_abandon").event_frames()
 JOIN_AT = next(i for i, f in enumerate(ABANDON) if f.startswith(b"Event: QueueCallerJoin"))
@@ -175,7 +175,8 @@ def test_database_stopped_mid_stream(own_cluster: LocalCluster, tmp_path: Path) 
                           close_at_end=False)
         server = ReplayServer([segment], ServerOptions(speed=1.0))
         port = await server.start()
-        listener = Listener(listener_settings(tmp_path, port, backoff_max_s=0.5), url)
+        listener = Listener(listener_settings(tmp_path, port, backoff_max_s=0.5),
+                            as_service(url, "listener"))
         await listener.start()
         pipeline = listener.pipelines[0]
         async with asyncio.timeout(60):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ami_listener.replay import FIXTURES, Capture, ReplayServer, ServerOptions, segment_from
 from ami_listener.service import Listener
-from tests.helpers import calls, ingest, listener_settings
+from tests.helpers import as_service, calls, ingest, listener_settings
 
 
 def test_md5_key_matches_the_recorded_exchange() -> None:
@@ -39,7 +39,8 @@ def test_wrong_secret_is_retried_with_backoff_not_hammered(db_url: str, tmp_path
         server = ReplayServer([], ServerOptions(secret="something-else"))
         port = await server.start()
         listener = Listener(listener_settings(tmp_path, port, backoff_initial_s=0.2,
-                                              backoff_max_s=0.4), db_url)
+                                              backoff_max_s=0.4),
+                            as_service(db_url, "listener"))
         await listener.start()
         await asyncio.sleep(1.5)
         await listener.stop()

@@ -11,7 +11,7 @@ from ami_listener.replay import Capture, ReplayServer, ServerOptions, segment_fr
 from ami_listener.service import Listener
 from switchboard.pgcluster import free_port
 from switchboard.settings import AmiNode
-from tests.helpers import calls, fetch, listener_settings
+from tests.helpers import as_service, calls, fetch, listener_settings
 
 
 def test_a_dead_node_does_not_stall_the_others(db_url: str, tmp_path: Path) -> None:
@@ -30,7 +30,7 @@ def test_a_dead_node_does_not_stall_the_others(db_url: str, tmp_path: Path) -> N
                    AmiNode("pbx-dead", "127.0.0.1", dead, "listener", "listenerpass"),
                    AmiNode("pbx-b", "127.0.0.1", port_b, "listener", "listenerpass")),
             metrics_port=metrics_port)
-        listener = Listener(settings, db_url)
+        listener = Listener(settings, as_service(db_url, "listener"))
         await listener.start()
         try:
             async with asyncio.timeout(30):

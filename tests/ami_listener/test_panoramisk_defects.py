@@ -20,7 +20,7 @@ from panoramisk.message import Message as PanoMessage
 from ami_listener import normalise
 from ami_listener.replay import Capture, ReplayServer, Segment, ServerOptions, frames_segment
 from ami_listener.spool import Spool
-from tests.helpers import fetch, ingest, listener_settings
+from tests.helpers import as_service, fetch, ingest, listener_settings
 
 NEWCHANNEL = next(f for f in Capture.load("a_answered_filtered").event_frames()
                   if f.startswith(b"Event: Newchannel"))
@@ -165,7 +165,8 @@ def test_unanswered_pings_go_unnoticed_by_panoramisk_not_by_us(tmp_path: Path,
         port = await server.start()
         from ami_listener.service import Listener
         listener = Listener(listener_settings(tmp_path, port, ping_interval_s=0.2,
-                                              ping_timeout_s=0.3), db_url)
+                                              ping_timeout_s=0.3),
+                            as_service(db_url, "listener"))
         loop = asyncio.get_running_loop()
         start = loop.time()
         await listener.start()

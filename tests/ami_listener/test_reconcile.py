@@ -16,7 +16,7 @@ import pytest
 from ami_listener import queue_log
 from ami_listener.reconcile import Result, Scheduled
 from ami_listener.replay import FIXTURES, Capture, ServerOptions, frames_segment
-from tests.helpers import fetch, ingest, judge_calls
+from tests.helpers import db_env, fetch, ingest, judge_calls
 
 CLI = [sys.executable, "-m", "switchboard.cli"]
 
@@ -145,7 +145,7 @@ def test_reconcile_makes_a_burst_with_a_lost_middle_agree(db_url: str, tmp_path:
     assert right < 50 and problems  # what AMI alone leaves: the "before" of this fault
     before = right
 
-    env = {"SB_DATABASE_URL": db_url, "SB_AMI_NODES": "pbx-a@127.0.0.1:5038",
+    env = {**db_env(db_url), "SB_AMI_NODES": "pbx-a@127.0.0.1:5038",
            "SB_AMI_SECRET": "unused-here", "SB_STATE_DIR": str(tmp_path), "SB_LOG_LEVEL":
            "warning"}
     span = ["--from", "2026-11-28T09:50:50+00:00", "--to", "2026-11-28T09:52:00+00:00",

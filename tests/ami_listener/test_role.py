@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 
 from ami_listener.replay import Capture, segment_from
-from tests.helpers import ingest, refused
+from tests.helpers import as_service, ingest, refused
 
 
 def test_the_listener_writes_as_sb_listener_and_can_do_nothing_else(
@@ -17,7 +17,7 @@ def test_the_listener_writes_as_sb_listener_and_can_do_nothing_else(
     async def scenario() -> tuple[str, int, list[str]]:
         await ingest(db_url, tmp_path,
                      [segment_from(Capture.load("a_answered_ts"))], node="pbx-a")
-        conn = await asyncpg.connect(db_url, server_settings={"role": "sb_listener"})
+        conn = await asyncpg.connect(as_service(db_url, "listener"))
         try:
             who = await conn.fetchval("SELECT current_user")
             rows = await conn.fetchval("SELECT count(*) FROM queue_call")

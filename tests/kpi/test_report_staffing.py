@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 
 from switchboard.staffing import agents_needed, erlang_c, service_level
-from tests.helpers import fetch, refused
+from tests.helpers import as_service, db_env, fetch, refused
 from tests.kpi.test_kpi import oracle, recorded  # noqa: F401  (fixture)
 
 CLI = Path(sys.executable).parent / "switchboard"
 
 
 def sb(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": "/tmp", "SB_DATABASE_URL": url}
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": "/tmp", **db_env(url)}
     return subprocess.run([str(CLI), *args], env=env, capture_output=True, text=True,
                           timeout=120, check=False)
 
@@ -104,7 +104,7 @@ def test_reports_read_as_a_role_that_sees_no_pins_or_audit(recorded: str) -> Non
     from switchboard.report import reader_settings
 
     async def probe() -> tuple[str, list[str]]:
-        conn = await asyncpg.connect(recorded, **reader_settings())
+        conn = await asyncpg.connect(as_service(recorded, "reports"), **reader_settings())
         try:
             who = await conn.fetchval("SELECT current_user")
             await conn.fetch("SELECT * FROM sb_kpi_queue('2026-11-28', '2026-11-29')")
