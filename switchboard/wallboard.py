@@ -2,7 +2,13 @@
 
 An aiohttp server on loopback (SB_WALLBOARD_LISTEN, default 127.0.0.1:8088)
 behind a token (SB_WALLBOARD_TOKEN[_FILE]; without one, a token is made once in
-the state directory and the login URL printed).  The page holds one
+the state directory and the login URL printed that once).  ``/?token=`` is
+exchanged for a session cookie (random, signed with a key derived from the
+token, 12 h, HttpOnly, SameSite=Strict, Secure over TLS) and the browser is sent
+on to ``/``, so the token leaves the address bar; the cookie never holds the
+token.  Only the configured host names are served (SB_WALLBOARD_HOSTS), the
+page runs no inline script (CSP), and idle or slow connections are closed after
+SB_WALLBOARD_IDLE_S.  The page holds one
 Server-Sent-Events stream: a snapshot on connect and a new one within a fraction
 of a second after PostgreSQL notifies a change (the `sb_live` NOTIFY fired by
 statement triggers on queue_call and agent_state; no polling).  EventSource
@@ -15,8 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import json
+import re
+import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,7 +45,14 @@ from switchboard.sqlfile import queries
 
 Q = queries("report.sql")
 PAGE = Path(__file__).with_name("wallboard.html")
+SCRIPT = Path(__file__).with_name("wallboard.js")
 COOKIE = "sb_wallboard"
+SESSION_S = 12 * 3600
+MAX_STREAMS = 100  # live streams at once (a wall board or two per room)
+CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self'; "
+       "style-src 'self' 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+       "frame-ancestors 'none'")
+_SESSION_RE = re.compile(r"^([A-Za-z0-9_-]{16,64})\.([0-9]{1,12})\.([0-9a-f]{64})$")
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,8 @@ class BoardConfig:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9469  # 0: off
     debounce_s: float = 0.1
+    hosts: tuple[str, ...] = ()  # host names served besides loopback and ``host``
+    idle_s: float = 10.0  # a connection with no request in progress is closed then
 
 
 def token_from(env: dict[str, str], state_dir: Path) -> tuple[str, bool]:
@@ -90,6 +109,12 @@ class Board:
         self.g_offered = Gauge("sb_queue_offered_today", "Calls offered today", labels,
                                registry=self.registry)
         self._metrics_server: Any = None
+        self._key = hmac.new(config.token.encode("utf-8", "surrogatepass"),
+                             b"switchboard wall board session", hashlib.sha256).digest()
+        self._streams = 0
+        self._hosts = {h.lower().strip("[]") for h in (config.host, "127.0.0.1", "localhost",
+                                                         "::1", *config.hosts)
+                       if h and h not in ("0.0.0.0", "::")}  # noqa: S104 - names, not binds
 
     # --- data ----------------------------------------------------------------------
     def today_start(self) -> datetime:
@@ -209,33 +234,74 @@ class Board:
             delay = min(delay * 2, 5.0)
 
     # --- http ------------------------------------------------------------------------
+    def _token_ok(self, given: str) -> bool:
+        """Constant-time, on bytes: any text (non-ASCII, surrogates) is just wrong."""
+        if not self.cfg.token or not given:
+            return False
+        return hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                                   self.cfg.token.encode("utf-8", "surrogatepass"))
+
+    def _new_session(self) -> str:
+        nonce = secrets.token_urlsafe(24)
+        expires = int(time.time()) + SESSION_S
+        sig = hmac.new(self._key, f"{nonce}.{expires}".encode(), hashlib.sha256).hexdigest()
+        return f"{nonce}.{expires}.{sig}"
+
     def _authorised(self, request: web.Request) -> bool:
-        given = request.cookies.get(COOKIE) or request.query.get("token") or ""
-        return bool(self.cfg.token) and hmac.compare_digest(given, self.cfg.token)
+        """A session cookie this board signed and that has not expired (it holds a
+        random id and its expiry, never the token)."""
+        m = _SESSION_RE.match(request.cookies.get(COOKIE, ""))
+        if m is None or int(m.group(2)) < time.time():
+            return False
+        want = hmac.new(self._key, f"{m.group(1)}.{m.group(2)}".encode(),
+                        hashlib.sha256).hexdigest()
+        return hmac.compare_digest(want, m.group(3))
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Only our own host names (a page another site's DNS points here cannot
+        read it), and the same safe headers on every answer."""
+        if _host_name(request.host or "") not in self._hosts:
+            return web.Response(status=421, text="unknown host\n")
+        resp: web.StreamResponse = await handler(request)
+        return resp
+
+    @staticmethod
+    async def _headers(_request: web.Request, resp: web.StreamResponse) -> None:
+        """On every answer, before it is sent (also the event stream's)."""
+        resp.headers.setdefault("Cache-Control", "no-store")
+        resp.headers["Content-Security-Policy"] = CSP
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Referrer-Policy"] = "no-referrer"
 
     async def page(self, request: web.Request) -> web.StreamResponse:
+        if "token" in request.query:  # the login link: exchanged once, then gone
+            if not self._token_ok(request.query.get("token", "")):
+                return _unauthorised()
+            resp = web.Response(status=303, headers={"Location": "/"})
+            resp.set_cookie(COOKIE, self._new_session(), httponly=True, samesite="Strict",
+                            secure=request.secure, max_age=SESSION_S, path="/")
+            return resp
         if not self._authorised(request):
-            return web.Response(status=401, content_type="text/html",
-                                text="<h1>switchboard wall board</h1><p>Open the link with "
-                                "its token (printed by <code>switchboard wallboard</code>)."
-                                "</p>")
-        resp = web.Response(body=PAGE.read_bytes(), content_type="text/html")
-        if "token" in request.query:
-            resp.set_cookie(COOKIE, self.cfg.token, httponly=True, samesite="Strict")
-        resp.headers["Cache-Control"] = "no-store"
-        resp.headers["Content-Security-Policy"] = ("default-src 'self'; style-src 'self' "
-                                                   "'unsafe-inline'; script-src 'self' "
-                                                   "'unsafe-inline'")
-        return resp
+            return _unauthorised()
+        return web.Response(body=PAGE.read_bytes(), content_type="text/html")
+
+    async def script(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorised(request):
+            return _unauthorised()
+        return web.Response(body=SCRIPT.read_bytes(), content_type="text/javascript")
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         if not self._authorised(request):
             raise web.HTTPUnauthorized()
+        if self._streams >= MAX_STREAMS:
+            raise web.HTTPServiceUnavailable(text="too many wall boards open\n")
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-store",
                                            "X-Accel-Buffering": "no"})
         await resp.prepare(request)
         seen = -1
+        self._streams += 1
         try:
             while True:
                 async with self.changed:
@@ -251,6 +317,8 @@ class Board:
                     await resp.write(b": keep-alive\n\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass
+        finally:
+            self._streams -= 1
         return resp
 
     async def snapshot_json(self, request: web.Request) -> web.Response:
@@ -267,11 +335,15 @@ class Board:
         self._metrics(self.snapshot)
         self._tasks = [asyncio.ensure_future(self.refresher()),
                        asyncio.ensure_future(self.listener())]
-        app = web.Application()
+        app = web.Application(middlewares=[self._guard])
+        app.on_response_prepare.append(self._headers)
         app.router.add_get("/", self.page)
+        app.router.add_get("/wallboard.js", self.script)
         app.router.add_get("/events", self.events)
         app.router.add_get("/snapshot.json", self.snapshot_json)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1)
+        # keepalive_timeout also closes a connection that never finishes its request
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1,
+                                     keepalive_timeout=self.cfg.idle_s)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.cfg.host, self.cfg.port)
         await site.start()
@@ -300,14 +372,31 @@ class Board:
             self._metrics_server = None
 
 
+def _host_name(host: str) -> str:
+    """The name in a Host header: ``name``, ``name:port``, ``[v6]``, ``[v6]:port``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _unauthorised() -> web.Response:
+    return web.Response(status=401, content_type="text/html",
+                        text="<h1>switchboard wall board</h1><p>Open the login link with "
+                        "its token (<code>/?token=...</code>, the token from "
+                        "SB_WALLBOARD_TOKEN_FILE or the state directory).</p>")
+
+
 async def run_wallboard(database_url: str, config: BoardConfig, *,
                         stop: asyncio.Event | None = None) -> int:
     board = Board(database_url, config)
     with stop_on_signals(stop or asyncio.Event()) as stopping:
         try:
             port = await board.start()
-            print(f"wall board: http://{config.host}:{port}/?token={config.token}",
-                  flush=True)
+            # the token itself only when it was just made (board_config): not into
+            # the journal at every start
+            print(f"wall board: http://{config.host}:{port}/ (log in once with "
+                  f"/?token=<the wall board token>)", flush=True)
             await stopping.wait()
         finally:
             await board.stop()

@@ -19,7 +19,7 @@ from playwright.async_api import Page, async_playwright
 from ami_listener.replay import Capture, Refresher, Segment, ServerOptions
 from switchboard.pgcluster import free_port
 from switchboard.wallboard import Board, BoardConfig
-from tests.helpers import ingest
+from tests.helpers import as_service, ingest
 
 ARTIFACTS = Path(os.environ.get("SB_TEST_ARTIFACTS",
                                 Path(__file__).resolve().parents[2] / "test-artifacts"))
@@ -77,7 +77,7 @@ def test_the_wall_board_shows_recorded_traffic_live(db_url: str, tmp_path: Path)
 
     async def main() -> dict[str, Any]:
         out: dict[str, Any] = {}
-        board = Board(db_url, config)
+        board = Board(as_service(db_url, "reports"), config)
         await board.start()
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -100,7 +100,7 @@ def test_the_wall_board_shows_recorded_traffic_live(db_url: str, tmp_path: Path)
                 # the server goes away and comes back: the page reconnects by itself
                 await board.stop()
                 await page.wait_for_selector("#status.down", timeout=5000)
-                board = Board(db_url, config)
+                board = Board(as_service(db_url, "reports"), config)
                 await board.start()
                 await page.wait_for_selector("#status:not(.down)", timeout=10000)
 
