@@ -98,7 +98,8 @@ def live() -> Iterator[Live]:
     pepper.write_text(PEPPER + "\n")
     pepper.chmod(0o600)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root),
-           "LANG": "C.UTF-8", "SB_DATABASE_URL": db_url, "SB_STATE_DIR": str(root / "state"),
+           "LANG": "C.UTF-8", "SB_DATABASE_URL": db_url, "SB_DB_SECRETS_DIR": str(cluster.root),
+           "SB_STATE_DIR": str(root / "state"),
            "SB_PIN_PEPPER_FILE": str(pepper), "SB_DEFAULT_REGION": "US",
            "SB_ARGON2_TIME_COST": "1", "SB_ARGON2_MEMORY_KIB": "8192",
            "SB_LOG_FORMAT": "json", "SB_AGI_LISTEN": f"127.0.0.1:{node.agi_port}",
