@@ -11,7 +11,7 @@ import asyncpg
 from agi.handlers import Flow, registry
 from agi.pins import PinHasher
 from agi.server import FastAgiServer, ServerConfig
-from agi.verification import Policy, PoolDatabase, Verifier, connect_kwargs
+from agi.verification import PoolDatabase, ShedAudit, Verifier, connect_kwargs
 from switchboard import log
 from switchboard.loop import stop_on_signals
 from switchboard.settings import AgiSettings
@@ -47,13 +47,16 @@ class AgiService:
         self.database_url = database_url
         self.pool: asyncpg.Pool | None = None
         self.server: FastAgiServer | None = None
+        self.shed: ShedAudit | None = None
 
     async def start(self) -> int:
         s = self.settings
         hasher = make_hasher(s)
         self.pool = await open_pool(s, self.database_url)
-        verifier = Verifier(PoolDatabase(self.pool, s.pool_wait_s), hasher, Policy.from_settings(s),
-                            hash_workers=max(1, os.cpu_count() or 1))
+        self.shed = ShedAudit(self.database_url, connect_kwargs())
+        self.shed.start()
+        verifier = Verifier(PoolDatabase(self.pool, s.pool_wait_s), hasher,
+                            hash_workers=max(1, os.cpu_count() or 1), shed=self.shed)
         self.server = FastAgiServer(
             registry(verifier, make_flow(s)),
             ServerConfig(host=s.host, port=s.port, allow=s.allow,
@@ -64,6 +67,8 @@ class AgiService:
     async def stop(self) -> None:
         if self.server is not None:
             await self.server.stop()
+        if self.shed is not None:
+            await self.shed.stop()
         if self.pool is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.pool.close(), 5)

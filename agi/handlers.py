@@ -104,6 +104,11 @@ async def _guarded(channel: Channel, verifier: Verifier, ani: str, step: str, *,
         await _set(channel, **FAIL_CLOSED[step])
 
 
+def channel_name(channel: Channel) -> str:
+    """The channel's name as Asterisk gave it (a lookup is bound to it)."""
+    return channel.env.get("agi_channel", "")[:80]
+
+
 async def verify(channel: Channel, verifier: Verifier, flow: Flow) -> None:
     ani = caller_ani(channel, flow.region)
     p = flow.prompts
@@ -120,7 +125,8 @@ async def verify(channel: Channel, verifier: Verifier, flow: Flow) -> None:
                             "officer" if officer is None else "pin")
                 await channel.stream_file(p.wrong)
                 continue
-            outcome = await verifier.verify(channel.uniqueid, ani, agency, officer, pin)
+            outcome = await verifier.verify(channel.uniqueid, channel=channel_name(channel),
+                                            ani=ani, agency=agency, officer=officer, pin=pin)
             logger.info("verify_attempt", attempt=attempt, ani=ani, agency=agency,
                         officer=officer, outcome=outcome)
             if outcome in VERIFIED:
@@ -129,6 +135,9 @@ async def verify(channel: Channel, verifier: Verifier, flow: Flow) -> None:
                 await channel.stream_file(p.verified)
                 return
             if outcome == "locked":
+                # an alert for ops: the officer (or this number) is locked now; the
+                # audit row says which, and whether this attempt locked it
+                logger.warning("verify_locked", ani=ani, agency=agency, officer=officer)
                 await _set(channel, SB_VERIFIED="locked")
                 await channel.stream_file(p.locked)
                 return
@@ -153,7 +162,8 @@ async def lookup(channel: Channel, verifier: Verifier, flow: Flow) -> None:
                 logger.info("lookup_input_rejected", attempt=attempt)  # never the digits
                 await channel.stream_file(p.case_invalid)
                 continue
-            result = await verifier.lookup(channel.uniqueid, ani, number)
+            result = await verifier.lookup(channel.uniqueid, channel_name(channel), ani,
+                                           number)
             logger.info("lookup_done", attempt=attempt, outcome=result.outcome,
                         case_ref=result.case_ref)
             if result.outcome == "found" and result.case_ref and result.priority:

@@ -34,8 +34,7 @@ SCRIPT_NAME = "switchboard-agi"
 # settings the handlers use, copied into a new config file when set here
 COPIED = ("SB_AGI_DB_ROLE", "SB_DEFAULT_REGION", "SB_VERIFY_TRIES", "SB_DTMF_TIMEOUT_MS",
           "SB_ARGON2_TIME_COST", "SB_ARGON2_MEMORY_KIB", "SB_ARGON2_PARALLELISM",
-          "SB_LOCKOUT_FAILURES", "SB_LOCKOUT_MINUTES", "SB_ANI_MAX_FAILURES",
-          "SB_ANI_BLOCK_MINUTES", "SB_LOG_LEVEL")
+          "SB_LOG_LEVEL")
 _LINE_RE = re.compile(r"^(SB_[A-Z0-9_]{1,60})=(.*)$")
 MAX_CONFIG_BYTES = 64 << 10
 

@@ -65,6 +65,18 @@ class PinHasher:
         check_new_pin(pin)
         return self._ph.hash(self._peppered(pin))
 
+    def verify_and_rehash(self, pin_hash: str | None, pin: str) -> tuple[bool, str | None]:
+        """(right, new hash): for a right PIN whose hash was made with other
+        parameters, the PIN hashed again with the current ones."""
+        if not self.verify(pin_hash, pin):
+            return False, None
+        assert pin_hash is not None
+        try:
+            stale = self._ph.check_needs_rehash(pin_hash)
+        except (InvalidHashError, ValueError):
+            stale = False
+        return True, (self._ph.hash(self._peppered(pin)) if stale else None)
+
     def verify(self, pin_hash: str | None, pin: str) -> bool:
         """True only for the right PIN against a well-formed hash.  With no hash,
         the same work is done against a dummy and the answer is False."""

@@ -60,7 +60,7 @@ from agi.handlers import DB_ERRORS, FAIL_CLOSED, registry
 from agi.install import read_config
 from agi.protocol import AgiError, quote
 from agi.server import run_call
-from agi.verification import ConnectionDatabase, Policy, Verifier, connect_kwargs
+from agi.verification import ConnectionDatabase, Verifier, connect_kwargs
 from switchboard import db, log
 from switchboard.settings import ConfigError, load
 
@@ -158,8 +158,7 @@ async def run(agi: Any, script: str, config: Path | None = None) -> int:
                 await channel.set_variable(name, value)
             return 0
         try:
-            verifier = Verifier(ConnectionDatabase(conn), hasher, Policy.from_settings(s),
-                                hash_workers=1)
+            verifier = Verifier(ConnectionDatabase(conn), hasher, hash_workers=1)
             await run_call(registry(verifier, make_flow(s))[script], channel, logger,
                            deadline_s=s.session_max_s)
         finally:

@@ -1,12 +1,19 @@
 """The database side of verify and lookup, shared by both transports.
 
-One verification attempt is one transaction: ``sb_agi_verify_begin`` locks the
-officer's row and hands back the PIN hash (only when the officer may be tried
-at all), the PIN is checked with argon2id in a worker thread, and
-``sb_agi_verify_finish`` records the attempt, the counters and the audit rows.
-Concurrent attempts on one officer therefore queue up on the row lock and the
-failure counter cannot be raced.  A connection is held only while the database
-is asked, never while the caller is keying digits.
+One verification attempt is three statements, each its own transaction
+(migration 0008): ``sb_agi_attempt_begin`` counts the attempt as a failure and
+records it (committed), ``sb_agi_attempt_hash`` hands back the PIN hash for
+that committed attempt only, the PIN is checked with argon2id in a worker
+thread (no connection held meanwhile), and ``sb_agi_attempt_finish`` gives the
+outcome, clearing the failure when the PIN was right.  The database holds the
+policy and decides; the service reports only whether the PIN matched the hash
+it was given.  A connection is held only while the database is asked, never
+while the caller is keying digits or argon2 runs.
+
+Overload: when no connection is free within the pool wait, the attempt is shed
+(the caller gets ``error``: UNVERIFIED, still reaching an agent) and its audit
+row is written by a reserve connection of its own, so no attempt goes
+unrecorded.
 """
 
 from __future__ import annotations
@@ -20,7 +27,6 @@ from typing import Any, Protocol
 import asyncpg
 
 from agi.pins import PinHasher
-from switchboard.settings import AgiSettings
 from switchboard.sqlfile import queries
 
 Q = queries("agi.sql")
@@ -73,57 +79,103 @@ def connect_kwargs() -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Policy:
-    max_failures: int = 5
-    lock_minutes: int = 30
-    ani_max_failures: int = 10
-    ani_block_minutes: int = 60
-
-    @classmethod
-    def from_settings(cls, s: AgiSettings) -> Policy:
-        return cls(s.lockout_failures, s.lockout_minutes, s.ani_max_failures,
-                   s.ani_block_minutes)
-
-
-@dataclass(frozen=True)
 class LookupResult:
     outcome: str  # found | not-found | refused
     case_ref: str | None
     priority: str | None
 
 
+class ShedAudit:
+    """Audit rows for attempts shed under overload, written in the background by
+    a connection of their own (the pool had none to spare)."""
+
+    def __init__(self, database_url: str, connect: dict[str, Any]) -> None:
+        self.url = database_url
+        self.connect = connect
+        self.pending: list[tuple[str, str]] = []
+        self.written = 0
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, uniqueid: str, ani: str) -> None:
+        if len(self.pending) < 100_000:
+            self.pending.append((uniqueid, ani))
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        conn = None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                if conn is None or conn.is_closed():
+                    conn = await asyncpg.connect(self.url, timeout=10, **self.connect)
+                while self.pending:
+                    batch = self.pending[:500]
+                    async with conn.transaction():
+                        await conn.executemany(Q["audit"], [(u, a, "verify", "shed")
+                                                            for u, a in batch])
+                    del self.pending[:len(batch)]
+                    self.written += len(batch)
+                self._drained.set()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                conn = None
+                await asyncio.sleep(1)
+                self._wake.set()
+
+    async def stop(self) -> None:
+        if self.pending:
+            self._drained.clear()
+            self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), 5)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
 class Verifier:
-    def __init__(self, db: Database, hasher: PinHasher, policy: Policy, *,
-                 hash_workers: int = 2) -> None:
+    def __init__(self, db: Database, hasher: PinHasher, *, hash_workers: int = 2,
+                 shed: ShedAudit | None = None) -> None:
         self.db = db
         self.hasher = hasher
-        self.policy = policy
+        self.shed = shed
         self._hash_slots = asyncio.Semaphore(hash_workers)
 
-    async def _check_pin(self, pin_hash: str | None, pin: str) -> bool:
+    async def _check_pin(self, pin_hash: str | None, pin: str) -> tuple[bool, str | None]:
+        """(right, the PIN re-hashed when its hash has old parameters)."""
         async with self._hash_slots:
-            return await asyncio.to_thread(self.hasher.verify, pin_hash, pin)
+            return await asyncio.to_thread(self.hasher.verify_and_rehash, pin_hash, pin)
 
-    async def verify(self, uniqueid: str, ani: str, agency: str, officer: str,
-                     pin: str) -> str:
+    async def verify(self, uniqueid: str, *, channel: str, ani: str, agency: str,
+                     officer: str, pin: str) -> str:
         """One attempt -> full | line-only | failed | locked."""
-        p = self.policy
-        async with self.db.transaction() as conn:
-            start = await conn.fetchrow(Q["verify_begin"], ani, agency, officer)
-            status = start["status"]
-            # Always the same argon2 work, whether or not there is a hash to check.
-            pin_ok = await self._check_pin(start["pin_hash"], pin)
-            pin_ok = pin_ok and status == "ok"
-            outcome: str = await conn.fetchval(
-                Q["verify_finish"], uniqueid, ani, agency, officer, status,
-                start["officer_id"], pin_ok, bool(start["line_ok"]), p.max_failures,
-                p.lock_minutes, p.ani_max_failures, p.ani_block_minutes)
+        try:
+            async with self.db.connection() as conn:
+                attempt = await conn.fetchval(Q["attempt_begin"], uniqueid, channel, ani,
+                                              agency, officer)
+                pin_hash = await conn.fetchval(Q["attempt_hash"], attempt, uniqueid)
+        except TimeoutError:
+            if self.shed is not None:  # overloaded: no connection came free in time
+                self.shed.add(uniqueid, ani)
+            raise
+        # Always the same argon2 work, whether or not there is a hash to check.
+        pin_ok, new_hash = await self._check_pin(pin_hash, pin)
+        async with self.db.connection() as conn:
+            outcome: str = await conn.fetchval(Q["attempt_finish"], attempt, uniqueid,
+                                               pin_ok and pin_hash is not None, new_hash)
         return outcome
 
-    async def lookup(self, uniqueid: str, ani: str, case_number: str) -> LookupResult:
+    async def lookup(self, uniqueid: str, channel: str, ani: str,
+                     case_number: str) -> LookupResult:
         # one statement (one function call): atomic without BEGIN/COMMIT round trips
         async with self.db.connection() as conn:
-            row = await conn.fetchrow(Q["lookup"], uniqueid, ani, case_number)
+            row = await conn.fetchrow(Q["lookup"], uniqueid, channel, ani, case_number)
         return LookupResult(row["outcome"], row["case_ref"], row["priority"])
 
     async def callback(self, uniqueid: str, ani: str, case_ref: str | None) -> str:

@@ -90,10 +90,6 @@ class AgiSettings:
     argon2_time_cost: int
     argon2_memory_kib: int
     argon2_parallelism: int
-    lockout_failures: int
-    lockout_minutes: int
-    ani_max_failures: int
-    ani_block_minutes: int
     default_region: str
     tries: int
     dtmf_timeout_ms: int
@@ -294,10 +290,6 @@ def parse_agi(env: Mapping[str, str]) -> AgiSettings:
         argon2_time_cost=_int(env, "SB_ARGON2_TIME_COST", 2, 1, 20),
         argon2_memory_kib=_int(env, "SB_ARGON2_MEMORY_KIB", 19456, 8192, 1 << 21),
         argon2_parallelism=_int(env, "SB_ARGON2_PARALLELISM", 1, 1, 16),
-        lockout_failures=_int(env, "SB_LOCKOUT_FAILURES", 5, 1, 100),
-        lockout_minutes=_int(env, "SB_LOCKOUT_MINUTES", 30, 1, 7 * 24 * 60),
-        ani_max_failures=_int(env, "SB_ANI_MAX_FAILURES", 10, 1, 10000),
-        ani_block_minutes=_int(env, "SB_ANI_BLOCK_MINUTES", 60, 1, 7 * 24 * 60),
         default_region=region,
         tries=_int(env, "SB_VERIFY_TRIES", 3, 1, 5),
         dtmf_timeout_ms=_int(env, "SB_DTMF_TIMEOUT_MS", 6000, 1000, 30000),

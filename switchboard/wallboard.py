@@ -108,6 +108,10 @@ class Board:
                           labels, registry=self.registry)
         self.g_offered = Gauge("sb_queue_offered_today", "Calls offered today", labels,
                                registry=self.registry)
+        self.g_alerts = Gauge("sb_verify_alerts_today", "Officer locks (lockout), blocked "
+                              "numbers (throttle), attempts shed under load (shed) and "
+                              "refused finishes or lookups (refused) today", ["kind"],
+                              registry=self.registry)
         self._metrics_server: Any = None
         self._key = hmac.new(config.token.encode("utf-8", "surrogatepass"),
                              b"switchboard wall board session", hashlib.sha256).digest()
@@ -138,6 +142,8 @@ class Board:
             abandoned = [dict(r) for r in await conn.fetch(Q["abandoned_today"], start,
                                                             c.short_s)]
             now = await conn.fetchval("SELECT now()")
+            alerts = {r["kind"]: r["n"] for r in await conn.fetch(Q["security_counts"],
+                                                                  start)}
         today = {r["queue"]: r for r in day}
         queues = []
         for q in sorted({r["queue"] for r in live} | {r["queue"] for r in day} - {"(all)"}):
@@ -167,11 +173,14 @@ class Board:
                        "answered": r["answered"], "abandoned": r["abandoned"],
                        "service_level": plain(r["service_level"])}
                       for r in hours if r["queue"] == "(all)"],
+            "alerts": alerts,
             "abandoned_list": [{"at": plain(r["entered_at"]), "queue": r["queue"],
                                 "wait_s": plain(r["wait_s"])} for r in abandoned],
         }
 
     def _metrics(self, snap: dict[str, Any]) -> None:
+        for kind, n in snap.get("alerts", {}).items():
+            self.g_alerts.labels(kind).set(n)
         for q in snap["queues"]:
             name = q["queue"]
             self.g_waiting.labels(name).set(q["waiting"])

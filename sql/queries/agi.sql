@@ -1,18 +1,23 @@
 -- The AGI service's only statements.  It runs as role sb_agi, which may execute
 -- these functions (sql/migrations/0003) and nothing else.
 
--- name: verify_begin
--- $1 ani (E.164 or 'withheld'), $2 agency code, $3 officer number.
-SELECT status, officer_id, pin_hash, line_ok FROM sb_agi_verify_begin($1, $2, $3);
+-- name: attempt_begin
+-- Its own transaction (committed before any hash can be asked for).
+-- $1 uniqueid, $2 channel, $3 ani (E.164 or 'withheld'), $4 agency, $5 officer.
+SELECT sb_agi_attempt_begin($1, $2, $3, $4, $5);
 
--- name: verify_finish
--- $1 uniqueid, $2 ani, $3 agency, $4 officer, $5 status from verify_begin,
--- $6 officer_id, $7 PIN right, $8 line_ok, $9-$12 lockout and throttle limits.
-SELECT sb_agi_verify_finish($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12);
+-- name: attempt_hash
+-- $1 attempt id, $2 uniqueid: the PIN hash, or NULL (check a dummy instead).
+SELECT sb_agi_attempt_hash($1, $2);
+
+-- name: attempt_finish
+-- $1 attempt id, $2 uniqueid, $3 PIN right, $4 the PIN re-hashed with the current
+-- parameters (or NULL).
+SELECT sb_agi_attempt_finish($1, $2, $3, $4);
 
 -- name: lookup
--- $1 uniqueid, $2 ani, $3 case number (check digit already checked).
-SELECT outcome, case_ref, priority FROM sb_agi_lookup($1, $2, $3);
+-- $1 uniqueid, $2 channel, $3 ani, $4 case number (check digit already checked).
+SELECT outcome, case_ref, priority FROM sb_agi_case_lookup($1, $2, $3, $4);
 
 -- name: audit
 -- $1 uniqueid, $2 ani, $3 action (verify|lookup), $4 result.

@@ -38,3 +38,7 @@ SELECT * FROM sb_live_queues();
 SELECT entered_at, queue, wait_s FROM sb_call_fact
 WHERE outcome = 'abandoned' AND entered_at >= $1 AND wait_s >= $2
 ORDER BY entered_at DESC LIMIT 50;
+
+-- name: security_counts
+-- Locks, blocks, shed attempts and refusals since $1 (sql/migrations/0008).
+SELECT kind, n FROM sb_security_counts($1);

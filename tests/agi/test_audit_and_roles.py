@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from agi.app import make_hasher
 from agi.fakecall import HANGUP
 from switchboard import ops
 from switchboard.pgcluster import LocalCluster
@@ -17,10 +18,12 @@ from tests.agi.conftest import (
     AGENCY,
     CASE_FOUND,
     CASE_MISSING,
+    LINE,
     OFFICER,
     PIN,
     Agi,
     RunAgi,
+    agi_settings,
     uniqueid,
 )
 from tests.helpers import as_service, refused
@@ -148,21 +151,117 @@ def test_the_agi_role_may_only_execute_its_functions(run_agi: RunAgi, db_url: st
     assert allowed > 0
 
 
-def test_the_database_keeps_the_lock_even_if_the_service_claims_a_right_pin(
-        run_agi: RunAgi, db_url: str) -> None:
+async def as_agi(db_url: str) -> asyncpg.Connection:
+    """What a subverted AGI service holds: sb_agi's own login."""
+    return await asyncpg.connect(as_service(db_url, "agi"))
+
+
+def test_a_finish_without_a_begun_attempt_mints_nothing(run_agi: RunAgi, db_url: str) -> None:
+    """Before: sb_agi_verify_finish(... p_pin_ok => true ...) with no attempt
+    returned 'full' and wrote a genuine-looking audit row."""
     async def scenario(agi: Agi) -> Any:
-        await agi.fetch("UPDATE officer SET locked_until = now() + interval '1 hour' "
-                        "WHERE number = $1", OFFICER)
-        officer_id = (await agi.fetch("SELECT officer_id FROM officer WHERE number = $1",
-                                      OFFICER))[0][0]
-        conn = await asyncpg.connect(as_service(db_url, "agi"))
-        try:  # a buggy or subverted service: "status ok, PIN right"
-            return await conn.fetchval(
-                "SELECT sb_agi_verify_finish('u-1', '+442079460100', $1, $2, 'ok', $3, "
-                "true, true, 5, 30, 10, 60)", AGENCY, OFFICER, officer_id)
+        conn = await as_agi(db_url)
+        try:
+            forged = await conn.fetchval("SELECT sb_agi_attempt_finish(424242, 'u-x', true)")
+            # a real attempt, finished "right" without the hash ever being asked for
+            attempt = await conn.fetchval("SELECT sb_agi_attempt_begin('u-y', 'PJSIP/x-1', "
+                                          "$1, $2, $3)", LINE, AGENCY, OFFICER)
+            unchecked = await conn.fetchval("SELECT sb_agi_attempt_finish($1, 'u-y', true)",
+                                            attempt)
+            # another call's attempt
+            attempt = await conn.fetchval("SELECT sb_agi_attempt_begin('u-z', 'PJSIP/x-2', "
+                                          "$1, $2, $3)", LINE, AGENCY, OFFICER)
+            await conn.fetchval("SELECT sb_agi_attempt_hash($1, 'u-z')", attempt)
+            other_call = await conn.fetchval("SELECT sb_agi_attempt_finish($1, 'u-other', "
+                                             "true)", attempt)
+            lookup = await conn.fetchrow("SELECT * FROM sb_agi_case_lookup('u-x', 'PJSIP/x-1',"
+                                         " $1, $2)", LINE, CASE_FOUND)
         finally:
             await conn.close()
-    assert run_agi(scenario) == "locked"
+        rows = await agi.fetch("SELECT uniqueid, result FROM audit_log WHERE action = "
+                               "'verify' ORDER BY at")
+        return forged, unchecked, other_call, lookup, [tuple(r) for r in rows]
+    forged, unchecked, other_call, lookup, rows = run_agi(scenario)
+    assert (forged, unchecked, other_call) == ("failed", "failed", "failed")
+    assert lookup["outcome"] == "refused" and lookup["case_ref"] is None
+    assert ("u-x", "refused") in rows and ("u-other", "refused") in rows
+    assert not [r for r in rows if r[1] in ("full", "line-only")]
+
+
+def test_a_hash_harvested_in_a_rolled_back_transaction_is_still_counted(
+        run_agi: RunAgi, db_url: str) -> None:
+    """Before: sb_agi_verify_begin in a transaction that was rolled back handed
+    out PIN hashes with no audit row and no counted attempt (9 harvested)."""
+    async def scenario(agi: Agi) -> Any:
+        conn = await as_agi(db_url)
+        got = []
+        try:
+            for _ in range(3):  # begin and hash in one transaction, rolled back
+                async with conn.transaction():
+                    attempt = await conn.fetchval(
+                        "SELECT sb_agi_attempt_begin('u-h', 'PJSIP/x-1', $1, $2, $3)",
+                        LINE, AGENCY, OFFICER)
+                    got.append(await conn.fetchval("SELECT sb_agi_attempt_hash($1, 'u-h')",
+                                                   attempt))
+                    raise_rollback = conn.execute("SELECT 1/0")
+                    with pytest.raises(asyncpg.DivisionByZeroError):
+                        await raise_rollback
+            for _ in range(3):  # begin committed, the hash asked in a rolled-back one
+                attempt = await conn.fetchval(
+                    "SELECT sb_agi_attempt_begin('u-h', 'PJSIP/x-1', $1, $2, $3)",
+                    LINE, AGENCY, OFFICER)
+                tx = conn.transaction()
+                await tx.start()
+                got.append(await conn.fetchval("SELECT sb_agi_attempt_hash($1, 'u-h')",
+                                               attempt))
+                await tx.rollback()
+        finally:
+            await conn.close()
+        state = await agi.fetch("SELECT failed_count FROM officer WHERE number = $1",
+                                OFFICER)
+        attempts = await agi.fetch("SELECT count(*) AS n FROM verify_attempt")
+        return got, state[0]["failed_count"], attempts[0]["n"]
+    got, failed_count, attempts = run_agi(scenario)
+    assert got[:3] == [None, None, None]  # never to the transaction that began it
+    assert all(h and h.startswith("$argon2id$") for h in got[3:])
+    assert failed_count == 3 and attempts == 3  # every hash that left is counted
+
+
+def test_policy_is_the_databases_and_the_lock_holds_against_a_claimed_right_pin(
+        run_agi: RunAgi, db_url: str) -> None:
+    """Before: p_max_failures => 100 allowed 20 wrong PINs without a lock, and the
+    policy came from the service's settings."""
+    async def scenario(agi: Agi) -> Any:
+        conn = await as_agi(db_url)
+        outcomes = []
+        try:
+            for n in range(20):
+                attempt = await conn.fetchval(
+                    "SELECT sb_agi_attempt_begin($1, 'PJSIP/x-1', $2, $3, $4)",
+                    f"u-p{n}", f"+44207946{n:04d}", AGENCY, OFFICER)
+                await conn.fetchval("SELECT sb_agi_attempt_hash($1, $2)", attempt, f"u-p{n}")
+                outcomes.append(await conn.fetchval(
+                    "SELECT sb_agi_attempt_finish($1, $2, false)", attempt, f"u-p{n}"))
+            # locked now: the service says "right PIN", the database says locked
+            attempt = await conn.fetchval("SELECT sb_agi_attempt_begin('u-r', 'PJSIP/x-1', "
+                                          "$1, $2, $3)", LINE, AGENCY, OFFICER)
+            no_hash = await conn.fetchval("SELECT sb_agi_attempt_hash($1, 'u-r')", attempt)
+            claimed = await conn.fetchval("SELECT sb_agi_attempt_finish($1, 'u-r', true)",
+                                          attempt)
+            refused = await refused_statements(conn)
+        finally:
+            await conn.close()
+        return outcomes, no_hash, claimed, refused
+    outcomes, no_hash, claimed, refused = run_agi(scenario)
+    assert outcomes[:4] == ["failed"] * 4 and set(outcomes[4:]) == {"locked"}
+    assert no_hash is None and claimed == "locked"
+    assert refused == ["UPDATE verify_policy SET max_failures = 100",
+                       "SELECT * FROM verify_attempt"]
+
+
+async def refused_statements(conn: asyncpg.Connection) -> list[str]:
+    return await refused(conn, ["UPDATE verify_policy SET max_failures = 100",
+                                "SELECT * FROM verify_attempt"])
 
 
 def test_no_pin_hash_or_case_number_in_the_logs(
@@ -229,14 +328,24 @@ def test_two_hundred_concurrent_verified_lookups(run_agi: RunAgi) -> None:
     """Correctness under 200 calls at once (the chains, every result); how long
     they wait for a connection is the benchmark's business, so the wait for a
     free connection is not what this test measures (SB_AGI_POOL_WAIT_S)."""
-    async def one(agi: Agi) -> tuple[str, str]:
+    async def one(agi: Agi, n: int) -> tuple[str, str]:
         uid = uniqueid()
-        v = await agi.call("verify", RIGHT, uid=uid)
+        # 50 officers, four calls each at once (a counted attempt per hash handed
+        # out: more than five at once on one officer would be refused)
+        v = await agi.call("verify", [AGENCY, str(2000 + n % 50), PIN], uid=uid)
         lk = await agi.call("lookup", [CASE_FOUND], uid=uid, variables=v.variables)
         return v.variables["SB_VERIFIED"], lk.variables["SB_LOOKUP"]
 
     async def scenario(agi: Agi) -> Any:
-        results = await asyncio.gather(*(one(agi) for _ in range(200)))
+        conn = await asyncpg.connect(agi.db_url)
+        try:
+            hasher = make_hasher(agi_settings())
+            for k in range(50):
+                await ops.officer_add(conn, AGENCY, str(2000 + k), f"Officer {2000 + k}")
+                await ops.officer_set_pin(conn, hasher, AGENCY, str(2000 + k), PIN)
+        finally:
+            await conn.close()
+        results = await asyncio.gather(*(one(agi, n) for n in range(200)))
         report = await chain(agi.db_url)
         spread = await agi.fetch("SELECT count(DISTINCT chain) AS n, count(DISTINCT "
                                  "(uniqueid, chain)) AS pairs, count(DISTINCT uniqueid) AS "
@@ -246,4 +355,5 @@ def test_two_hundred_concurrent_verified_lookups(run_agi: RunAgi) -> None:
     # the calls spread over the 16 chains, each call's rows in one chain
     assert spread["n"] == 16 and spread["pairs"] == spread["calls"] == 200
     assert set(results) == {("full", "found")} and len(results) == 200
-    assert report.ok and report.rows == 7 + 400  # seed + one verify and one lookup each
+    assert report.ok and report.rows == 7 + 100 + 400  # seed, 50 officers, a verify and
+    # a lookup each

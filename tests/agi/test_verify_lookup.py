@@ -199,7 +199,9 @@ def test_lookup_scenarios(run_agi: RunAgi, keys: list[str], verified: str | None
             await agi.call("verify", RIGHT if verified != "failed" else [], uid=uid,
                            callerid=callerid)
         variables = {"SB_VERIFIED": verified} if verified else {}
-        out = await agi.call("lookup", keys, uid=uid, variables=variables)
+        # the same call: the same channel and calling number as its verification
+        out = await agi.call("lookup", keys, uid=uid, variables=variables,
+                             callerid=LINE if verified == "full" else OTHER_NUMBER)
         found = await agi.fetch("SELECT result, detail FROM audit_log WHERE uniqueid = $1 "
                                 "AND action = 'lookup' ORDER BY seq", uid)
         return out, [(r["result"], r["detail"]) for r in found]
@@ -211,7 +213,8 @@ def test_lookup_scenarios(run_agi: RunAgi, keys: list[str], verified: str | None
         assert ref is not None and ref.startswith("C") and CASE_FOUND not in ref
     else:
         assert ref is None
-    assert audit_rows == [(r, ref if r == "found" else None) for r in rows]
+    assert [r for r, _ in audit_rows] == rows
+    assert [d for r, d in audit_rows if r == "found"] == [ref] * rows.count("found")
 
 
 def test_lookup_hangup_is_audited(run_agi: RunAgi) -> None:
