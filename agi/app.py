@@ -13,6 +13,7 @@ from agi.pins import PinHasher
 from agi.server import FastAgiServer, ServerConfig
 from agi.verification import PoolDatabase, ShedAudit, Verifier, connect_kwargs
 from switchboard import log
+from switchboard.audit import Anchorer, settings_key
 from switchboard.loop import stop_on_signals
 from switchboard.settings import AgiSettings
 from switchboard.sqlfile import queries
@@ -27,9 +28,10 @@ def make_flow(s: AgiSettings) -> Flow:
     return Flow(region=s.default_region, tries=s.tries, dtmf_timeout_ms=s.dtmf_timeout_ms)
 
 
-async def open_pool(s: AgiSettings, database_url: str) -> asyncpg.Pool:
+async def open_pool(s: AgiSettings, database_url: str,
+                    audit_key: bytes | None = None) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=s.pool_max,
-                                     **connect_kwargs())
+                                     **connect_kwargs(audit_key))
     assert pool is not None
     role = await pool.fetchval(queries("agi.sql")["whoami"])
     if role != s.db_role:
@@ -48,13 +50,23 @@ class AgiService:
         self.pool: asyncpg.Pool | None = None
         self.server: FastAgiServer | None = None
         self.shed: ShedAudit | None = None
+        self.anchorer: Anchorer | None = None
 
     async def start(self) -> int:
         s = self.settings
         hasher = make_hasher(s)
-        self.pool = await open_pool(s, self.database_url)
-        self.shed = ShedAudit(self.database_url, connect_kwargs())
+        key = settings_key(s)
+        self.pool = await open_pool(s, self.database_url, key)
+        self.shed = ShedAudit(self.database_url, connect_kwargs(key))
         self.shed.start()
+        if key is not None and s.audit_anchor_file is not None:
+            self.anchorer = Anchorer(self.pool, key, s.audit_anchor_file,
+                                     s.audit_anchor_interval_s)
+            self.anchorer.start()
+        else:
+            log.get("agi").warning("audit_unsigned", detail="no audit key: audit rows are "
+                                   "not signed and no checkpoints are written "
+                                   "(SB_AUDIT_KEY_FILE)")
         verifier = Verifier(PoolDatabase(self.pool, s.pool_wait_s), hasher,
                             hash_workers=max(1, os.cpu_count() or 1), shed=self.shed)
         self.server = FastAgiServer(
@@ -69,6 +81,8 @@ class AgiService:
             await self.server.stop()
         if self.shed is not None:
             await self.shed.stop()
+        if self.anchorer is not None:
+            await self.anchorer.stop()
         if self.pool is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.pool.close(), 5)

@@ -98,6 +98,8 @@ def _render_config(env: Mapping[str, str], settings: Settings) -> str:
              "Asterisk user.",
              f"SB_AGI_DATABASE_URL={url}", f"SB_PIN_PEPPER_FILE={pepper}",
              "SB_LOG_FORMAT=json"]
+    if env.get("SB_AUDIT_KEY_FILE"):  # the same key as the agi-server's: rows signed
+        lines.append(f"SB_AUDIT_KEY_FILE={env['SB_AUDIT_KEY_FILE']}")
     lines += [f"{k}={env[k]}" for k in COPIED if env.get(k)]
     return "\n".join(lines) + "\n"
 

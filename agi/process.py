@@ -62,6 +62,7 @@ from agi.protocol import AgiError, quote
 from agi.server import run_call
 from agi.verification import ConnectionDatabase, Verifier, connect_kwargs
 from switchboard import db, log
+from switchboard.audit import settings_key
 from switchboard.settings import ConfigError, load
 
 SCRIPTS = tuple(FAIL_CLOSED)
@@ -148,7 +149,7 @@ async def run(agi: Any, script: str, config: Path | None = None) -> int:
             s = settings.agi
             hasher = make_hasher(s)
             conn = await asyncpg.connect(db.service_url(settings, "agi"), timeout=5,
-                                         **connect_kwargs())
+                                         **connect_kwargs(settings_key(s)))
         except (ConfigError, *DB_ERRORS) as exc:
             logger.error("agi_process_cannot_start", error=type(exc).__name__,
                          detail=str(exc)[:200] if isinstance(exc, ConfigError) else None,

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from agi.pins import PinHasher
+from switchboard.audit import session_settings
 from switchboard.sqlfile import queries
 
 Q = queries("agi.sql")
@@ -72,9 +73,11 @@ class ConnectionDatabase:
         yield self.conn
 
 
-def connect_kwargs() -> dict[str, Any]:
-    """The AGI service logs in as its own role (sb_agi), never as the owner."""
-    return {"server_settings": {"application_name": "switchboard-agi"},
+def connect_kwargs(audit_key: bytes | None = None) -> dict[str, Any]:
+    """The AGI service logs in as its own role (sb_agi), never as the owner; its
+    sessions carry the audit key, so the rows they cause are signed."""
+    return {"server_settings": {"application_name": "switchboard-agi",
+                                **session_settings(audit_key)},
             "command_timeout": 10}
 
 

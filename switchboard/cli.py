@@ -35,6 +35,7 @@ from ami_listener.demo import run_demo
 from ami_listener.service import run_listener
 from switchboard import (
     __version__,
+    audit,
     db,
     deploy,
     dialcheck,
@@ -184,7 +185,11 @@ def _ops_parsers(sub: Any) -> None:
     g.add_argument("--call", metavar="UNIQUEID")
     g.add_argument("--officer", nargs=2, metavar=("AGENCY", "NUMBER"))
     a.add_argument("--limit", type=int, default=50)
-    au.add_parser("verify", help="walk the chain; exit 1 at the first broken link")
+    au.add_parser("verify", help="check the chain, every row's signature (SB_AUDIT_KEY_FILE) "
+                  "and every checkpoint (SB_AUDIT_ANCHOR_FILE); exit 1 on any problem")
+    au.add_parser("anchor", help="write a signed checkpoint of every chain head to "
+                  "SB_AUDIT_ANCHOR_FILE and the log (the AGI service also does, every "
+                  "SB_AUDIT_ANCHOR_INTERVAL_S)")
 
     wb = sub.add_parser("wallboard", help="serve the live wall board",
                         description="Serve the wall board on SB_WALLBOARD_LISTEN (default "
@@ -474,7 +479,9 @@ def _agi(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _ops(settings: Settings, args: argparse.Namespace) -> int:
     region = settings.agi.default_region
-    conn = await asyncpg.connect(db.database_url(settings), timeout=10)
+    key = audit.settings_key(settings.agi)  # ops' audit rows are signed too
+    conn = await asyncpg.connect(db.database_url(settings), timeout=10,
+                                 server_settings=audit.session_settings(key))
     try:
         cmd, action = args.command, args.action
         if cmd == "agency" and action == "add":
@@ -519,14 +526,23 @@ async def _ops(settings: Settings, args: argparse.Namespace) -> int:
             ops.print_audit(await ops.audit_rows(conn, call=args.call,
                                                  officer=args.officer or (),
                                                  limit=max(1, min(args.limit, 10000))))
+        elif cmd == "audit" and action == "anchor":
+            path = settings.agi.audit_anchor_file
+            if key is None or path is None:
+                raise ConfigError("audit anchor needs SB_AUDIT_KEY_FILE and "
+                                  "SB_AUDIT_ANCHOR_FILE")
+            lines = await audit.anchor(conn, key, path)
+            print(f"{len(lines)} checkpoints appended to {path}")
         elif cmd == "audit":
-            report = await ops.audit_verify(conn)
-            if not report.ok:
-                print(f"audit chain BROKEN: chain {report.broken_chain}, row "
-                      f"{report.broken_at}: {report.problem} ({report.rows} rows checked "
-                      f"before it are intact)")
+            verdict = await audit.verify(conn, key, settings.agi.audit_anchor_file)
+            if not verdict.ok:
+                print(f"audit log NOT intact ({verdict.rows} rows, {verdict.anchors} "
+                      "checkpoints):")
+                for problem in verdict.problems:
+                    print(f"  {problem}")
                 return 1
-            print(f"audit chain intact: {report.rows} rows; heads {report.heads}")
+            print(f"audit log intact: {verdict.rows} rows, every one signed; "
+                  f"{verdict.anchors} checkpoints agree; heads {verdict.heads}")
         return 0
     finally:
         await conn.close()
@@ -541,6 +557,9 @@ def _db(settings: Settings, action: str) -> int:
         cluster.init()
         cluster.start()
         asyncio.run(db.ensure_app_database(cluster))
+        key_file = settings.agi.audit_key_file
+        if key_file is not None and not settings.agi.audit_key_explicit:
+            audit.load_key(key_file, create=True)  # the local demo's audit key, once
         print(f"local PostgreSQL running on 127.0.0.1:{cluster.port} ({cluster.root})")
         return 0
     if action == "down":

@@ -96,6 +96,12 @@ class AgiSettings:
     shutdown_grace_s: float
     session_max_s: float
     event_loop: str
+    # the audit log's anchors (switchboard/audit.py): the key's file, where the
+    # checkpoints go, and how often the AGI service writes them
+    audit_key_file: Path | None = None
+    audit_key_explicit: bool = False
+    audit_anchor_file: Path | None = None
+    audit_anchor_interval_s: float = 60.0
 
     def require_pepper(self) -> bytes:
         if self.pepper is None:
@@ -263,7 +269,17 @@ def parse_ami_ops(env: Mapping[str, str]) -> tuple[str, int, str, str]:
     return host or "127.0.0.1", port, env.get("SB_AMI_OPS_USER", "ops"), secret
 
 
-def parse_agi(env: Mapping[str, str]) -> AgiSettings:
+def _path(env: Mapping[str, str], name: str, state_dir: Path | None,
+          default: str) -> Path | None:
+    """A file setting: the variable, else ``default`` in the state directory (the
+    local demo), else None."""
+    value = env.get(name)
+    if value:
+        return Path(value)
+    return state_dir / default if state_dir is not None else None
+
+
+def parse_agi(env: Mapping[str, str], state_dir: Path | None = None) -> AgiSettings:
     listen = env.get("SB_AGI_LISTEN", "127.0.0.1:4573")
     host, port_s = _split_address(listen)
     try:
@@ -295,6 +311,10 @@ def parse_agi(env: Mapping[str, str]) -> AgiSettings:
         dtmf_timeout_ms=_int(env, "SB_DTMF_TIMEOUT_MS", 6000, 1000, 30000),
         shutdown_grace_s=_float(env, "SB_AGI_SHUTDOWN_GRACE_S", 20.0, 0, 600),
         session_max_s=_float(env, "SB_AGI_SESSION_MAX_S", 180.0, 10, 3600),
+        audit_key_file=_path(env, "SB_AUDIT_KEY_FILE", state_dir, "audit.key"),
+        audit_key_explicit=bool(env.get("SB_AUDIT_KEY_FILE")),
+        audit_anchor_file=_path(env, "SB_AUDIT_ANCHOR_FILE", state_dir, "audit-anchors.log"),
+        audit_anchor_interval_s=_float(env, "SB_AUDIT_ANCHOR_INTERVAL_S", 60.0, 0.1, 86400),
         event_loop=_choice(env, "SB_EVENT_LOOP", "uvloop", ("uvloop", "asyncio")),
     )
 
@@ -347,5 +367,5 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         log_format=log_format,
         log_level=log_level,
         listener=listener,
-        agi=parse_agi(env),
+        agi=parse_agi(env, state_dir),
     )

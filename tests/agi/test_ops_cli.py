@@ -4,9 +4,12 @@ real PostgreSQL: PINs from a prompt or stdin (never argv), unlock, audit."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import asyncpg
@@ -18,10 +21,18 @@ from tests.helpers import db_env
 CLI = Path(sys.executable).parent / "switchboard"
 
 
+KEYS = Path(tempfile.mkdtemp(prefix="sb-ops-audit-"))  # the audit key and checkpoints
+atexit.register(shutil.rmtree, KEYS, True)
+(KEYS / "audit.key").write_text("ops test audit key 0123456789abcdefghijklmnop\n")
+(KEYS / "audit.key").chmod(0o600)
+
+
 def sb(db_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {"PATH": os.environ.get("PATH", ""), **db_env(db_url),
            "SB_PIN_PEPPER": PEPPER, "SB_ARGON2_TIME_COST": "1",
-           "SB_ARGON2_MEMORY_KIB": "8192", "SB_LOG_FORMAT": "json", "HOME": "/tmp"}
+           "SB_ARGON2_MEMORY_KIB": "8192", "SB_LOG_FORMAT": "json", "HOME": "/tmp",
+           "SB_STATE_DIR": str(KEYS), "SB_AUDIT_KEY_FILE": str(KEYS / "audit.key"),
+           "SB_AUDIT_ANCHOR_FILE": str(KEYS / f"anchors-{db_url.rsplit('/', 1)[1]}.log")}
     return subprocess.run([str(CLI), *args], input=stdin, capture_output=True, text=True,
                           env=env, timeout=60, check=False)
 
@@ -71,8 +82,12 @@ def test_ops_commands_end_to_end(db_url: str) -> None:
     shown = sb(db_url, "audit", "show", "--officer", "42", "1001").stdout
     for action in ("ops-officer-add", "ops-pin-set", "ops-unlock"):
         assert action in shown
+    before = sb(db_url, "audit", "verify")  # no checkpoint yet
+    assert before.returncode == 1 and "no checkpoint file" in before.stdout
+    anchored = sb(db_url, "audit", "anchor")
+    assert anchored.returncode == 0 and "16 checkpoints appended" in anchored.stdout
     ok = sb(db_url, "audit", "verify")
-    assert ok.returncode == 0 and "audit chain intact: 8 rows" in ok.stdout
+    assert ok.returncode == 0 and "audit log intact: 8 rows, every one signed" in ok.stdout
 
 
 def test_ops_errors_are_clear(db_url: str) -> None:
