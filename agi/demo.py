@@ -16,6 +16,7 @@ import asyncpg
 from agi import fakecall
 from agi.app import AgiService, make_hasher
 from switchboard import db, log, ops
+from switchboard.audit import session_settings, settings_key
 from switchboard.settings import AgiSettings, Settings, generated_secret
 from switchboard.sqlfile import queries
 
@@ -35,7 +36,8 @@ def demo_agi_settings(settings: Settings) -> AgiSettings:
 
 
 async def seed(url: str, s: AgiSettings) -> None:
-    conn = await asyncpg.connect(url)
+    # as the ops commands do: their audit rows signed with the audit key
+    conn = await asyncpg.connect(url, server_settings=session_settings(settings_key(s)))
     try:
         await conn.execute(SEED.read_text())
         hasher = make_hasher(s)

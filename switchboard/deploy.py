@@ -42,8 +42,9 @@ from typing import Any
 import asyncpg
 
 from ami_listener.framing import Framer, parse_frame, render_action
-from switchboard import dialcheck, ops
+from switchboard import audit, dialcheck, ops
 from switchboard.files import replace_file
+from switchboard.settings import ConfigError, load
 
 STATE = ".switchboard"
 DEFAULT_SITE_DIR = Path("/etc/switchboard/site")
@@ -410,8 +411,13 @@ async def record(database_url: str | None, action: str, result: str, detail: str
     if not database_url:
         say("note: no database configured; not recorded in the audit log")
         return
+    try:  # signed with the audit key, as every ops row (README "Security")
+        signing = audit.session_settings(audit.settings_key(load().agi))
+    except ConfigError as exc:
+        say(f"warning: the audit row is not signed ({exc})")
+        signing = {}
     try:
-        conn = await asyncpg.connect(database_url, timeout=5)
+        conn = await asyncpg.connect(database_url, timeout=5, server_settings=signing)
         try:
             await conn.fetchval(ops.Q["audit_append"], ops.actor(), None, None, action,
                                 result, detail[:200])

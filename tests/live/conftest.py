@@ -27,7 +27,7 @@ import asyncpg
 import pytest
 
 from agi.app import make_hasher
-from switchboard import db, ops
+from switchboard import audit, db, ops
 from switchboard.pgcluster import free_port
 from switchboard.settings import parse_agi
 from tests.conftest import make_cluster
@@ -57,12 +57,15 @@ from tests.live.node import (
 from tests.live.tap import Tap
 
 
-def _seed(db_url: str) -> None:
+def _seed(db_url: str, audit_key: Path) -> None:
     async def main() -> None:
         settings = parse_agi({"SB_PIN_PEPPER": PEPPER, "SB_ARGON2_TIME_COST": "1",
-                              "SB_ARGON2_MEMORY_KIB": "8192"})
+                              "SB_ARGON2_MEMORY_KIB": "8192",
+                              "SB_AUDIT_KEY_FILE": str(audit_key)})
         hasher = make_hasher(settings)
-        conn = await asyncpg.connect(db_url)
+        # as the ops commands do: their audit rows signed with the audit key
+        conn = await asyncpg.connect(db_url, server_settings=audit.session_settings(
+            audit.settings_key(settings)))
         try:
             await ops.agency_add(conn, AGENCY, "Demo County Sheriff (FAKE)")
             for number in REGISTERED:
@@ -89,7 +92,6 @@ def live() -> Iterator[Live]:
     cluster = make_cluster("sb-live-pg-")
     db_url = cluster.app_url()
     asyncio.run(db.migrate(db_url))
-    _seed(db_url)
     node = LiveNode(binary, root / "node", free_udp_port(), free_port())
     node.prepare(n_phones=5)
     tap = Tap(AMI_PORT)  # the listener reaches AMI through it (recorded, can be cut)
@@ -97,10 +99,16 @@ def live() -> Iterator[Live]:
     pepper = root / "pepper"
     pepper.write_text(PEPPER + "\n")
     pepper.chmod(0o600)
+    audit_key = root / "audit.key"  # signs the audit rows (outside the database)
+    audit_key.write_text("live audit key 0123456789abcdefghijklmnopqrstuvwxyz\n")
+    audit_key.chmod(0o600)
+    _seed(db_url, audit_key)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root),
            "LANG": "C.UTF-8", "SB_DATABASE_URL": db_url, "SB_DB_SECRETS_DIR": str(cluster.root),
            "SB_STATE_DIR": str(root / "state"),
            "SB_PIN_PEPPER_FILE": str(pepper), "SB_DEFAULT_REGION": "US",
+           "SB_AUDIT_KEY_FILE": str(audit_key),
+           "SB_AUDIT_ANCHOR_FILE": str(root / "audit-anchors.log"),
            "SB_ARGON2_TIME_COST": "1", "SB_ARGON2_MEMORY_KIB": "8192",
            "SB_LOG_FORMAT": "json", "SB_AGI_LISTEN": f"127.0.0.1:{node.agi_port}",
            "SB_AGI_SHUTDOWN_GRACE_S": "2",

@@ -444,3 +444,14 @@ def test_ops_deploy_a_site_file_to_the_running_node_then_roll_back(live: Live) -
             ("dialplan-deploy", "ok"), ("dialplan-rollback", "ok")]
     finally:
         dids.write_text(original)
+
+
+def test_the_whole_runs_audit_log_is_signed_and_checkpointed(live: Live) -> None:
+    """Every audit row this run wrote (FastAGI, the process fallback after the
+    FastAGI server was killed, ops) carries its signature, and the AGI
+    service's checkpoints agree with the rows: ``audit verify`` exits 0."""
+    anchored = live.node.switchboard("audit", "anchor", env=live.env)
+    assert anchored.returncode == 0, anchored.stdout + anchored.stderr
+    out = live.node.switchboard("audit", "verify", env=live.env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "every one signed" in out.stdout
