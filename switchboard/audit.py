@@ -221,7 +221,9 @@ class Anchorer:
 
     async def once(self) -> list[str]:
         async with self.pool.acquire() as conn:
-            return await anchor(conn, self.key, self.path, last=self.last)
+            lines = await anchor(conn, self.key, self.path, last=self.last)
+            await conn.fetchval("SELECT sb_agi_housekeeping()")  # migration 0010
+            return lines
 
     async def _run(self) -> None:
         while True:

@@ -189,3 +189,27 @@ def test_every_lock_is_an_alert_ops_can_see(run_agi: RunAgi) -> None:
         metrics = run_agi(scenario, SB_VERIFY_TRIES="1")
     assert 'sb_verify_alerts_today{kind="lockout"} 1.0' in metrics
     assert [e for e in logs if e["event"] == "verify_locked"]
+
+
+def test_claims_of_invented_ids_are_forgotten(run_agi: RunAgi, db_url: str) -> None:
+    """A spray of invented officer ids leaves rows behind; the AGI service's
+    housekeeping forgets them a day after their last attempt (not while a lock
+    holds)."""
+    from tests.helpers import as_service
+
+    async def scenario(agi: Agi) -> Any:
+        for n in range(3):
+            await agi.call("verify", [AGENCY, str(7000 + n), WRONG],
+                           callerid=f"+44207946{n:04d}")
+        await agi.fetch("UPDATE verify_claim SET updated_at = now() - interval '2 days' "
+                        "WHERE officer <> '7002'")
+        import asyncpg
+        conn = await asyncpg.connect(as_service(db_url, "agi"))
+        try:
+            removed = await conn.fetchval("SELECT sb_agi_housekeeping()")
+        finally:
+            await conn.close()
+        left = await agi.fetch("SELECT officer FROM verify_claim ORDER BY officer")
+        return removed, [r["officer"] for r in left]
+    removed, left = run_agi(scenario, SB_VERIFY_TRIES="1")
+    assert removed == 2 and left == ["7002"]
