@@ -41,7 +41,7 @@ test: venv
 	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q
 
 lint: venv
-	$(BIN)/ruff check switchboard ami_listener agi tests bench
+	$(BIN)/ruff check switchboard ami_listener agi admin figures dialplan_tools web console tests bench
 	$(BIN)/mypy
 	$(BIN)/switchboard dialplan check
 

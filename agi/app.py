@@ -13,7 +13,7 @@ from agi.pins import PinHasher
 from agi.server import FastAgiServer, ServerConfig
 from agi.verification import PoolDatabase, ShedAudit, Verifier, connect_kwargs
 from switchboard import log
-from switchboard.audit import Anchorer, settings_key
+from switchboard.auditlog import Anchorer, settings_key
 from switchboard.loop import stop_on_signals
 from switchboard.settings import AgiSettings
 from switchboard.sqlfile import queries

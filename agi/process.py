@@ -62,7 +62,7 @@ from agi.protocol import AgiError, quote
 from agi.server import run_call
 from agi.verification import ConnectionDatabase, Verifier, connect_kwargs
 from switchboard import db, log
-from switchboard.audit import settings_key
+from switchboard.auditlog import settings_key
 from switchboard.settings import ConfigError, load
 
 SCRIPTS = tuple(FAIL_CLOSED)

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from agi.pins import PinHasher
-from switchboard.audit import session_settings
+from switchboard.auditlog import session_settings
 from switchboard.sqlfile import queries
 
 Q = queries("agi.sql")

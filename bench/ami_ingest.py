@@ -78,7 +78,7 @@ async def start_listener(url: str, port: int, state: Path) -> asyncio.subprocess
            "SB_METRICS_ADDR": "127.0.0.1:0", "SB_LOG_LEVEL": "warning",
            "SB_SPOOL_MAX_BYTES": str(8 << 30)}
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "switchboard.cli", "ami-listener", env=env)
+        sys.executable, "-m", "console.cli", "ami-listener", env=env)
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -49,7 +49,7 @@ def test_badly_named_migration_is_refused(tmp_path: Path) -> None:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "switchboard.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "console.cli", *args], capture_output=True,
                           text=True, timeout=60, env=env, check=False)
 
 

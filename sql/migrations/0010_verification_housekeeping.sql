@@ -1,4 +1,4 @@
--- Housekeeping the AGI service runs with its checkpoints (switchboard/audit.py):
+-- Housekeeping the AGI service runs with its checkpoints (switchboard/auditlog.py):
 -- claims of officer ids that do not exist are forgotten a day after their last
 -- attempt when no lock holds (a spray of invented ids cannot grow the table
 -- without end), attempts after 30 days (the audit log keeps what happened).

@@ -15,7 +15,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from switchboard import audit, ops
+from admin import ops
+from switchboard import auditlog
 from switchboard.pgcluster import LocalCluster
 from tests.agi.conftest import (
     AGENCY,
@@ -78,7 +79,7 @@ def _keyed(tmp: Path) -> dict[str, str]:
 
 
 def _verify_cli(db_url: str, keyed: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "switchboard.cli", "audit", "verify"],
+    return subprocess.run([sys.executable, "-m", "console.cli", "audit", "verify"],
                           env={**os.environ, **db_env(db_url), **keyed}, capture_output=True,
                           text=True, timeout=60, check=False)
 
@@ -91,8 +92,8 @@ def _traffic_then_anchor(db_url: str, tmp: Path, keyed: dict[str, str]) -> None:
 
     async def main() -> None:
         settings = agi_settings(**keyed)
-        key = audit.settings_key(settings)
-        conn = await asyncpg.connect(db_url, server_settings=audit.session_settings(key))
+        key = auditlog.settings_key(settings)
+        conn = await asyncpg.connect(db_url, server_settings=auditlog.session_settings(key))
         try:
             await seed_with(conn, settings)
         finally:

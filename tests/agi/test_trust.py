@@ -170,8 +170,8 @@ def test_every_lock_is_an_alert_ops_can_see(run_agi: RunAgi) -> None:
     from structlog.testing import capture_logs
 
     from switchboard.pgcluster import free_port
-    from switchboard.wallboard import Board, BoardConfig
     from tests.helpers import as_service
+    from web.wallboard import Board, BoardConfig
 
     async def scenario(agi: Agi) -> Any:
         for n in range(5):

@@ -112,7 +112,7 @@ async def _kill_between(rec: Recording, db_url: str, tmp: Path) -> None:
            "SB_METRICS_ADDR": "127.0.0.1:0", "SB_BACKOFF_INITIAL": "0.05",
            "SB_BACKOFF_MAX": "0.3", "SB_LOG_FORMAT": "json",
            "SB_MAX_CLOCK_SKEW_S": str(int(TEN_YEARS)), "SB_PING_INTERVAL": "0.5"}
-    cmd = [sys.executable, "-m", "switchboard.cli", "ami-listener"]
+    cmd = [sys.executable, "-m", "console.cli", "ami-listener"]
     first = await asyncio.create_subprocess_exec(*cmd, env=env,
                                                  stderr=asyncio.subprocess.DEVNULL)
     try:

@@ -219,7 +219,7 @@ def test_listener_sigkilled_mid_stream(db_url: str, tmp_path: Path) -> None:
                                             queue_status=second_connection(waiting(burst[:half]))))
         port = await server.start()
         env["SB_AMI_NODES"] = f"lab@127.0.0.1:{port}"
-        cmd = [sys.executable, "-m", "switchboard.cli", "ami-listener"]
+        cmd = [sys.executable, "-m", "console.cli", "ami-listener"]
         first = await asyncio.create_subprocess_exec(*cmd, env=env,
                                                      stderr=asyncio.subprocess.DEVNULL)
         try:

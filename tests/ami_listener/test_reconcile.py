@@ -18,7 +18,7 @@ from ami_listener.reconcile import Result, Scheduled
 from ami_listener.replay import FIXTURES, Capture, ServerOptions, frames_segment
 from tests.helpers import db_env, fetch, ingest, judge_calls
 
-CLI = [sys.executable, "-m", "switchboard.cli"]
+CLI = [sys.executable, "-m", "console.cli"]
 
 
 class Ran:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from switchboard import dialcheck
+from dialplan_tools import dialcheck
 
 CLI = Path(sys.executable).parent / "switchboard"
 

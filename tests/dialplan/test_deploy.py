@@ -18,8 +18,8 @@ import asyncpg
 import pytest
 
 from ami_listener.replay import ReplayServer, ServerOptions
-from switchboard import deploy
-from switchboard.dialcheck import (
+from dialplan_tools import deploy
+from dialplan_tools.dialcheck import (
     DIALPLAN_DIR,
     endpoints,
     explicit_loads,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.staffing import agents_needed, erlang_c, service_level
+from figures.staffing import agents_needed, erlang_c, service_level
 from tests.helpers import as_service, db_env, fetch, refused
 from tests.kpi.test_kpi import oracle, recorded  # noqa: F401  (fixture)
 
@@ -101,7 +101,7 @@ def test_staffing_cli_over_the_recorded_day(recorded: str) -> None:  # noqa: F81
 def test_reports_read_as_a_role_that_sees_no_pins_or_audit(recorded: str) -> None:  # noqa: F811
     import asyncpg
 
-    from switchboard.report import reader_settings
+    from figures.report import reader_settings
 
     async def probe() -> tuple[str, list[str]]:
         conn = await asyncpg.connect(as_service(recorded, "reports"), **reader_settings())

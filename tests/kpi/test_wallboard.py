@@ -18,8 +18,8 @@ from playwright.async_api import Page, async_playwright
 
 from ami_listener.replay import Capture, Refresher, Segment, ServerOptions
 from switchboard.pgcluster import free_port
-from switchboard.wallboard import Board, BoardConfig
 from tests.helpers import as_service, ingest
+from web.wallboard import Board, BoardConfig
 
 ARTIFACTS = Path(os.environ.get("SB_TEST_ARTIFACTS",
                                 Path(__file__).resolve().parents[2] / "test-artifacts"))

@@ -26,8 +26,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from admin import ops
 from agi.app import make_hasher
-from switchboard import audit, db, ops
+from switchboard import auditlog, db
 from switchboard.pgcluster import free_port
 from switchboard.settings import parse_agi
 from tests.conftest import make_cluster
@@ -64,8 +65,8 @@ def _seed(db_url: str, audit_key: Path) -> None:
                               "SB_AUDIT_KEY_FILE": str(audit_key)})
         hasher = make_hasher(settings)
         # as the ops commands do: their audit rows signed with the audit key
-        conn = await asyncpg.connect(db_url, server_settings=audit.session_settings(
-            audit.settings_key(settings)))
+        conn = await asyncpg.connect(db_url, server_settings=auditlog.session_settings(
+            auditlog.settings_key(settings)))
         try:
             await ops.agency_add(conn, AGENCY, "Demo County Sheriff (FAKE)")
             for number in REGISTERED:

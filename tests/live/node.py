@@ -28,7 +28,7 @@ import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from switchboard.dialcheck import DIALPLAN_DIR
+from dialplan_tools.dialcheck import DIALPLAN_DIR
 from switchboard.pgcluster import port_free
 
 ROOT = Path(__file__).resolve().parents[2]

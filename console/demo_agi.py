@@ -13,10 +13,11 @@ from datetime import datetime
 
 import asyncpg
 
+from admin import ops
 from agi import fakecall
 from agi.app import AgiService, make_hasher
-from switchboard import db, log, ops
-from switchboard.audit import session_settings, settings_key
+from switchboard import db, log
+from switchboard.auditlog import session_settings, settings_key
 from switchboard.settings import AgiSettings, Settings, generated_secret
 from switchboard.sqlfile import queries
 

@@ -15,14 +15,14 @@ import dataclasses
 import os
 from datetime import UTC, datetime
 
-from agi.demo import print_agi_summary, run_agi_traffic
 from ami_listener.replay import Capture, Refresher, ReplayServer, Segment, ServerOptions
 from ami_listener.service import Listener
+from console.demo_agi import print_agi_summary, run_agi_traffic
+from figures.summary import print_summary
 from switchboard import db, log
 from switchboard.pgcluster import free_port, port_free
 from switchboard.settings import AmiNode, Settings
-from switchboard.summary import print_summary
-from switchboard.wallboard import Board, BoardConfig, token_from
+from web.wallboard import Board, BoardConfig, token_from
 
 DEMO_CAPTURES = ("a_answered_ts", "b_abandon_ts", "c_ringnoanswer", "d_queue_timeout_ts",
                  "e_member_actions", "f_burst_50_calls_ts")

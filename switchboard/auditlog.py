@@ -1,4 +1,5 @@
-"""The audit log's anchors outside the database (migration 0009).
+"""The audit log's signing key and checkpoints (migration 0009): what the
+services and the ops commands need to write it (admin/audit.py checks it).
 
 - The audit key (SB_AUDIT_KEY_FILE, mode 600, like the pepper) goes to the
   sessions of the processes that write audit rows as the startup setting
@@ -24,16 +25,19 @@ import contextlib
 import hashlib
 import hmac
 import os
+import pwd
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from switchboard import log, ops
+from switchboard import log
 from switchboard.settings import AgiSettings, ConfigError, generated_secret
+from switchboard.sqlfile import queries
 
 KEY_SETTING = "sb.audit_key"
+_OPS = queries("ops.sql")
 MAGIC = "sb-audit-anchor v1"
 
 
@@ -52,6 +56,22 @@ def load_key(path: Path, *, create: bool = False) -> bytes:
     if len(material) < 32:
         raise ConfigError(f"{path}: the audit key must be at least 32 characters")
     return hashlib.sha256(material).digest()
+
+
+def actor() -> str:
+    """Who runs an ops command: the login (the one behind sudo)."""
+    try:
+        name = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        name = str(os.getuid())
+    return f"ops:{os.environ.get('SUDO_USER') or name}"[:100]
+
+
+async def append_ops_row(conn: Any, agency: str | None, officer: str | None, action: str,
+                         *, result: str = "ok", detail: str | None = None) -> None:
+    """One audit row for an ops change (signed when the session has the key)."""
+    await conn.fetchval(_OPS["audit_append"], actor(), agency, officer, action, result,
+                        detail)
 
 
 def settings_key(s: AgiSettings) -> bytes | None:
@@ -140,72 +160,6 @@ async def anchor(conn: Any, key: bytes, path: Path, *,
     for line in lines:
         logger.info("audit_anchor", anchor=line)  # the journal keeps a copy
     return lines
-
-
-@dataclass
-class Verdict:
-    rows: int = 0
-    heads: str = ""
-    anchors: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-async def verify(conn: Any, key: bytes | None, anchor_path: Path | None) -> Verdict:
-    chain = await ops.audit_verify(conn)
-    v = Verdict(chain.rows, chain.heads)
-    if not chain.ok:
-        v.problems.append(f"chain {chain.broken_chain}, row {chain.broken_at}: "
-                          f"{chain.problem}")
-    if key is None:
-        v.problems.append("no audit key (SB_AUDIT_KEY_FILE): the rows' signatures could "
-                          "not be checked")
-        return v
-    unsigned = await conn.fetch(
-        "SELECT chain, seq, mac IS NULL AS missing FROM audit_log "
-        "WHERE mac IS DISTINCT FROM hmac(hash, $1::bytea, 'sha256') "
-        "ORDER BY chain, seq LIMIT 5", key)
-    for r in unsigned:
-        v.problems.append(f"chain {r['chain']}, row {r['seq']}: "
-                          + ("not signed (written without the audit key)" if r["missing"]
-                             else "its signature does not match (forged or edited)"))
-    if anchor_path is None:
-        v.problems.append("no checkpoint file given (SB_AUDIT_ANCHOR_FILE)")
-        return v
-    anchors, problems = parse_anchors(anchor_path, key)
-    v.problems += problems
-    v.anchors = len(anchors)
-    heads = {r["chain"]: (r["seq"], bytes(r["hash"]), bytes(r["genesis"]))
-             for r in await conn.fetch("SELECT chain, seq, hash, sb_audit_genesis(chain) "
-                                       "AS genesis FROM audit_head")}
-    highest: dict[int, int] = {}
-    for a in anchors:
-        if a.chain not in heads:
-            v.problems.append(f"checkpoint for chain {a.chain}, which has no head")
-            continue
-        head_seq, _, genesis = heads[a.chain]
-        if a.seq < highest.get(a.chain, 0):
-            v.problems.append(f"chain {a.chain}: checkpoint at row {a.seq} after one at row "
-                              f"{highest[a.chain]} (the checkpoint file was reordered)")
-        highest[a.chain] = max(highest.get(a.chain, 0), a.seq)
-        if a.seq > head_seq:
-            v.problems.append(f"chain {a.chain}: checkpointed at row {a.seq} ({a.at}) but "
-                              f"the head says row {head_seq} (rows were cut or the log "
-                              "truncated)")
-            continue
-        if a.seq == 0:
-            found: bytes | None = genesis
-        else:
-            got = await conn.fetchval("SELECT hash FROM audit_log WHERE chain = $1 AND "
-                                      "seq = $2", a.chain, a.seq)
-            found = bytes(got) if got is not None else None
-        if found != a.digest:
-            v.problems.append(f"chain {a.chain}, row {a.seq}: differs from its checkpoint "
-                              f"of {a.at} (history was rewritten)")
-    return v
 
 
 class Anchorer:

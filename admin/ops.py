@@ -9,8 +9,6 @@ appends an audit row with the operator's login as actor.
 from __future__ import annotations
 
 import getpass
-import os
-import pwd
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ import asyncpg
 
 from agi.pins import PinHasher, PinPolicyError, check_new_pin
 from agi.validate import case_number_ok, normalise_ani
+from switchboard.auditlog import append_ops_row
 from switchboard.sqlfile import queries
 
 Q = queries("ops.sql")
@@ -30,17 +29,9 @@ class OpsError(Exception):
     """A request ops can fix (unknown agency, bad number...): printed, exit 1."""
 
 
-def actor() -> str:
-    try:
-        name = pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        name = str(os.getuid())
-    return f"ops:{os.environ.get('SUDO_USER') or name}"[:100]
-
-
 async def _audit(conn: Any, agency: str | None, officer: str | None, action: str, *,
                  result: str = "ok", detail: str | None = None) -> None:
-    await conn.fetchval(Q["audit_append"], actor(), agency, officer, action, result, detail)
+    await append_ops_row(conn, agency, officer, action, result=result, detail=detail)
 
 
 async def agency_add(conn: Any, code: str, name: str) -> None:

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from figures.staffing import agents_needed
 from switchboard.sqlfile import queries
-from switchboard.staffing import agents_needed
 
 Q = queries("report.sql")
 

@@ -42,7 +42,8 @@ from typing import Any
 import asyncpg
 
 from ami_listener.framing import Framer, parse_frame, render_action
-from switchboard import audit, dialcheck, ops
+from dialplan_tools import dialcheck
+from switchboard import auditlog
 from switchboard.files import replace_file
 from switchboard.settings import ConfigError, load
 
@@ -412,15 +413,15 @@ async def record(database_url: str | None, action: str, result: str, detail: str
         say("note: no database configured; not recorded in the audit log")
         return
     try:  # signed with the audit key, as every ops row (README "Security")
-        signing = audit.session_settings(audit.settings_key(load().agi))
+        signing = auditlog.session_settings(auditlog.settings_key(load().agi))
     except ConfigError as exc:
         say(f"warning: the audit row is not signed ({exc})")
         signing = {}
     try:
         conn = await asyncpg.connect(database_url, timeout=5, server_settings=signing)
         try:
-            await conn.fetchval(ops.Q["audit_append"], ops.actor(), None, None, action,
-                                result, detail[:200])
+            await auditlog.append_ops_row(conn, None, None, action, result=result,
+                                          detail=detail[:200])
         finally:
             await conn.close()
     except (OSError, asyncpg.PostgresError) as exc:

@@ -37,15 +37,16 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
+from figures.report import plain, reader_settings
 from switchboard import log
 from switchboard.loop import stop_on_signals
-from switchboard.report import plain, reader_settings
 from switchboard.settings import generated_secret
 from switchboard.sqlfile import queries
 
 Q = queries("report.sql")
-PAGE = Path(__file__).with_name("wallboard.html")
-SCRIPT = Path(__file__).with_name("wallboard.js")
+STATIC = Path(__file__).with_name("static")
+PAGE = STATIC / "wallboard.html"
+SCRIPT = STATIC / "wallboard.js"
 COOKIE = "sb_wallboard"
 SESSION_S = 12 * 3600
 MAX_STREAMS = 100  # live streams at once (a wall board or two per room)

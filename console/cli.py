@@ -28,26 +28,20 @@ from urllib.parse import quote, urlsplit
 
 import asyncpg
 
+from admin import audit as admin_audit
+from admin import ops
 from agi import install as agi_install
 from agi.app import make_hasher, run_agi_server
 from ami_listener import reconcile
-from ami_listener.demo import run_demo
 from ami_listener.service import run_listener
-from switchboard import (
-    __version__,
-    audit,
-    db,
-    deploy,
-    dialcheck,
-    log,
-    loop,
-    ops,
-    report,
-    wallboard,
-)
+from console.demo import run_demo
+from dialplan_tools import deploy, dialcheck
+from figures import report
+from figures.summary import print_summary
+from switchboard import __version__, auditlog, db, log, loop
 from switchboard.pgcluster import ClusterError
 from switchboard.settings import ConfigError, Settings, load, parse_ami_ops
-from switchboard.summary import print_summary
+from web import wallboard
 
 ENV_HELP = """\
 environment (all optional; defaults suit the local demo):
@@ -479,9 +473,9 @@ def _agi(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _ops(settings: Settings, args: argparse.Namespace) -> int:
     region = settings.agi.default_region
-    key = audit.settings_key(settings.agi)  # ops' audit rows are signed too
+    key = auditlog.settings_key(settings.agi)  # ops' audit rows are signed too
     conn = await asyncpg.connect(db.database_url(settings), timeout=10,
-                                 server_settings=audit.session_settings(key))
+                                 server_settings=auditlog.session_settings(key))
     try:
         cmd, action = args.command, args.action
         if cmd == "agency" and action == "add":
@@ -531,10 +525,10 @@ async def _ops(settings: Settings, args: argparse.Namespace) -> int:
             if key is None or path is None:
                 raise ConfigError("audit anchor needs SB_AUDIT_KEY_FILE and "
                                   "SB_AUDIT_ANCHOR_FILE")
-            lines = await audit.anchor(conn, key, path)
+            lines = await auditlog.anchor(conn, key, path)
             print(f"{len(lines)} checkpoints appended to {path}")
         elif cmd == "audit":
-            verdict = await audit.verify(conn, key, settings.agi.audit_anchor_file)
+            verdict = await admin_audit.verify(conn, key, settings.agi.audit_anchor_file)
             if not verdict.ok:
                 print(f"audit log NOT intact ({verdict.rows} rows, {verdict.anchors} "
                       "checkpoints):")
@@ -559,7 +553,7 @@ def _db(settings: Settings, action: str) -> int:
         asyncio.run(db.ensure_app_database(cluster))
         key_file = settings.agi.audit_key_file
         if key_file is not None and not settings.agi.audit_key_explicit:
-            audit.load_key(key_file, create=True)  # the local demo's audit key, once
+            auditlog.load_key(key_file, create=True)  # the local demo's audit key, once
         print(f"local PostgreSQL running on 127.0.0.1:{cluster.port} ({cluster.root})")
         return 0
     if action == "down":

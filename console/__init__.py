@@ -1,0 +1,1 @@
+"""The top: the switchboard command and the demo that runs the whole system."""

@@ -1,0 +1,1 @@
+"""Tooling for the Asterisk configuration in dialplan/: check and deploy."""

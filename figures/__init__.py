@@ -1,0 +1,1 @@
+"""Call-center figures: reports, staffing, the summary (read as sb_reports)."""
