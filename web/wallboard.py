@@ -8,7 +8,7 @@ token, 12 h, HttpOnly, SameSite=Strict, Secure over TLS) and the browser is sent
 on to ``/``, so the token leaves the address bar; the cookie never holds the
 token.  Only the configured host names are served (SB_WALLBOARD_HOSTS), the
 page runs no inline script (CSP), and idle or slow connections are closed after
-SB_WALLBOARD_IDLE_S.  The page holds one
+SB_WALLBOARD_IDLE_S.  The session and auth layer is web/auth.py.  The page holds one
 Server-Sent-Events stream: a snapshot on connect and a new one within a fraction
 of a second after PostgreSQL notifies a change (the `sb_live` NOTIFY fired by
 statement triggers on queue_call and agent_state; no polling).  EventSource
@@ -21,12 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
-import re
-import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -42,6 +37,7 @@ from switchboard import log
 from switchboard.loop import stop_on_signals
 from switchboard.settings import generated_secret
 from switchboard.sqlfile import queries
+from web.auth import Sessions, host_guard, known_hosts, safe_headers, same_secret
 
 Q = queries("report.sql")
 STATIC = Path(__file__).with_name("static")
@@ -50,10 +46,6 @@ SCRIPT = STATIC / "wallboard.js"
 COOKIE = "sb_wallboard"
 SESSION_S = 12 * 3600
 MAX_STREAMS = 100  # live streams at once (a wall board or two per room)
-CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self'; "
-       "style-src 'self' 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
-       "frame-ancestors 'none'")
-_SESSION_RE = re.compile(r"^([A-Za-z0-9_-]{16,64})\.([0-9]{1,12})\.([0-9a-f]{64})$")
 
 
 @dataclass(frozen=True)
@@ -114,12 +106,10 @@ class Board:
                               "refused finishes or lookups (refused) today", ["kind"],
                               registry=self.registry)
         self._metrics_server: Any = None
-        self._key = hmac.new(config.token.encode("utf-8", "surrogatepass"),
-                             b"switchboard wall board session", hashlib.sha256).digest()
+        self.sessions = Sessions(config.token, cookie=COOKIE, lifetime_s=SESSION_S,
+                                 purpose=b"switchboard wall board session")
         self._streams = 0
-        self._hosts = {h.lower().strip("[]") for h in (config.host, "127.0.0.1", "localhost",
-                                                         "::1", *config.hosts)
-                       if h and h not in ("0.0.0.0", "::")}  # noqa: S104 - names, not binds
+        self._hosts = known_hosts(config.host, config.hosts)
 
     # --- data ----------------------------------------------------------------------
     def today_start(self) -> datetime:
@@ -244,53 +234,15 @@ class Board:
             delay = min(delay * 2, 5.0)
 
     # --- http ------------------------------------------------------------------------
-    def _token_ok(self, given: str) -> bool:
-        """Constant-time, on bytes: any text (non-ASCII, surrogates) is just wrong."""
-        if not self.cfg.token or not given:
-            return False
-        return hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
-                                   self.cfg.token.encode("utf-8", "surrogatepass"))
-
-    def _new_session(self) -> str:
-        nonce = secrets.token_urlsafe(24)
-        expires = int(time.time()) + SESSION_S
-        sig = hmac.new(self._key, f"{nonce}.{expires}".encode(), hashlib.sha256).hexdigest()
-        return f"{nonce}.{expires}.{sig}"
-
     def _authorised(self, request: web.Request) -> bool:
-        """A session cookie this board signed and that has not expired (it holds a
-        random id and its expiry, never the token)."""
-        m = _SESSION_RE.match(request.cookies.get(COOKIE, ""))
-        if m is None or int(m.group(2)) < time.time():
-            return False
-        want = hmac.new(self._key, f"{m.group(1)}.{m.group(2)}".encode(),
-                        hashlib.sha256).hexdigest()
-        return hmac.compare_digest(want, m.group(3))
-
-    @web.middleware
-    async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        """Only our own host names (a page another site's DNS points here cannot
-        read it), and the same safe headers on every answer."""
-        if _host_name(request.host or "") not in self._hosts:
-            return web.Response(status=421, text="unknown host\n")
-        resp: web.StreamResponse = await handler(request)
-        return resp
-
-    @staticmethod
-    async def _headers(_request: web.Request, resp: web.StreamResponse) -> None:
-        """On every answer, before it is sent (also the event stream's)."""
-        resp.headers.setdefault("Cache-Control", "no-store")
-        resp.headers["Content-Security-Policy"] = CSP
-        resp.headers["X-Content-Type-Options"] = "nosniff"
-        resp.headers["Referrer-Policy"] = "no-referrer"
+        return self.sessions.valid(request)
 
     async def page(self, request: web.Request) -> web.StreamResponse:
         if "token" in request.query:  # the login link: exchanged once, then gone
-            if not self._token_ok(request.query.get("token", "")):
+            if not same_secret(request.query.get("token", ""), self.cfg.token):
                 return _unauthorised()
             resp = web.Response(status=303, headers={"Location": "/"})
-            resp.set_cookie(COOKIE, self._new_session(), httponly=True, samesite="Strict",
-                            secure=request.secure, max_age=SESSION_S, path="/")
+            self.sessions.set_cookie(request, resp)
             return resp
         if not self._authorised(request):
             return _unauthorised()
@@ -345,8 +297,8 @@ class Board:
         self._metrics(self.snapshot)
         self._tasks = [asyncio.ensure_future(self.refresher()),
                        asyncio.ensure_future(self.listener())]
-        app = web.Application(middlewares=[self._guard])
-        app.on_response_prepare.append(self._headers)
+        app = web.Application(middlewares=[host_guard(self._hosts)])
+        app.on_response_prepare.append(safe_headers)
         app.router.add_get("/", self.page)
         app.router.add_get("/wallboard.js", self.script)
         app.router.add_get("/events", self.events)
@@ -380,14 +332,6 @@ class Board:
             server.server_close()
             thread.join(timeout=2)
             self._metrics_server = None
-
-
-def _host_name(host: str) -> str:
-    """The name in a Host header: ``name``, ``name:port``, ``[v6]``, ``[v6]:port``."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host[1:host.find("]")] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def _unauthorised() -> web.Response:
