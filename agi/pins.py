@@ -39,6 +39,18 @@ def check_new_pin(pin: str) -> None:
         raise PinPolicyError("a PIN may not be a run like 123456")
 
 
+MIN_PASSWORD = 12
+MAX_PASSWORD = 128
+
+
+def check_new_password(password: str) -> None:
+    """An agent's password (NIST SP 800-63B 5.1.1: length, not composition rules)."""
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise PinPolicyError(f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    if len(set(password)) < 4:
+        raise PinPolicyError("a password needs more than a few different characters")
+
+
 class PinHasher:
     def __init__(self, pepper: bytes, *, time_cost: int = 2, memory_kib: int = 19456,
                  parallelism: int = 1) -> None:
@@ -64,6 +76,11 @@ class PinHasher:
     def hash(self, pin: str) -> str:
         check_new_pin(pin)
         return self._ph.hash(self._peppered(pin))
+
+    def hash_password(self, password: str) -> str:
+        """An agent's password, stored like a PIN (argon2id of the peppered text)."""
+        check_new_password(password)
+        return self._ph.hash(self._peppered(password))
 
     def verify_and_rehash(self, pin_hash: str | None, pin: str) -> tuple[bool, str | None]:
         """(right, new hash): for a right PIN whose hash was made with other

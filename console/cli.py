@@ -28,8 +28,8 @@ from urllib.parse import quote, urlsplit
 
 import asyncpg
 
+from admin import agents, ops
 from admin import audit as admin_audit
-from admin import ops
 from agi import install as agi_install
 from agi.app import make_hasher, run_agi_server
 from ami_listener import reconcile
@@ -164,6 +164,23 @@ def _ops_parsers(sub: Any) -> None:
         if action == "set-pin":
             a.add_argument("--pin-stdin", action="store_true",
                            help="read the PIN as one line from stdin instead of asking")
+
+    ag = sub.add_parser("agent", help="agents' own accounts (for the agent panel)"
+                        ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = ag.add_parser("add", help="add an agent (then asks for the password)")
+    a.add_argument("login", help="2-32 lower-case letters, digits, '.', '_', '-'")
+    a.add_argument("name")
+    a.add_argument("--interface", required=True, help="the desk phone, e.g. PJSIP/2001")
+    a.add_argument("--role", default="agent", choices=("agent", "supervisor"))
+    a.add_argument("--no-password", action="store_true", help="set it later")
+    a.add_argument("--password-stdin", action="store_true",
+                   help="read the password as one line from stdin instead of asking")
+    a = ag.add_parser("set-password", help="a new password (also re-enables the account)")
+    a.add_argument("login")
+    a.add_argument("--password-stdin", action="store_true",
+                   help="read the password as one line from stdin instead of asking")
+    ag.add_parser("disable", help="disable an account").add_argument("login")
+    ag.add_parser("list", help="list the accounts (never a password)")
 
     cs = sub.add_parser("case", help="case records").add_subparsers(
         dest="action", required=True, metavar="ACTION")
@@ -309,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _dialplan(args, settings)
         if args.command == "agi":
             return _agi(args, settings)
-        if args.command in ("agency", "line", "officer", "case", "audit"):
+        if args.command in ("agency", "line", "officer", "agent", "case", "audit"):
             return asyncio.run(_ops(settings, args))
     except (ClusterError, db.MigrationError, ConfigError, ops.OpsError,
             deploy.DeployError, agi_install.InstallError) as exc:
@@ -513,6 +530,24 @@ async def _ops(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{st['name']}: PIN {'set' if st['has_pin'] else 'NOT SET'}, "
                   f"failures {st['failed_count']}, locked until {st['locked_until'] or '-'}"
                   f"{', SUSPENDED' if st['suspended_at'] else ''}")
+        elif cmd == "agent" and action in ("add", "set-password"):
+            if action == "add":
+                await agents.agent_add(conn, args.login, args.name, args.interface, args.role)
+                print(f"agent {args.login} added ({args.role}, {args.interface})")
+                if args.no_password:
+                    return 0
+            password = agents.read_password(sys.stdin if args.password_stdin else None)
+            await agents.agent_set_password(conn, make_hasher(settings.agi), args.login,
+                                            password)
+            print(f"password set for agent {args.login}")
+        elif cmd == "agent" and action == "disable":
+            await agents.agent_disable(conn, args.login)
+            print(f"agent {args.login} disabled")
+        elif cmd == "agent":
+            for r in await agents.agent_list(conn):
+                print(f"{r['login']:<20} {r['role']:<10} {r['interface']:<14} {r['name']}"
+                      f"{'' if r['has_password'] else '  NO PASSWORD'}"
+                      f"{'  DISABLED' if r['disabled'] else ''}")
         elif cmd == "case":
             ref = await ops.case_add(conn, args.number, args.priority, args.office)
             print(f"case added: ref {ref}")

@@ -39,7 +39,8 @@ def test_no_service_can_become_the_owner(service: str, db_url: str) -> None:
                 became.append(await conn.fetchval("SELECT current_user"))
             denied = []
             for probe in ("SELECT pin_hash FROM officer", "SELECT * FROM audit_head",
-                          "UPDATE officer SET locked_until = NULL", "TRUNCATE audit_log"):
+                          "UPDATE officer SET locked_until = NULL", "TRUNCATE audit_log",
+                          "SELECT password_hash FROM agent"):
                 try:
                     await conn.execute(probe)
                 except asyncpg.InsufficientPrivilegeError:
@@ -55,7 +56,7 @@ def test_no_service_can_become_the_owner(service: str, db_url: str) -> None:
     me, became, denied = asyncio.run(attempt())
     assert me == db.SERVICE_ROLES[service]
     assert set(became) <= {me}
-    assert len(denied) == 4
+    assert len(denied) == 5
 
 
 def test_service_urls_never_hand_out_the_owners_login(db_url: str, tmp_path: Path) -> None:

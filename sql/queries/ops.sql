@@ -80,3 +80,21 @@ SELECT count(*) FROM audit_log WHERE chain NOT IN (SELECT chain FROM audit_head)
 -- Audit rows by action and result since $1 (the demo's summary).
 SELECT action, result, count(*) AS n FROM audit_log WHERE at >= $1
 GROUP BY action, result ORDER BY action, result;
+
+-- name: agent_add
+INSERT INTO agent (login, name, interface, role) VALUES ($1, $2, $3, $4)
+RETURNING agent_id;
+
+-- name: agent_set_password
+-- A new password also re-enables a disabled account.
+UPDATE agent SET password_hash = $2, password_set_at = now(), disabled_at = NULL
+WHERE login = $1 RETURNING agent_id;
+
+-- name: agent_disable
+UPDATE agent SET disabled_at = now() WHERE login = $1 AND disabled_at IS NULL
+RETURNING agent_id;
+
+-- name: agent_list
+SELECT login, name, interface, role, password_hash IS NOT NULL AS has_password,
+       disabled_at IS NOT NULL AS disabled
+FROM agent ORDER BY login;

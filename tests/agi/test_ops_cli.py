@@ -103,3 +103,34 @@ def test_ops_errors_are_clear(db_url: str) -> None:
     assert r.returncode == 0 and "--pin-stdin" in r.stdout
     assert "pin" not in sb(db_url, "officer", "add", "--help").stdout.split("positional")[1] \
         .split("options")[0].lower()  # the PIN is never an argument
+
+
+def test_agent_accounts_end_to_end(db_url: str) -> None:
+    """Agents are people: their own login and password, stored like PINs
+    (argon2id of the peppered text), never shown, every change audited; no
+    service may read the table."""
+    password = "correct horse battery staple"
+    added = sb(db_url, "agent", "add", "jdoe", "Jane Doe (FAKE)", "--interface", "PJSIP/2001",
+               "--password-stdin", stdin=password + "\n")
+    assert added.returncode == 0, added.stderr
+    assert "agent jdoe added (agent, PJSIP/2001)" in added.stdout
+    assert sb(db_url, "agent", "add", "boss", "Sam Lead (FAKE)", "--interface",
+              "PJSIP/2002", "--role", "supervisor", "--no-password").returncode == 0
+    short = sb(db_url, "agent", "set-password", "boss", "--password-stdin", stdin="short\n")
+    assert short.returncode == 1 and "12 to 128 characters" in short.stderr
+    again = sb(db_url, "agent", "add", "jdoe", "X", "--interface", "PJSIP/2009", "--no-password")
+    assert again.returncode == 1 and "exists already" in again.stderr
+    bad = sb(db_url, "agent", "add", "Robert'); DROP", "X", "--interface", "PJSIP/2010",
+             "--no-password")
+    assert bad.returncode == 1 and "a login is" in bad.stderr
+    assert sb(db_url, "agent", "disable", "jdoe").returncode == 0
+    listed = sb(db_url, "agent", "list").stdout
+    assert "jdoe" in listed and "DISABLED" in listed and "NO PASSWORD" in listed
+    rows = fetch(db_url, "SELECT login, password_hash FROM agent ORDER BY login")
+    stored = {r["login"]: r["password_hash"] for r in rows}
+    assert stored["boss"] is None and stored["jdoe"].startswith("$argon2id$")
+    assert password not in repr(stored) and "$argon2" not in listed
+    actions = [r["action"] for r in fetch(db_url, "SELECT action FROM audit_log WHERE action "
+                                          "LIKE 'ops-agent-%' ORDER BY at")]
+    assert actions == ["ops-agent-add", "ops-agent-password", "ops-agent-add",
+                       "ops-agent-disable"]
