@@ -3,12 +3,11 @@ each change is an audit row; a password is stored like a PIN and never shown."""
 
 from __future__ import annotations
 
-import getpass
 from typing import Any, TextIO
 
 import asyncpg
 
-from admin.ops import OpsError, Q
+from admin.ops import OpsError, Q, read_secret
 from agi.pins import PinHasher, PinPolicyError, check_new_password
 from switchboard.auditlog import append_ops_row
 
@@ -54,15 +53,4 @@ async def agent_list(conn: Any) -> list[Any]:
 
 
 def read_password(stream: TextIO | None = None) -> str:
-    """From stdin (``--password-stdin``: one line) or asked twice without echo."""
-    if stream is not None:
-        password = stream.readline().rstrip("\n")
-    else:
-        password = getpass.getpass("new password (at least 12 characters): ")
-        if getpass.getpass("the same password again: ") != password:
-            raise OpsError("the two passwords differ")
-    try:
-        check_new_password(password)
-    except PinPolicyError as exc:
-        raise OpsError(str(exc)) from exc
-    return password
+    return read_secret(stream, "password", "at least 12 characters", check_new_password)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import getpass
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -122,19 +122,25 @@ async def case_add(conn: Any, number: str, priority: str, office: str) -> str:
     return ref
 
 
-def read_pin(stream: TextIO | None = None) -> str:
-    """From stdin (``--pin-stdin``: one line) or asked twice without echo."""
+def read_secret(stream: TextIO | None, what: str, hint: str,
+                check: Callable[[str], None]) -> str:
+    """A new PIN or password: one line from ``stream`` (``--pin-stdin``,
+    ``--password-stdin``), or asked twice without echo; then ``check``ed."""
     if stream is not None:
-        pin = stream.readline().strip()
+        secret = stream.readline().rstrip("\n")
     else:
-        pin = getpass.getpass("new PIN (6-12 digits): ")
-        if getpass.getpass("the same PIN again: ") != pin:
-            raise OpsError("the two PINs differ")
+        secret = getpass.getpass(f"new {what} ({hint}): ")
+        if getpass.getpass(f"the same {what} again: ") != secret:
+            raise OpsError(f"the two {what}s differ")
     try:
-        check_new_pin(pin)
+        check(secret)
     except PinPolicyError as exc:
         raise OpsError(str(exc)) from exc
-    return pin
+    return secret
+
+
+def read_pin(stream: TextIO | None = None) -> str:
+    return read_secret(stream, "PIN", "6-12 digits", check_new_pin).strip()
 
 
 @dataclass(frozen=True)
