@@ -127,7 +127,7 @@ def read_secret(stream: TextIO | None, what: str, hint: str,
     """A new PIN or password: one line from ``stream`` (``--pin-stdin``,
     ``--password-stdin``), or asked twice without echo; then ``check``ed."""
     if stream is not None:
-        secret = stream.readline().rstrip("\n")
+        secret = stream.readline().rstrip("\r\n")
     else:
         secret = getpass.getpass(f"new {what} ({hint}): ")
         if getpass.getpass(f"the same {what} again: ") != secret:
@@ -140,7 +140,7 @@ def read_secret(stream: TextIO | None, what: str, hint: str,
 
 
 def read_pin(stream: TextIO | None = None) -> str:
-    return read_secret(stream, "PIN", "6-12 digits", check_new_pin).strip()
+    return read_secret(stream, "PIN", "6-12 digits", check_new_pin)
 
 
 @dataclass(frozen=True)
