@@ -26,14 +26,13 @@ import hashlib
 import hmac
 import os
 import pwd
-import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from switchboard import log
-from switchboard.settings import AgiSettings, ConfigError, generated_secret
+from switchboard.settings import AgiSettings, ConfigError, generated_secret, loose_mode
 from switchboard.sqlfile import queries
 
 KEY_SETTING = "sb.audit_key"
@@ -46,12 +45,12 @@ def load_key(path: Path, *, create: bool = False) -> bytes:
     if create and not path.exists():
         generated_secret(path, 32)
     try:
-        mode = path.stat().st_mode
+        problem = loose_mode(path, group_may_read=True)  # the process-AGI fallback's group
     except FileNotFoundError as exc:
         raise ConfigError(f"no audit key at {path} (SB_AUDIT_KEY_FILE)") from exc
-    if mode & stat.S_IRWXO:
-        raise ConfigError(f"{path} is readable by others (mode {mode & 0o777:o}): chmod 600 "
-                          "(or 640 with the group of the process-AGI fallback)")
+    if problem is not None:
+        raise ConfigError(f"{problem}: chmod 600 (or 640 with the group of the process-AGI "
+                          "fallback)")
     material = path.read_bytes().strip()
     if len(material) < 32:
         raise ConfigError(f"{path}: the audit key must be at least 32 characters")

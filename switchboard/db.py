@@ -20,7 +20,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 
 from switchboard.pgcluster import LocalCluster
-from switchboard.settings import Settings, generated_secret
+from switchboard.settings import Settings, generated_secret, loose_mode
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 MIGRATIONS_DIR = SQL_DIR / "migrations"
@@ -110,11 +110,9 @@ def derive_service_url(base: str, role: str, secrets_dir: Path | None) -> str:
 
 
 def read_secret_file(path: Path) -> str:
-    """A credential file: refused when others may read it (as the pepper's)."""
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise MigrationError(f"{path} is readable by others (mode {mode & 0o777:o}): "
-                             "chmod 600 it")
+    """A service's password file: refused when its group or others may read it."""
+    if (problem := loose_mode(path)) is not None:
+        raise MigrationError(f"{problem}: chmod 600 it")
     return path.read_text().strip()
 
 

@@ -10,6 +10,7 @@ import contextlib
 import os
 import re
 import secrets
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,6 +180,15 @@ def _secret(env: Mapping[str, str], name: str) -> str | None:
         if not text:
             raise ConfigError(f"{name}_FILE={path!r} is empty")
         return text.splitlines()[0]
+    return None
+
+
+def loose_mode(path: Path, *, group_may_read: bool = False) -> str | None:
+    """Why a credential file is too open to use (others, or also its group, may
+    read it), or None.  Raises FileNotFoundError when it is missing."""
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXO if group_may_read else stat.S_IRWXG | stat.S_IRWXO):
+        return f"{path} is readable by others (mode {mode & 0o777:o})"
     return None
 
 
