@@ -174,9 +174,12 @@ class AmiClient:
         if reply.name != "Success":
             raise LoginFailed(reply.get("Message") or reply.name)
 
-    def _login_action_id(self) -> str:
+    def _next_action_id(self, prefix: str = "sb-") -> str:
         self._action_seq += 1
-        self._login_id = f"sb-{self.session}-{self._action_seq}"
+        return f"{prefix}{self.session}-{self._action_seq}"
+
+    def _login_action_id(self) -> str:
+        self._login_id = self._next_action_id()
         return self._login_id
 
     def _logged_in_frame(self, msg: Message) -> bytes | None:
@@ -212,8 +215,7 @@ class AmiClient:
 
     async def _resync(self) -> None:
         """QueueStatus after each login: the list items go to the spool like events."""
-        self._action_seq += 1
-        action_id = f"{RESYNC_ACTION_PREFIX}{self.session}-{self._action_seq}"
+        action_id = self._next_action_id(RESYNC_ACTION_PREFIX)
         try:
             reply = await asyncio.wait_for(self.action("QueueStatus", {}, action_id=action_id),
                                            timeout=max(self.settings.ping_timeout_s, 5.0))
@@ -243,8 +245,7 @@ class AmiClient:
         if self._writer is None:
             raise AmiError("not connected")
         if action_id is None:
-            self._action_seq += 1
-            action_id = f"sb-{self.session}-{self._action_seq}"
+            action_id = self._next_action_id()
         fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._pending[action_id] = fut
         self._writer.write(render_action(action, {"ActionID": action_id, **headers}))
