@@ -120,17 +120,32 @@ class Result:
     def off(self) -> bool:
         return bool(self.differences)
 
+    def add(self, other: Result) -> None:
+        self.differences += other.differences
+        self.done += other.done
+        self.calls_checked += other.calls_checked
+        self.rows_made += other.rows_made
+        self.rows_fixed += other.rows_fixed
+        self.not_settled += other.not_settled
+
+
+async def horizon_us(conn: Conn, node: str) -> int:
+    """The listener's last committed frame: calls that ended after it may still
+    be in its spool."""
+    row = await conn.fetchrow(Q["last_seen"], node)
+    return (us(row["last_seen_at"]) or 0) if row is not None else 0
+
 
 async def reconcile_calls(conn: Conn, node: str, logged: list[QueueLogCall], *,
                           deriver: Deriver | None = None, dry_run: bool = False,
-                          now_us: int | None = None) -> Result:
+                          now_us: int | None = None, horizon: int | None = None) -> Result:
     """Make the database agree with these (complete) queue_log calls, in the
     caller's transaction.  Calls the listener tracks are changed in its
     deriver too, so its next write carries the fix instead of undoing it."""
     result = Result()
     now_us = now_us if now_us is not None else time.time_ns() // 1000
-    row = await conn.fetchrow(Q["last_seen"], node)
-    horizon = (us(row["last_seen_at"]) or 0) if row is not None else 0
+    if horizon is None:
+        horizon = await horizon_us(conn, node)
     ready = [q for q in logged if q.complete
              and (q.ended_at or 0) * 1_000_000 <= horizon - SETTLE_S * 1_000_000]
     result.not_settled = len(logged) - len(ready)
@@ -250,20 +265,17 @@ class Scheduled:
         queue_log.fold((line for _, line in read), self.pending)
         self.newest = max([self.newest, *(line.epoch for _, line in read)])
         complete = [q for q in self.pending.values() if q.complete]
+        horizon = await horizon_us(conn, self.node)
         result = Result()
-        for i in range(0, max(len(complete), 1), 5000):
+        for i in range(0, len(complete), 5000):
             async with conn.transaction():
-                part = await reconcile_calls(conn, self.node, complete[i:i + 5000],
-                                             deriver=deriver)
-            result.differences += part.differences
-            result.done += part.done
-            for name in ("calls_checked", "rows_made", "rows_fixed", "not_settled"):
-                setattr(result, name, getattr(result, name) + getattr(part, name))
+                result.add(await reconcile_calls(conn, self.node, complete[i:i + 5000],
+                                                 deriver=deriver, horizon=horizon))
         for key in result.done:
             self.pending.pop(key, None)
             self.first_at.pop(key, None)
         self._trim()
-        await self._mark_gaps(conn)
+        await self._mark_gaps(conn, horizon)
         self.position = position
         resume = min((self.first_at[k] for k in self.pending if k in self.first_at),
                      default=position.offset)
@@ -271,12 +283,10 @@ class Scheduled:
                            min(resume, position.offset))
         return result
 
-    async def _mark_gaps(self, conn: Conn) -> None:
+    async def _mark_gaps(self, conn: Conn, horizon: int) -> None:
         """Gaps that ended before what queue_log and the listener both cover, with
         no call still waiting to be settled before them, are reconciled."""
-        row = await conn.fetchrow(Q["last_seen"], self.node)
-        horizon = (us(row["last_seen_at"]) or 0) / 1e6 if row is not None else 0.0
-        covered = min(float(self.newest), horizon) - SETTLE_S
+        covered = min(float(self.newest), horizon / 1e6) - SETTLE_S
         unsettled = [q.ended_at for q in self.pending.values() if q.complete and q.ended_at]
         if unsettled:
             covered = min(covered, min(unsettled) - 1)
