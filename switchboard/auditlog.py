@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import os
 import pwd
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +39,7 @@ from switchboard.sqlfile import queries
 KEY_SETTING = "sb.audit_key"
 _OPS = queries("ops.sql")
 MAGIC = "sb-audit-anchor v1"
+HOUSEKEEPING_S = 3600.0
 
 
 def load_key(path: Path, *, create: bool = False) -> bytes:
@@ -168,6 +170,7 @@ class Anchorer:
         self.pool, self.key, self.path, self.interval_s = pool, key, path, interval_s
         self.last: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
+        self._housekeeping_due = 0.0  # monotonic time of the next housekeeping
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -175,7 +178,9 @@ class Anchorer:
     async def once(self) -> list[str]:
         async with self.pool.acquire() as conn:
             lines = await anchor(conn, self.key, self.path, last=self.last)
-            await conn.fetchval("SELECT sb_agi_housekeeping()")  # migration 0010
+            if time.monotonic() >= self._housekeeping_due:  # hourly: it scans the tables
+                await conn.fetchval("SELECT sb_agi_housekeeping()")  # migration 0010
+                self._housekeeping_due = time.monotonic() + HOUSEKEEPING_S
             return lines
 
     async def _run(self) -> None:
