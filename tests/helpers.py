@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,15 @@ def as_service(owner_url: str, service: str) -> str:
     port = urlsplit(owner_url).port
     assert port is not None
     return db.derive_service_url(owner_url, db.SERVICE_ROLES[service], CLUSTER_ROOTS[port])
+
+
+def listener_process_env(db_url: str, tmp: Path, **extra: str) -> dict[str, str]:
+    """The environment of ``switchboard ami-listener`` run as a process (to be
+    SIGKILLed) against a replay server: quick reconnects, JSON logs."""
+    return {**os.environ, "SB_DATABASE_URL": db_url, "SB_STATE_DIR": str(tmp),
+            "SB_AMI_SECRET": "listenerpass", "SB_METRICS_ADDR": "127.0.0.1:0",
+            "SB_BACKOFF_INITIAL": "0.05", "SB_BACKOFF_MAX": "0.3", "SB_LOG_FORMAT": "json",
+            **extra}
 
 
 def listener_settings(tmp: Path, port: int, *, node: str = "lab", **overrides: Any) -> Any:

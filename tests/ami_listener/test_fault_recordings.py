@@ -14,7 +14,6 @@ equals queue_log (for the restart, AMI's better truth: ``cut``)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from ami_listener import queue_log, reconcile
 from ami_listener.normalise import KEPT_EVENTS, parse_timestamp_us
 from ami_listener.replay import FIXTURES, Capture, ReplayServer, Segment, ServerOptions
 from ami_listener.rows import us
-from tests.helpers import TEN_YEARS, fetch, ingest, judge_calls
+from tests.helpers import TEN_YEARS, fetch, ingest, judge_calls, listener_process_env
 
 DIRECTORY = FIXTURES / "faults"
 NODE = "sb-live"
@@ -107,11 +106,9 @@ async def _kill_between(rec: Recording, db_url: str, tmp: Path) -> None:
     frames in its spool (some not yet committed), started again."""
     server = ReplayServer(rec.segments(close=False), rec.options())
     port = await server.start()
-    env = {**os.environ, "SB_DATABASE_URL": db_url, "SB_STATE_DIR": str(tmp),
-           "SB_AMI_SECRET": "listenerpass", "SB_AMI_NODES": f"{NODE}@127.0.0.1:{port}",
-           "SB_METRICS_ADDR": "127.0.0.1:0", "SB_BACKOFF_INITIAL": "0.05",
-           "SB_BACKOFF_MAX": "0.3", "SB_LOG_FORMAT": "json",
-           "SB_MAX_CLOCK_SKEW_S": str(int(TEN_YEARS)), "SB_PING_INTERVAL": "0.5"}
+    env = listener_process_env(db_url, tmp, SB_AMI_NODES=f"{NODE}@127.0.0.1:{port}",
+                               SB_MAX_CLOCK_SKEW_S=str(int(TEN_YEARS)),
+                               SB_PING_INTERVAL="0.5")
     cmd = [sys.executable, "-m", "console.cli", "ami-listener"]
     first = await asyncio.create_subprocess_exec(*cmd, env=env,
                                                  stderr=asyncio.subprocess.DEVNULL)

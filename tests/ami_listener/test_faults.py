@@ -6,7 +6,6 @@ derived rows are right."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
 import sys
@@ -21,7 +20,7 @@ from ami_listener.service import Listener
 from ami_listener.spool import _scan
 from switchboard.pgcluster import LocalCluster
 from tests.conftest import TEMPLATE, fresh_database, make_cluster
-from tests.helpers import as_service, calls, fetch, ingest, listener_settings
+from tests.helpers import as_service, calls, fetch, ingest, listener_process_env, listener_settings
 
 ABANDON = Capture.load("b_abandon").event_frames()
 JOIN_AT = next(i for i, f in enumerate(ABANDON) if f.startswith(b"Event: QueueCallerJoin"))
@@ -207,10 +206,8 @@ def _spooled_events(spool_dir: Path) -> int:
 def test_listener_sigkilled_mid_stream(db_url: str, tmp_path: Path) -> None:
     burst = Capture.load("f_burst_50_calls").event_frames()
     half = len(burst) // 2
-    env = {**os.environ, "SB_DATABASE_URL": db_url, "SB_STATE_DIR": str(tmp_path),
-           "SB_AMI_SECRET": "listenerpass", "SB_METRICS_ADDR": "127.0.0.1:0",
-           "SB_BATCH_DELAY_MS": "3000",  # frames wait in the spool when we kill it
-           "SB_BACKOFF_INITIAL": "0.05", "SB_BACKOFF_MAX": "0.3", "SB_LOG_FORMAT": "json"}
+    # frames wait in the spool when we kill it
+    env = listener_process_env(db_url, tmp_path, SB_BATCH_DELAY_MS="3000")
 
     async def scenario() -> None:
         # Asterisk still has the waiting callers when the listener comes back
