@@ -51,13 +51,14 @@ from switchboard.pgcluster import LocalCluster
 from switchboard.settings import parse_agi
 from tests.agi.conftest import PEPPER, agi_settings, seed
 from tests.conftest import make_cluster
+from tests.helpers import db_env
 
 BIN = Path(sys.executable).parent
 CASE = with_check_digit("2026001")  # seeded by tests.agi.conftest.seed
 
 
 def env_for(url: str, port: int) -> dict[str, str]:
-    return {"PATH": os.environ.get("PATH", ""), "SB_DATABASE_URL": url,
+    return {"PATH": os.environ.get("PATH", ""), **db_env(url),  # sb_agi's own login
             "SB_PIN_PEPPER": PEPPER, "SB_AGI_LISTEN": f"127.0.0.1:{port}",
             "SB_LOG_LEVEL": "warning", "SB_LOG_FORMAT": "json", "HOME": "/tmp",
             "SB_AGI_POOL_MAX": "20"}

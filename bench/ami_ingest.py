@@ -39,6 +39,7 @@ from ami_listener.writer import RAW_COLUMNS, _raw_tuple
 from switchboard import db
 from switchboard.pgcluster import LocalCluster
 from tests.conftest import make_cluster
+from tests.helpers import db_env
 
 BASE = Capture.load("f_burst_50_calls_ts").event_frames()
 KEPT_PER_ROUND = sum(f.split(b"\r\n")[0][7:].decode() in KEPT_EVENTS for f in BASE)
@@ -73,7 +74,8 @@ async def new_database(cluster: LocalCluster, name: str) -> str:
 
 
 async def start_listener(url: str, port: int, state: Path) -> asyncio.subprocess.Process:
-    env = {**os.environ, "SB_DATABASE_URL": url, "SB_STATE_DIR": str(state),
+    # the listener's own login (sb_listener), as in production
+    env = {**os.environ, **db_env(url), "SB_STATE_DIR": str(state),
            "SB_AMI_NODES": f"bench@127.0.0.1:{port}", "SB_AMI_SECRET": "listenerpass",
            "SB_METRICS_ADDR": "127.0.0.1:0", "SB_LOG_LEVEL": "warning",
            "SB_SPOOL_MAX_BYTES": str(8 << 30)}
