@@ -160,14 +160,16 @@ def parse_frame(frame: bytes) -> Message:
                    truncated_headers=truncated)
 
 
-def render_action(action: str, headers: dict[str, str]) -> bytes:
-    """Serialise an action.  Values come from our configuration; CR, LF and other
+def render_action(action: str, headers: dict[str, str] | dict[str, str | list[str]]) -> bytes:
+    """Serialise an action (a list value: the header repeated, as Originate's
+    ``Variable``).  Values come from our configuration; CR, LF and other
     control characters are refused so nothing can smuggle in a second action."""
     lines = [f"Action: {action}"]
-    for key, value in headers.items():
+    for key, values in headers.items():
         if not _KEY_RE.match(key):
             raise ValueError(f"bad AMI header name {key!r}")
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-            raise ValueError(f"control character in AMI header {key}")
-        lines.append(f"{key}: {value}")
+        for value in [values] if isinstance(values, str) else values:
+            if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+                raise ValueError(f"control character in AMI header {key}")
+            lines.append(f"{key}: {value}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")

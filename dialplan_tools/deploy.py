@@ -33,7 +33,6 @@ import json
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from typing import Any
 
 import asyncpg
 
-from ami_listener.framing import Framer, parse_frame, render_action
+from ami_listener.actions import AmiActionError, AmiLogin, AmiSession
 from dialplan_tools import dialcheck
 from switchboard import auditlog
 from switchboard.files import replace_file
@@ -71,82 +70,11 @@ RELOADS: dict[str, str | None] = {
 }
 
 
-class DeployError(Exception):
-    """Something a person must look at; the message says what."""
-
-
-@dataclass(frozen=True)
-class AmiOps:
-    host: str
-    port: int
-    username: str
-    secret: str
-    timeout_s: float = 10.0
-
-
-class AmiCommands:
-    """A small AMI session for ops: MD5 challenge login, ``Command`` actions whose
-    ``Output`` lines come back; events in between are skipped."""
-
-    def __init__(self, cfg: AmiOps) -> None:
-        self.cfg = cfg
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-        self.framer = Framer(1 << 20)
-        self.pending: list[bytes] = []
-        self.seq = 0
-
-    async def __aenter__(self) -> AmiCommands:
-        c = self.cfg
-        try:
-            self.reader, self.writer = await asyncio.wait_for(
-                asyncio.open_connection(c.host, c.port), c.timeout_s)
-        except (OSError, TimeoutError) as exc:
-            raise DeployError(f"cannot reach AMI at {c.host}:{c.port}: {exc}") from exc
-        challenge = await self.action("Challenge", {"AuthType": "MD5"})
-        nonce = challenge.get("Challenge") or ""
-        key = hashlib.md5((nonce + c.secret).encode(), usedforsecurity=False).hexdigest()
-        login = await self.action("Login", {"AuthType": "MD5", "Username": c.username,
-                                            "Key": key, "Events": "off"})
-        if login.get("Response") != "Success":
-            raise DeployError(f"AMI login as {c.username} refused: {login.get('Message')}")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.writer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.action("Logoff", {}), 2)
-            self.writer.close()
-
-    async def action(self, name: str, headers: dict[str, str]) -> Any:
-        assert self.reader is not None and self.writer is not None
-        self.seq += 1
-        aid = f"sb-deploy-{os.getpid()}-{self.seq}"
-        self.writer.write(render_action(name, {"ActionID": aid, **headers}))
-        await self.writer.drain()
-        deadline = time.monotonic() + self.cfg.timeout_s
-        while True:
-            while self.pending:
-                msg = parse_frame(self.pending.pop(0))
-                if msg.get("ActionID") == aid:
-                    return msg
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise DeployError(f"AMI did not answer {name} within {self.cfg.timeout_s}s")
-            try:
-                data = await asyncio.wait_for(self.reader.read(65536), left)
-            except TimeoutError:
-                continue
-            if not data:
-                raise DeployError("AMI closed the connection")
-            self.pending += self.framer.feed(data)
-
-    async def command(self, cli: str) -> list[str]:
-        msg = await self.action("Command", {"Command": cli})
-        if msg.get("Response") != "Success":
-            raise DeployError(f"'{cli}' refused by Asterisk: {msg.get('Message')}")
-        out = msg.fields.get("Output") or []
-        return [out] if isinstance(out, str) else list(out)
+# The AMI session and its error live in ami_listener/actions.py, shared with the
+# agent panel's Originate; deploy's names for them:
+DeployError = AmiActionError
+AmiOps = AmiLogin
+AmiCommands = AmiSession
 
 
 @dataclass(frozen=True)
