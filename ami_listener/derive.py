@@ -69,8 +69,12 @@ class Call:
     transfer_target: str | None = None
     reconciled_at_us: int | None = None
     shutdown_at_us: int | None = None  # Asterisk's shutdown hung the channel up
+    # members whose phones ring for this caller now (AgentCalled until their
+    # AgentRingNoAnswer, the answer or the end): the agent panel's screen pop
+    ringing: tuple[str, ...] = ()
 
     def end(self, outcome: str, t: int) -> None:
+        self.ringing = ()
         if self.shutdown_at_us is not None and outcome in ("answered", "transferred",
                                                            "abandoned", "timeout"):
             outcome = "cut"
@@ -195,9 +199,16 @@ class Deriver:
             self.calls[d.uniqueid] = call
             self._touch(call)
             self._evict()
+        elif isinstance(d, ev.AgentCalled):
+            call = self._call(d.uniqueid, d.queue)
+            if call is not None and call.ended_at_us is None and (
+                    d.interface not in call.ringing):
+                call.ringing = (*call.ringing, d.interface)[-16:]
+                self._touch(call)
         elif isinstance(d, ev.AgentRingNoAnswer):
             if (call := self._call(d.uniqueid, d.queue)) is not None:
                 call.rna_count += 1
+                call.ringing = tuple(i for i in call.ringing if i != d.interface)
                 self._touch(call)
         elif isinstance(d, ev.AgentConnect):
             if d.interface is not None:
@@ -206,6 +217,7 @@ class Deriver:
                 if call.outcome == "unknown":  # closed by a gap, still going: open again
                     call.ended_at_us = None
                 call.outcome = "answered"
+                call.ringing = ()
                 call.member_interface, call.member_name = d.interface, d.member_name
                 call.hold_s, call.ring_s = d.hold_s, d.ring_s
                 call.answered_at_us = t
@@ -228,6 +240,7 @@ class Deriver:
         elif isinstance(d, ev.CallerLeave):
             if (call := self._call(d.uniqueid, d.queue)) is not None:
                 call.left_at_us = t
+                call.ringing = ()
                 self._touch(call)
         elif isinstance(d, ev.HangupRequest):
             call = self._call(d.uniqueid)

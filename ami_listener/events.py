@@ -43,6 +43,14 @@ class CallerLeave:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentCalled:
+    """A member's phone starts ringing for this caller (the agent panel's screen pop)."""
+    uniqueid: str
+    queue: str
+    interface: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallerAbandon:
     uniqueid: str
     queue: str
@@ -185,7 +193,7 @@ class Alive:
     """Synthetic: Asterisk answered a Ping (the connection was alive then)."""
 
 
-Domain = (CallerJoin | CallerLeave | CallerAbandon | AgentConnect | AgentComplete
+Domain = (CallerJoin | CallerLeave | CallerAbandon | AgentCalled | AgentConnect | AgentComplete
           | AgentRingNoAnswer | HangupRequest | Hangup | MemberState | MemberRemoved
           | QueueResult | QueueEntrySnapshot | ResyncComplete | Connected | Disconnected
           | SoftHangup | AsteriskShutdown | Alive | Transfer)

@@ -138,6 +138,14 @@ def _caller_abandon(m: Message) -> ev.Domain | None:
     return ev.CallerAbandon(uid, queue, integer(m.get("HoldTime"))) if uid and queue else None
 
 
+def _agent_called(m: Message) -> ev.Domain | None:
+    uid, queue, interface = ident(m.get("Uniqueid")), text(m.get("Queue")), ident(
+        m.get("Interface"))
+    if not uid or not queue or not interface:
+        return None
+    return ev.AgentCalled(uid, queue, interface)
+
+
 def _agent_connect(m: Message) -> ev.Domain | None:
     uid, queue = ident(m.get("Uniqueid")), text(m.get("Queue"))
     if not uid or not queue:
@@ -236,6 +244,7 @@ DISPATCH: dict[str, Normaliser] = {
     "QueueCallerJoin": _caller_join,
     "QueueCallerLeave": _caller_leave,
     "QueueCallerAbandon": _caller_abandon,
+    "AgentCalled": _agent_called,
     "AgentConnect": _agent_connect,
     "AgentComplete": _agent_complete,
     "AgentRingNoAnswer": _agent_rna,

@@ -39,7 +39,7 @@ def call_from_row(r: Any) -> Call:
         r["member_interface"], r["member_name"], r["hold_s"], r["ring_s"], r["talk_s"],
         r["rna_count"], us(r["answered_at"]), us(r["left_at"]), us(r["caller_hangup_at"]),
         us(r["ended_at"]), r["complete_reason"], r["gap_key"], r["transfer_target"],
-        us(r["reconciled_at"]))
+        us(r["reconciled_at"]), ringing=tuple(r["ringing"] or ()))
 
 
 async def write_calls(conn: Conn, c: list[Call]) -> None:
@@ -54,4 +54,6 @@ async def write_calls(conn: Conn, c: list[Call]) -> None:
         [ts(x.answered_at_us) for x in c], [ts(x.left_at_us) for x in c],
         [ts(x.caller_hangup_at_us) for x in c], [ts(x.ended_at_us) for x in c],
         [x.complete_reason for x in c], [x.gap_key for x in c],
-        [x.transfer_target for x in c], [ts(x.reconciled_at_us) for x in c])
+        [x.transfer_target for x in c], [ts(x.reconciled_at_us) for x in c],
+        # text[][] needs equal lengths: each call's ringing list as one text
+        [" ".join(x.ringing) or None for x in c])

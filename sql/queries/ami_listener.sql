@@ -33,7 +33,7 @@ SET spool_id = EXCLUDED.spool_id, seq = EXCLUDED.seq,
 SELECT call_id, node, uniqueid, linkedid, queue, caller_num, caller_name, entered_at,
        position, outcome, member_interface, member_name, hold_s, ring_s, talk_s,
        rna_count, answered_at, left_at, caller_hangup_at, ended_at, complete_reason, gap_key,
-       transfer_target, reconciled_at
+       transfer_target, reconciled_at, ringing
 FROM queue_call
 WHERE node = $1
   AND (ended_at IS NULL
@@ -59,12 +59,16 @@ SET calls_closed = GREATEST(listener_gap.calls_closed, EXCLUDED.calls_closed),
 INSERT INTO queue_call (call_id, node, uniqueid, linkedid, queue, caller_num, caller_name,
     entered_at, position, outcome, member_interface, member_name, hold_s, ring_s, talk_s,
     rna_count, answered_at, left_at, caller_hangup_at, ended_at, complete_reason, gap_key,
-    transfer_target, reconciled_at)
-SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[],
+    transfer_target, reconciled_at, ringing)
+SELECT c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19,
+       c20, c21, c22, c23, c24, string_to_array(c25, ' ')
+FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[],
     $6::text[], $7::text[], $8::timestamptz[], $9::int[], $10::text[], $11::text[],
     $12::text[], $13::int[], $14::int[], $15::int[], $16::int[], $17::timestamptz[],
     $18::timestamptz[], $19::timestamptz[], $20::timestamptz[], $21::text[], $22::bytea[],
-    $23::text[], $24::timestamptz[])
+    $23::text[], $24::timestamptz[], $25::text[])
+    AS u(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19,
+         c20, c21, c22, c23, c24, c25)
 ON CONFLICT (call_id) DO UPDATE SET
     linkedid = EXCLUDED.linkedid, outcome = EXCLUDED.outcome,
     member_interface = EXCLUDED.member_interface, member_name = EXCLUDED.member_name,
@@ -73,7 +77,7 @@ ON CONFLICT (call_id) DO UPDATE SET
     left_at = EXCLUDED.left_at, caller_hangup_at = EXCLUDED.caller_hangup_at,
     ended_at = EXCLUDED.ended_at, complete_reason = EXCLUDED.complete_reason,
     gap_key = EXCLUDED.gap_key, transfer_target = EXCLUDED.transfer_target,
-    reconciled_at = EXCLUDED.reconciled_at, updated_at = now();
+    reconciled_at = EXCLUDED.reconciled_at, ringing = EXCLUDED.ringing, updated_at = now();
 
 -- name: upsert_intervals
 INSERT INTO agent_state (node, queue, interface, member_name, state, reason, started_at,

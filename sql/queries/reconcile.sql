@@ -6,7 +6,7 @@
 SELECT call_id, node, uniqueid, linkedid, queue, caller_num, caller_name, entered_at,
        position, outcome, member_interface, member_name, hold_s, ring_s, talk_s,
        rna_count, answered_at, left_at, caller_hangup_at, ended_at, complete_reason, gap_key,
-       transfer_target, reconciled_at
+       transfer_target, reconciled_at, ringing
 FROM queue_call
 WHERE node = $1 AND uniqueid = ANY($2::text[])
 ORDER BY entered_at;

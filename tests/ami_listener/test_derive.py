@@ -76,3 +76,25 @@ def test_device_states() -> None:
     assert member_state(5, False, False) == "unavailable"
     assert member_state(None, False, False) == "unknown"
     assert member_state(1, False, True) == "on_call"
+
+
+def test_ringing_members_follow_agent_called_until_answer_or_end() -> None:
+    """The agent panel's screen pop: whose phone rings for this caller now (a
+    ringall queue rings several; AgentRingNoAnswer takes one off; the answer
+    or the caller's end clears them)."""
+    d = run((ev.CallerJoin("u.9", None, "overflow", "5550001", None, 1), 0),
+            (ev.AgentCalled("u.9", "overflow", "PJSIP/2001"), 1),
+            (ev.AgentCalled("u.9", "overflow", "PJSIP/2002"), 1),
+            (ev.AgentCalled("u.9", "overflow", "PJSIP/2002"), 1))  # told twice: once
+    assert d.calls["u.9"].ringing == ("PJSIP/2001", "PJSIP/2002")
+    d.apply(item(ev.AgentRingNoAnswer("u.9", "overflow", "PJSIP/2001", 15000), 16))
+    assert d.calls["u.9"].ringing == ("PJSIP/2002",)
+    d.apply(item(ev.AgentConnect("u.9", "overflow", "PJSIP/2002", "Bob", 17, 16), 17))
+    assert d.calls["u.9"].ringing == () and d.calls["u.9"].member_interface == "PJSIP/2002"
+    d.apply(item(ev.AgentCalled("u.9", "intake", "PJSIP/2003"), 18))  # another queue's
+    assert d.calls["u.9"].ringing == ()
+    e = run((ev.CallerJoin("u.10", None, "intake", None, None, 1), 0),
+            (ev.AgentCalled("u.10", "intake", "PJSIP/2001"), 1),
+            (ev.HangupRequest("u.10"), 3),
+            (ev.CallerAbandon("u.10", "intake", 3), 3))
+    assert e.calls["u.10"].ringing == () and e.calls["u.10"].outcome == "abandoned"
