@@ -113,6 +113,7 @@ def site_source(tmp: Path) -> Path:
     for f in site.glob("*.conf"):
         f.write_text(f.read_text().replace("/etc/asterisk/secrets/", f"{secrets}/"))
     for name, text in (("ami-listener.conf", "secret = x\n"), ("ami-ops.conf", "secret = y\n"),
+                       ("ami-panel.conf", "secret = z\n"),
                        ("phones.conf", "")):
         (secrets / name).write_text(text)
     return site

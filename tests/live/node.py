@@ -104,6 +104,7 @@ class LiveNode:
     agi_port: int
     ami_secret: str = "live-ops-secret-0123456789"
     listener_secret: str = "live-listener-secret-0123456789"
+    panel_secret: str = "live-panel-secret-0123456789"
     phones: list[Phone] = field(default_factory=list)
     queue_wait: int = 6
     overflow_wait: int = 4
@@ -179,6 +180,7 @@ class LiveNode:
         (s / "manager-users.conf").write_text(users)
         (sec / "ami-listener.conf").write_text(f"secret = {self.listener_secret}\n")
         (sec / "ami-ops.conf").write_text(f"secret = {self.ami_secret}\n")
+        (sec / "ami-panel.conf").write_text(f"secret = {self.panel_secret}\n")
         for f in sec.iterdir():
             f.chmod(0o600)
 
