@@ -1,5 +1,6 @@
-"""Agents' accounts (``switchboard agent ...``, run as the database owner):
-each change is an audit row; a password is stored like a PIN and never shown."""
+"""Agents' accounts and the site's dispositions (``switchboard agent ...``,
+``switchboard disposition ...``, run as the database owner): each change is an
+audit row; a password is stored like a PIN and never shown."""
 
 from __future__ import annotations
 
@@ -50,6 +51,23 @@ async def agent_disable(conn: Any, login: str) -> None:
 async def agent_list(conn: Any) -> list[Any]:
     rows: list[Any] = await conn.fetch(Q["agent_list"])
     return rows
+
+
+async def disposition_set(conn: Any, code: str, label: str, sort: int) -> None:
+    async with conn.transaction():
+        try:
+            await conn.fetchval(Q["disposition_set"], code, label, sort)
+        except asyncpg.CheckViolationError as exc:
+            raise OpsError("a code is 2-32 lower-case letters, digits or '-' starting with "
+                           "a letter; a label 1-80 characters") from exc
+        await append_ops_row(conn, None, None, "ops-disposition-set", detail=code)
+
+
+async def disposition_retire(conn: Any, code: str) -> None:
+    async with conn.transaction():
+        if await conn.fetchval(Q["disposition_retire"], code) is None:
+            raise OpsError(f"no disposition {code} in use")
+        await append_ops_row(conn, None, None, "ops-disposition-retire", detail=code)
 
 
 def read_password(stream: TextIO | None = None) -> str:

@@ -33,6 +33,7 @@ from admin import audit as admin_audit
 from agi import install as agi_install
 from agi.app import make_hasher, run_agi_server
 from ami_listener import reconcile
+from ami_listener.actions import AmiLogin
 from ami_listener.service import run_listener
 from console.demo import run_demo
 from dialplan_tools import deploy, dialcheck
@@ -40,8 +41,8 @@ from figures import report
 from figures.summary import print_summary
 from switchboard import __version__, auditlog, db, log, loop
 from switchboard.pgcluster import ClusterError
-from switchboard.settings import ConfigError, Settings, load, parse_ami_ops
-from web import wallboard
+from switchboard.settings import ConfigError, Settings, load, parse_ami_ops, parse_ami_panel
+from web import panel, wallboard
 
 ENV_HELP = """\
 environment (all optional; defaults suit the local demo):
@@ -210,6 +211,26 @@ def _ops_parsers(sub: Any) -> None:
                         "(127.0.0.1:9469).")
     wb.add_argument("--tz", default=None, help="time zone of 'today' (SB_TZ, default UTC)")
 
+    sub.add_parser("panel", help="serve the agent panel",
+                   description="Serve the agent panel on SB_PANEL_LISTEN (default "
+                   "127.0.0.1:8089): agents log in with their own accounts (switchboard "
+                   "agent add). Sessions last SB_PANEL_SESSION_S (8 h) and end after "
+                   "SB_PANEL_IDLE_S (30 min) without the page open. Calling agencies back "
+                   "needs an AMI user with originate rights: SB_PANEL_AMI_USER, "
+                   "SB_PANEL_AMI_SECRET[_FILE], SB_PANEL_AMI_ADDR (127.0.0.1:5038).")
+
+    dp = sub.add_parser("disposition", help="the site's list of call outcomes",
+                        description="The outcomes agents choose from at the end of a "
+                        "call (each change audited).")
+    dps = dp.add_subparsers(dest="action", required=True)
+    d_set = dps.add_parser("set", help="add an outcome or change its label")
+    d_set.add_argument("code", help="lower-case letters, digits and '-', e.g. referred")
+    d_set.add_argument("label", help="what agents see")
+    d_set.add_argument("--sort", type=int, default=100, help="position in the list (100)")
+    d_ret = dps.add_parser("retire", help="take an outcome off the list (calls keep it)")
+    d_ret.add_argument("code")
+    dps.add_parser("list", help="the outcomes, retired ones marked")
+
     rp = sub.add_parser("report", help="call-center figures for a day or a range",
                         description="Queue and agent figures (definitions: sql/kpi.md). "
                         "Exit status 3 when a listener gap overlaps the range (printed on "
@@ -320,13 +341,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return loop.run(wallboard.run_wallboard(db.service_url(settings, "reports"),
                                                     board_config(settings, args.tz)),
                             settings.agi.event_loop)
+        if args.command == "panel":
+            settings.agi.require_pepper()
+            return loop.run(panel.run_panel(db.service_url(settings, "panel"),
+                                            panel_config(settings), make_hasher(settings.agi),
+                                            auditlog.session_settings(
+                                                auditlog.settings_key(settings.agi))),
+                            settings.agi.event_loop)
         if args.command in ("report", "staffing"):
             return _report(settings, args)
         if args.command == "dialplan":
             return _dialplan(args, settings)
         if args.command == "agi":
             return _agi(args, settings)
-        if args.command in ("agency", "line", "officer", "agent", "case", "audit"):
+        if args.command in ("agency", "line", "officer", "agent", "case", "audit",
+                            "disposition"):
             return asyncio.run(_ops(settings, args))
     except (ClusterError, db.MigrationError, ConfigError, ops.OpsError,
             deploy.DeployError, agi_install.InstallError) as exc:
@@ -337,6 +366,26 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     return 2
+
+
+def panel_config(settings: Settings) -> panel.PanelConfig:
+    env = dict(os.environ)
+    host, _, port = env.get("SB_PANEL_LISTEN", "127.0.0.1:8089").rpartition(":")
+    hosts = tuple(h.strip() for h in env.get("SB_PANEL_HOSTS", "").split(",") if h.strip())
+    try:
+        session_s = int(env.get("SB_PANEL_SESSION_S", str(8 * 3600)))
+        idle_s = int(env.get("SB_PANEL_IDLE_S", "1800"))
+        port_n = int(port)
+    except ValueError as exc:
+        raise ConfigError("SB_PANEL_LISTEN is host:port; SB_PANEL_SESSION_S and "
+                          "SB_PANEL_IDLE_S are whole seconds") from exc
+    if not (10 <= session_s <= 86400 and 10 <= idle_s <= 86400):
+        raise ConfigError("SB_PANEL_SESSION_S and SB_PANEL_IDLE_S are 10 to 86400 seconds")
+    ami = parse_ami_panel(env)
+    return panel.PanelConfig(host=host or "127.0.0.1", port=port_n, session_s=session_s,
+                             idle_s=idle_s, hosts=hosts,
+                             ami=AmiLogin(*ami) if ami else None,
+                             oob_context=env.get("SB_PANEL_OOB_CONTEXT", "sb-oob"))
 
 
 def board_config(settings: Settings, tz: str | None) -> wallboard.BoardConfig:
@@ -548,6 +597,15 @@ async def _ops(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{r['login']:<20} {r['role']:<10} {r['interface']:<14} {r['name']}"
                       f"{'' if r['has_password'] else '  NO PASSWORD'}"
                       f"{'  DISABLED' if r['disabled'] else ''}")
+        elif cmd == "disposition" and action == "set":
+            await agents.disposition_set(conn, args.code, args.label, args.sort)
+            print(f"disposition {args.code} set")
+        elif cmd == "disposition" and action == "retire":
+            await agents.disposition_retire(conn, args.code)
+            print(f"disposition {args.code} retired")
+        elif cmd == "disposition":
+            for r in await conn.fetch(ops.Q["disposition_list"]):
+                print(f"{r['code']:<20} {r['label']}{'  RETIRED' if r['retired'] else ''}")
         elif cmd == "case":
             ref = await ops.case_add(conn, args.number, args.priority, args.office)
             print(f"case added: ref {ref}")

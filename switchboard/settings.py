@@ -279,6 +279,26 @@ def parse_ami_ops(env: Mapping[str, str]) -> tuple[str, int, str, str]:
     return host or "127.0.0.1", port, env.get("SB_AMI_OPS_USER", "ops"), secret
 
 
+def parse_ami_panel(env: Mapping[str, str]) -> tuple[str, int, str, str] | None:
+    """The AMI user the agent panel originates with: SB_PANEL_AMI_ADDR (default
+    127.0.0.1:5038), SB_PANEL_AMI_USER (required to call out), SB_PANEL_AMI_SECRET
+    or SB_PANEL_AMI_SECRET_FILE.  None: no user set, the panel cannot call out."""
+    user = env.get("SB_PANEL_AMI_USER")
+    if not user:
+        return None
+    addr = env.get("SB_PANEL_AMI_ADDR", "127.0.0.1:5038")
+    host, port_s = _split_address(addr)
+    try:
+        port = int(port_s or DEFAULT_AMI_PORT)
+    except ValueError as exc:
+        raise ConfigError(f"SB_PANEL_AMI_ADDR={addr!r} must be host[:port]") from exc
+    secret = _secret(env, "SB_PANEL_AMI_SECRET")
+    if secret is None:
+        raise ConfigError("SB_PANEL_AMI_USER is set but no secret: set "
+                          "SB_PANEL_AMI_SECRET_FILE (or SB_PANEL_AMI_SECRET)")
+    return host or "127.0.0.1", port, user, secret
+
+
 def _path(env: Mapping[str, str], name: str, state_dir: Path | None,
           default: str) -> Path | None:
     """A file setting: the variable, else ``default`` in the state directory (the
@@ -370,7 +390,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         state_dir=state_dir,
         database_url=env.get("SB_DATABASE_URL") or None,
-        service_urls={svc: url for svc in ("agi", "listener", "reports")
+        service_urls={svc: url for svc in ("agi", "listener", "reports", "panel")
                       if (url := env.get(f"SB_{svc.upper()}_DATABASE_URL"))},
         db_secrets_dir=Path(secrets_dir).resolve() if secrets_dir else None,
         pg_port=_int(env, "SB_PG_PORT", DEFAULT_PG_PORT, 1024, 65535),

@@ -98,3 +98,17 @@ RETURNING agent_id;
 SELECT login, name, interface, role, password_hash IS NOT NULL AS has_password,
        disabled_at IS NOT NULL AS disabled
 FROM agent ORDER BY login;
+
+-- name: disposition_set
+INSERT INTO disposition_code (code, label, sort) VALUES ($1, $2, $3)
+ON CONFLICT (code) DO UPDATE SET label = EXCLUDED.label, sort = EXCLUDED.sort,
+                                 retired_at = NULL
+RETURNING code;
+
+-- name: disposition_retire
+UPDATE disposition_code SET retired_at = now() WHERE code = $1 AND retired_at IS NULL
+RETURNING code;
+
+-- name: disposition_list
+SELECT code, label, retired_at IS NOT NULL AS retired FROM disposition_code
+ORDER BY retired_at IS NOT NULL, sort, code;

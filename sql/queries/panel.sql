@@ -1,0 +1,54 @@
+-- Queries of the agent panel (web/panel.py), run as sb_panel: each calls one
+-- sb_panel_* function of migration 0012, which decides and audits.  Each block
+-- starts with "-- name: NAME"; parameters are $n, never string-built.
+
+-- name: login_hash
+SELECT agent_id, password_hash FROM sb_panel_login_hash($1);
+
+-- name: login
+SELECT sb_panel_login($1, $2, $3, $4, $5) AS outcome;
+
+-- name: session
+SELECT * FROM sb_panel_session($1);
+
+-- name: logout
+SELECT sb_panel_logout($1);
+
+-- name: calls
+SELECT * FROM sb_panel_calls($1);
+
+-- name: case
+SELECT * FROM sb_panel_case($1, $2);
+
+-- name: case_lookup
+SELECT * FROM sb_panel_case_lookup($1, $2, $3);
+
+-- name: agencies
+SELECT * FROM sb_panel_agencies();
+
+-- name: dispositions
+SELECT * FROM sb_panel_dispositions();
+
+-- name: oob_begin
+SELECT * FROM sb_panel_oob_begin($1, $2, $3);
+
+-- name: oob_result
+SELECT sb_panel_oob_result($1, $2, $3);
+
+-- name: oob_confirm
+SELECT sb_panel_oob_confirm($1, $2, $3) AS outcome;
+
+-- name: dispose
+SELECT * FROM sb_panel_dispose($1, $2, $3, $4);
+
+-- name: callbacks
+SELECT * FROM sb_panel_callbacks($1);
+
+-- name: callback_claim
+SELECT sb_panel_callback_claim($1, $2) AS outcome;
+
+-- name: callback_dial
+SELECT * FROM sb_panel_callback_dial($1, $2);
+
+-- name: callback_close
+SELECT sb_panel_callback_close($1, $2, $3, $4) AS outcome;
