@@ -242,6 +242,48 @@ def feature_call(phone: str, password: str, code: str) -> str:
         "</scenario>", ""])
 
 
+def agency_answers(talk_ms: int) -> str:
+    """An agency's switchboard taking the line's call back (a server scenario:
+    run it with ``calls`` > 1, since each of Asterisk's qualify OPTIONS counts as
+    a call, answered by SIPp's automatic answers): answers the INVITE (the carrier's leg from Asterisk) after a ring, talks
+    ``talk_ms`` and hangs up, unless Asterisk hangs up first."""
+    return "\n".join([
+        '<?xml version="1.0" encoding="ISO-8859-1" ?>',
+        '<scenario name="agency answers">',
+        '<recv request="INVITE"><action>'
+        '<ereg regexp=".*" search_in="hdr" header="From:" assign_to="rfrom"/>'
+        '<ereg regexp=".*" search_in="hdr" header="To:" assign_to="rto"/>'
+        '<ereg regexp="&lt;(sip:[^&gt;]*)&gt;" search_in="hdr" header="Contact:" '
+        'assign_to="all,rcontact"/>'
+        "</action></recv>",
+        "<Reference variables=\"all\"/>",
+        "<send>" + _msg(
+            "SIP/2.0 180 Ringing\n[last_Via:]\n[last_From:]\n"
+            "[last_To:];tag=ag-[call_id]\n[last_Call-ID:]\n[last_CSeq:]\n"
+            "Contact: <sip:agency@[local_ip]:[local_port]>\nContent-Length: 0") + "</send>",
+        '<pause milliseconds="500"/>',
+        '<send retrans="500">' + _msg(
+            "SIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n"
+            "[last_To:];tag=ag-[call_id]\n[last_Call-ID:]\n[last_CSeq:]\n"
+            f"Contact: <sip:agency@[local_ip]:[local_port]>\nAllow: {ALLOW}\n"
+            "Content-Type: application/sdp\nContent-Length: [len]\n\n" + _sdp()) + "</send>",
+        '<recv request="ACK"/>',
+        f'<recv request="BYE" timeout="{talk_ms}" ontimeout="agency_hangs_up"/>',
+        '<send next="end">' + _msg(
+            "SIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n"
+            "[last_CSeq:]\nContent-Length: 0") + "</send>",
+        '<label id="agency_hangs_up"/>',
+        '<send retrans="500">' + _msg(
+            "BYE [$rcontact] SIP/2.0\n"
+            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-ag-[call_id]-bye\n"
+            "From: [$rto];tag=ag-[call_id]\nTo: [$rfrom]\n"
+            "Call-ID: [call_id]\nCSeq: 1 BYE\nMax-Forwards: 70\nContent-Length: 0")
+        + "</send>",
+        '<recv response="200" timeout="8000"/>',
+        '<label id="end"/>',
+        "</scenario>", ""])
+
+
 @dataclass
 class Sipp:
     """One SIPp process (started by ``start``, stopped by PID)."""
@@ -253,7 +295,8 @@ class Sipp:
     scenario: str
     ooc: str | None = None
     proc: subprocess.Popen[bytes] | None = None
-    port: int = 0
+    port: int = 0  # 0: a free one; else this SIP port (the carrier's 5060)
+    calls: int = 1  # SIPp's -m
     messages: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -264,9 +307,10 @@ class Sipp:
         self.workdir.mkdir(parents=True, exist_ok=True)
         sf = self.workdir / f"{self.name}.xml"
         sf.write_text(self.scenario)
-        self.port, media = next_ports(self.ip)
+        free, media = next_ports(self.ip)
+        self.port = self.port or free
         args = [SIPP, self.target, "-sf", str(sf), "-i", self.ip, "-p", str(self.port),
-                "-mi", self.ip, "-mp", str(media), "-rtp_echo", "-m", "1", "-l", "1",
+                "-mi", self.ip, "-mp", str(media), "-rtp_echo", "-m", str(self.calls), "-l", "1",
                 "-aa", "-nostdin", "-trace_msg",
                 "-message_file", str(self.messages),
                 "-trace_err", "-error_file", str(self.workdir / f"{self.name}.errors.log"),
@@ -312,3 +356,12 @@ class Sipp:
         blocks = re.split(r"\n(?=-{10,} )", text)
         return [b for b in blocks if "message received" in b
                 and re.search(rf"^{method} sip:", b, re.M)]
+
+    def sent_requests(self) -> list[str]:
+        """The requests this process sent, each as its text."""
+        if not self.messages.exists():
+            return []
+        text = self.messages.read_text(errors="replace")
+        blocks = re.split(r"\n(?=-{10,} )", text)
+        return [b for b in blocks if "message sent" in b
+                and re.search(r"^[A-Z]+ sip:", b, re.M)]
