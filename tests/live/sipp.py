@@ -245,8 +245,9 @@ def feature_call(phone: str, password: str, code: str) -> str:
 def agency_answers(talk_ms: int) -> str:
     """An agency's switchboard taking the line's call back (a server scenario:
     run it with ``calls`` > 1, since each of Asterisk's qualify OPTIONS counts as
-    a call, answered by SIPp's automatic answers): answers the INVITE (the carrier's leg from Asterisk) after a ring, talks
-    ``talk_ms`` and hangs up, unless Asterisk hangs up first."""
+    a call, answered by SIPp's automatic answers): answers the INVITE (the
+    carrier's leg from Asterisk) after a ring, talks ``talk_ms`` and hangs up,
+    unless Asterisk hangs up first."""
     return "\n".join([
         '<?xml version="1.0" encoding="ISO-8859-1" ?>',
         '<scenario name="agency answers">',
