@@ -14,6 +14,8 @@ SETS: dict[str, frozenset[str]] = {
     "verify": frozenset({"SB_VERIFIED", "SB_AGENCY", "SB_OFFICER"}),
     "lookup": frozenset({"SB_LOOKUP", "SB_CASE_REF", "SB_CASE_PRIORITY"}),
     "callback": frozenset({"SB_CALLBACK"}),
+    "oob": frozenset({"SB_OOB", "SB_OOB_ID", "SB_OOB_NUMBER"}),
+    "oob-confirm": frozenset({"SB_OOB_CONFIRM"}),
 }
 
 # handler -> variables it reads from the channel (set earlier by the dialplan or
@@ -22,6 +24,9 @@ READS: dict[str, frozenset[str]] = {
     "verify": frozenset(),
     "lookup": frozenset({"SB_VERIFIED"}),
     "callback": frozenset({"SB_CASE_REF"}),
+    "oob": frozenset(),
+    # SB_OOB_DIAL: the dialplan's copy of DIALSTATUS after dialling the agency
+    "oob-confirm": frozenset({"SB_OOB_ID", "SB_OOB_DIAL"}),
 }
 
 HANDLERS = frozenset(SETS)

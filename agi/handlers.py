@@ -23,6 +23,7 @@ Nothing here logs a PIN, a case number or anything about a case.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,11 @@ class Prompts:
     locked: str = "auth-incorrect"
     case_number: str = "vm-enter-num-to-call"
     case_invalid: str = "pbx-invalid"
+    # the desk phone's call back (*30): after the agency's call, "if correct,
+    # press 1" (2: not confirmed); "cannot complete as dialed" when unreachable
+    oob_confirm: str = "if-correct-press"
+    oob_key: str = "digits/1"
+    oob_unreachable: str = "cannot-complete-as-dialed"
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,8 @@ FAIL_CLOSED: dict[str, dict[str, str]] = {
     "verify": {"SB_VERIFIED": "error"},
     "lookup": {"SB_LOOKUP": "error", "SB_CASE_PRIORITY": "normal"},
     "callback": {"SB_CALLBACK": "error"},
+    "oob": {"SB_OOB": "error"},
+    "oob-confirm": {"SB_OOB_CONFIRM": "error"},
 }
 
 
@@ -189,6 +197,62 @@ async def callback(channel: Channel, verifier: Verifier, flow: Flow) -> None:
         await _set(channel, SB_CALLBACK=outcome)
 
 
+_PHONE_RE = re.compile(r"^(PJSIP/[A-Za-z0-9_.-]{1,40})-[0-9a-f]{8}$")
+
+
+def agent_phone(channel: Channel) -> str | None:
+    """The desk phone a feature code was dialled from (``PJSIP/2004-0000001a``
+    gives PJSIP/2004): Asterisk's channel name, never anything dialled."""
+    m = _PHONE_RE.match(channel.env.get("agi_channel", ""))
+    return m.group(1) if m else None
+
+
+async def oob(channel: Channel, verifier: Verifier, flow: Flow) -> None:
+    """*30 from a desk phone: call the agency of the caller this agent is
+    talking to back, on its registered number (from the database).
+    SB_OOB = started (with SB_OOB_ID, SB_OOB_NUMBER) | refused | error."""
+    phone = agent_phone(channel)
+    async with _guarded(channel, verifier, "", "oob", audit_hangup=False) as logger:
+        if phone is None:
+            logger.warning("oob_not_a_desk_phone")
+            await _set(channel, SB_OOB="refused")
+            return
+        outcome, why, oob_id, e164 = await verifier.oob_begin(phone)
+        logger.info("oob_begin", phone=phone, outcome=outcome, why=why, oob_id=oob_id)
+        if outcome == "started" and oob_id is not None and e164:
+            await _set(channel, SB_OOB_ID=str(oob_id), SB_OOB_NUMBER=e164, SB_OOB="started")
+        else:
+            await _set(channel, SB_OOB="refused")
+
+
+async def oob_confirm(channel: Channel, verifier: Verifier, flow: Flow) -> None:
+    """After the agency's call: did it answer (SB_OOB_DIAL), then the agent's
+    key: 1 the officer is confirmed, 2 not.  SB_OOB_CONFIRM = callback |
+    callback-denied | not-reached | no-answer-given | refused | error."""
+    phone = agent_phone(channel)
+    p = flow.prompts
+    async with _guarded(channel, verifier, "", "oob-confirm", audit_hangup=False) as logger:
+        oob_id = digits(await channel.get_variable("SB_OOB_ID"), 1, 18)
+        answered = await channel.get_variable("SB_OOB_DIAL") == "ANSWER"
+        if phone is None or oob_id is None:
+            await _set(channel, SB_OOB_CONFIRM="refused")
+            return
+        confirmed: bool | None = None
+        if answered:
+            for _ in range(flow.tries):
+                await channel.stream_file(p.oob_confirm)
+                key = await channel.get_data(p.oob_key, flow.dtmf_timeout_ms, 1)
+                if key in ("1", "2"):
+                    confirmed = key == "1"
+                    break
+        outcome = await verifier.oob_confirm(phone, int(oob_id), answered, confirmed)
+        logger.info("oob_confirm", phone=phone, oob_id=oob_id, answered=answered,
+                    outcome=outcome)
+        await _set(channel, SB_OOB_CONFIRM=outcome)
+        await channel.stream_file(p.verified if outcome in ("callback", "callback-denied")
+                                  else p.oob_unreachable)
+
+
 def registry(verifier: Verifier, flow: Flow) -> dict[str, Registration]:
     """Handlers by script name (``agi://host/verify``), each with what the dialplan
     gets when it fails unexpectedly (fail closed)."""
@@ -201,7 +265,15 @@ def registry(verifier: Verifier, flow: Flow) -> dict[str, Registration]:
     async def run_callback(channel: Channel) -> None:
         await callback(channel, verifier, flow)
 
+    async def run_oob(channel: Channel) -> None:
+        await oob(channel, verifier, flow)
+
+    async def run_oob_confirm(channel: Channel) -> None:
+        await oob_confirm(channel, verifier, flow)
+
     return {
+        "oob": Registration(run_oob, on_error=FAIL_CLOSED["oob"]),
+        "oob-confirm": Registration(run_oob_confirm, on_error=FAIL_CLOSED["oob-confirm"]),
         "verify": Registration(run_verify, on_error=FAIL_CLOSED["verify"]),
         "lookup": Registration(run_lookup, on_error=FAIL_CLOSED["lookup"]),
         "callback": Registration(run_callback, on_error=FAIL_CLOSED["callback"]),

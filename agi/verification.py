@@ -186,6 +186,20 @@ class Verifier:
             outcome: str = await conn.fetchval(Q["callback"], uniqueid, ani, case_ref)
         return outcome
 
+    async def oob_begin(self, interface: str) -> tuple[str, str | None, int | None,
+                                                        str | None]:
+        """The desk phone's call back: (outcome, why, oob id, registered number)."""
+        async with self.db.connection() as conn:
+            row = await conn.fetchrow(Q["oob_begin"], interface)
+        return row["outcome"], row["why"], row["oob_id"], row["e164"]
+
+    async def oob_confirm(self, interface: str, oob_id: int, answered: bool,
+                          confirmed: bool | None) -> str:
+        async with self.db.connection() as conn:
+            outcome: str = await conn.fetchval(Q["oob_confirm"], interface, oob_id, answered,
+                                               confirmed)
+        return outcome
+
     async def audit(self, uniqueid: str, ani: str, action: str, result: str) -> None:
         async with self.db.connection() as conn:
             await conn.fetchval(Q["audit"], uniqueid, ani, action, result)

@@ -29,3 +29,9 @@ SELECT current_user;
 -- name: callback
 -- $1 uniqueid, $2 ani (E.164 or 'withheld'), $3 case ref or NULL.
 SELECT sb_agi_callback($1, $2, $3);
+
+-- name: oob_begin
+SELECT * FROM sb_agi_oob_begin($1);
+
+-- name: oob_confirm
+SELECT sb_agi_oob_confirm($1, $2, $3, $4);

@@ -23,7 +23,9 @@ def test_every_handler_sets_and_reads_what_the_contract_says(run_agi: RunAgi) ->
         failed = await agi.call("verify", ["", "", ""])
         return {"verify": [v, failed], "lookup": [lk], "callback": [cb]}
     runs = run_agi(scenario)
-    assert set(runs) == contract.HANDLERS
+    # the desk phone's oob and oob-confirm need an agent on a call: checked in
+    # tests/web/test_panel.py (test_desk_phone_calls_the_agency_back_with_star_30)
+    assert set(runs) == contract.HANDLERS - {"oob", "oob-confirm"}
     for handler, outs in runs.items():
         sets = set().union(*(names(o, "SET VARIABLE") for o in outs))
         reads = set().union(*(names(o, "GET VARIABLE") for o in outs))

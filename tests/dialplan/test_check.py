@@ -169,8 +169,8 @@ def test_contract_every_agi_target_and_sb_variable_matches_the_code() -> None:
     from tests.agi.conftest import agi_settings
 
     text = (dialcheck.DIALPLAN_DIR / "extensions.conf").read_text()
-    fast = set(re.findall(r"AGI\(agi://[^/]+/([a-z]+)\)", text))
-    process = set(re.findall(r"AGI\(switchboard-agi,([a-z]+)\)", text))
+    fast = set(re.findall(r"AGI\(agi://[^/]+/([a-z-]+)\)", text))
+    process = set(re.findall(r"AGI\(switchboard-agi,([a-z-]+)\)", text))
     handlers = set(registry(None, make_flow(agi_settings())))  # type: ignore[arg-type]
     assert fast == process == handlers == contract.HANDLERS
     used = set(re.findall(r"\bSB_[A-Z_]+", text))

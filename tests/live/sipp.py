@@ -198,7 +198,7 @@ def register_and_answer(phone: str, password: str, ring_ms: int, talk_ms: int
     return main, ooc
 
 
-def feature_call(phone: str, password: str, code: str) -> str:
+def feature_call(phone: str, password: str, code: str, bye_timeout_ms: int = 15000) -> str:
     """The phone dials a feature code (``*11`` log in, ``*21`` pause...):
     challenged INVITE, authenticated INVITE, Asterisk plays a prompt and hangs up."""
     frm = f"<sip:{phone}@[remote_ip]>;tag=[pid]SIPpTag00[call_number]"
@@ -235,7 +235,7 @@ def feature_call(phone: str, password: str, code: str) -> str:
             "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
             f"From: {frm}\nTo: {to}[peer_tag_param]\nCSeq: 2 ACK\n{common}\n"
             "Content-Length: 0") + "</send>",
-        '<recv request="BYE" timeout="15000"/>',
+        f'<recv request="BYE" timeout="{bye_timeout_ms}"/>',
         "<send>" + _msg(
             "SIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n"
             "[last_CSeq:]\nContent-Length: 0") + "</send>",

@@ -278,6 +278,29 @@ def test_agent_works_verified_unverified_and_callback_calls(live: Live,
                     f" || !document.querySelector('#callbacks').textContent.includes("
                     f"'{number}')", polling=50, timeout=5000)
                 out["uid3"] = uid
+
+                # 4. the same from the desk phone, for an agent without a screen:
+                # on a call with an UNVERIFIED caller she dials *30 (the caller on
+                # hold); the agency's registered number is dialled; no key pressed
+                # afterwards, so no mark
+                since = time.time()
+                out["t4"] = since
+                number = live.unregistered_number()
+                placed = await start_calls(live, [caller(number, "1017",
+                                                         pins=[WRONG_PIN] * 3,
+                                                         patience_ms=90_000)], tag="p4")
+                uid = await uid_of(live, number, since)
+                await answered_at_commit(live, uid)
+                sw = agency(live, "desk")
+                phone = live.node.phones[DANA]
+                star30 = sipp.Sipp(f"star30-{phone.name}", live.sipp_dir, phone.ip,
+                                   live.target, sipp.feature_call(phone.name, phone.password,
+                                                                  "*30", 60_000))
+                star30.start()
+                out["desk_invite"] = await agency_call_done(sw)
+                out["star30_rc"] = await star30.wait(60)
+                await finish(placed, 90)
+                out["uid4"] = uid
             finally:
                 await browser.close()
 
@@ -301,7 +324,7 @@ def test_agent_works_verified_unverified_and_callback_calls(live: Live,
 
     story = asyncio.run(live.fetch(
         "SELECT uniqueid, actor, action, result FROM audit_log WHERE uniqueid = ANY($1) "
-        "ORDER BY at", [out["uid1"], out["uid2"], out["uid3"]]))
+        "ORDER BY at", [out["uid1"], out["uid2"], out["uid3"], out["uid4"]]))
     by_call: dict[str, list[tuple[str, str, str]]] = {}
     for r in story:
         by_call.setdefault(r["uniqueid"], []).append((r["actor"], r["action"], r["result"]))
@@ -314,6 +337,17 @@ def test_agent_works_verified_unverified_and_callback_calls(live: Live,
     assert [(a, r) for _, a, r in by_call[out["uid3"]] if _ == "agent:dana"] == [
         ("callback-claim", "claimed"), ("callback-dial", "started"),
         ("oob-call", "accepted"), ("callback-close", "info-given")]
+    [invite] = out["desk_invite"]
+    assert re.search(rf"^INVITE sip:{re.escape(first_line)}@", invite, re.M), invite
+    assert out["star30_rc"] == 0
+    assert [(a, r) for _, a, r in by_call[out["uid4"]] if _ == "agent:dana"] == [
+        ("oob-dial", "started"), ("oob-call", "accepted")]
+    marks = asyncio.run(live.fetch(
+        "SELECT fields->>'Step' AS step, fields->>'Status' AS status FROM ami_event "
+        "WHERE event = 'UserEvent' AND fields->>'UserEvent' = 'SBOob' "
+        "AND event_time >= to_timestamp($1) ORDER BY event_time", out["t4"]))
+    assert [(m["step"], m["status"]) for m in marks][-3:] == [
+        ("dial", None), ("done", "ANSWER"), ("mark", "no-answer-given")]
     anchored = live.node.switchboard("audit", "anchor", env=live.env)
     assert anchored.returncode == 0, anchored.stderr
     verified = live.node.switchboard("audit", "verify", env=live.env)

@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from agi import contract, fakecall
 from agi.app import make_hasher
 from ami_listener.actions import AmiLogin
 from ami_listener.replay import ServerOptions
@@ -530,3 +531,69 @@ def test_originate_only_for_your_own_call_and_rate_limited(db_url: str, tmp_path
     assert all(g["e164"] == LINE for g in got[1:4])
     assert got[5:] == ["agent refused", "audit_log refused", "oob_call refused",
                        "case_record refused"]
+
+
+def desk_phone_env(script: str, phone: str) -> bytes:
+    """The AGI environment of a feature code dialled from ``phone``'s desk phone."""
+    env = fakecall.environment(script, f"pbx-a-1795869999.{phone[-4:]}", phone[-4:])
+    return env.replace(b"agi_channel: PJSIP/pstn-00000002",
+                       f"agi_channel: {phone}-0000001a".encode())
+
+
+def test_desk_phone_calls_the_agency_back_with_star_30(db_url: str, tmp_path: Path) -> None:
+    """For an agent without a screen: *30 runs the oob handler (the registered
+    number of the caller's agency, for the call this phone is on), the dialplan
+    dials it, and oob-confirm takes the agent's key; the same audit rows as the
+    panel's.  Other phones and unknown ones are refused."""
+    env = keyed(tmp_path)
+    asyncio.run(seed(db_url, env))
+    uid, frames = answered_call()
+
+    async def main() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with agi_service(db_url, env) as port:
+            await verify(port, uid, [AGENCY, OFFICER, WRONG] * 3)
+            await ingest(db_url, tmp_path, [call_segment(frames, end=False)], node="pbx-a",
+                         options=LIVE)
+            for phone in ("PJSIP/2002", "PJSIP/2999"):
+                got = await fakecall.play(fakecall.Call("oob", "x", "2002"), port,
+                                          env=desk_phone_env("oob", phone))
+                out[phone] = got.variables
+            begin = await fakecall.play(fakecall.Call("oob", "x", "2001"), port,
+                                        env=desk_phone_env("oob", "PJSIP/2001"))
+            out["begin"] = begin
+            mark = await fakecall.play(
+                fakecall.Call("oob-confirm", "x", "2001", ["1"],
+                              {"SB_OOB_ID": begin.variables.get("SB_OOB_ID", ""),
+                               "SB_OOB_DIAL": "ANSWER"}), port,
+                env=desk_phone_env("oob-confirm", "PJSIP/2001"))
+            out["mark"] = mark
+            unreached = await fakecall.play(fakecall.Call("oob", "x", "2001"), port,
+                                            env=desk_phone_env("oob", "PJSIP/2001"))
+            out["again"] = unreached.variables
+        return out
+
+    out = asyncio.run(main())
+    assert out["PJSIP/2002"] == {"SB_OOB": "refused"}  # bob is on no call
+    assert out["PJSIP/2999"] == {"SB_OOB": "refused"}  # nobody's phone
+    begin, mark = out["begin"], out["mark"]
+    assert begin.variables["SB_OOB"] == "started"
+    assert begin.variables["SB_OOB_NUMBER"] == LINE
+    assert mark.variables == {"SB_OOB_CONFIRM": "callback"}
+    assert out["again"] == {"SB_OOB": "refused"}  # verified now: nothing to call back for
+    # the contract (agi/contract.py) for the two desk-phone handlers
+    assert {c.split(" ")[2] for c in begin.commands if c.startswith("SET VARIABLE")} == \
+        contract.SETS["oob"]
+    assert {c.split(" ")[2] for c in mark.commands if c.startswith("SET VARIABLE")} == \
+        contract.SETS["oob-confirm"]
+    assert {c.split(" ")[2] for c in mark.commands if c.startswith("GET VARIABLE")} == \
+        contract.READS["oob-confirm"]
+    rows = asyncio.run(fetch(db_url, "SELECT actor, action, result, detail FROM audit_log "
+                             "WHERE uniqueid = $1 AND actor = 'agent:alice' ORDER BY at", uid))
+    assert [(r["action"], r["result"]) for r in rows] == [
+        ("oob-dial", "started"), ("oob-call", "accepted"), ("verify", "callback"),
+        ("oob-dial", "refused")]
+    level = asyncio.run(fetch(db_url, "SELECT level FROM sb_panel_verification($1)", uid))
+    assert level[0]["level"] == "callback"
+    result = audit_verify(db_url, env)
+    assert result.returncode == 0, result.stdout + result.stderr
