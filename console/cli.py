@@ -399,15 +399,18 @@ def board_config(settings: Settings, tz: str | None) -> wallboard.BoardConfig:
     hosts = tuple(h.strip() for h in env.get("SB_WALLBOARD_HOSTS", "").split(",") if h.strip())
     try:
         idle_s = float(env.get("SB_WALLBOARD_IDLE_S", "10"))
+        stale_min = int(env.get("SB_CALLBACK_STALE_MIN", "15"))
     except ValueError as exc:
-        raise ConfigError("SB_WALLBOARD_IDLE_S must be seconds") from exc
+        raise ConfigError("SB_WALLBOARD_IDLE_S must be seconds, SB_CALLBACK_STALE_MIN "
+                          "whole minutes") from exc
     zone = tz or env.get("SB_TZ") or "UTC"
     try:
         report.Range.parse(None, None, None, zone, "day")
         return wallboard.BoardConfig(host=host or "127.0.0.1", port=int(port), token=token,
                                      tz=zone, metrics_host=m_host or "127.0.0.1",
                                      metrics_port=int(m_port), hosts=hosts,
-                                     idle_s=min(max(idle_s, 1.0), 600.0))
+                                     idle_s=min(max(idle_s, 1.0), 600.0),
+                                     callback_stale_min=min(max(stale_min, 1), 1440))
     except ValueError as exc:
         raise ConfigError(f"wall board settings: {exc}") from exc
 

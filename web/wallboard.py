@@ -64,6 +64,8 @@ class BoardConfig:
     debounce_s: float = 0.1
     hosts: tuple[str, ...] = ()  # host names served besides loopback and ``host``
     idle_s: float = 10.0  # a connection with no request in progress is closed then
+    callback_stale_min: int = 15  # a callback request not started by then is an alert
+    periodic_s: float = 30.0  # refresh this often even without a change (ages, alerts)
 
 
 def token_from(env: dict[str, str], state_dir: Path) -> tuple[str, bool]:
@@ -105,6 +107,8 @@ class Board:
                               "numbers (throttle), attempts shed under load (shed) and "
                               "refused finishes or lookups (refused) today", ["kind"],
                               registry=self.registry)
+        self.g_cb_stale = Gauge("sb_callbacks_stale", "Callback requests not started within "
+                                "the site's threshold", registry=self.registry)
         self._metrics_server: Any = None
         self.sessions = Sessions(config.token, cookie=COOKIE, lifetime_s=SESSION_S,
                                  purpose=b"switchboard wall board session")
@@ -135,6 +139,8 @@ class Board:
             now = await conn.fetchval("SELECT now()")
             alerts = {r["kind"]: r["n"] for r in await conn.fetch(Q["security_counts"],
                                                                   start)}
+            stale = dict(await conn.fetchrow(Q["callbacks_stale"], c.callback_stale_min)
+                         or {"n": 0, "oldest_s": None})
         today = {r["queue"]: r for r in day}
         queues = []
         for q in sorted({r["queue"] for r in live} | {r["queue"] for r in day} - {"(all)"}):
@@ -165,11 +171,14 @@ class Board:
                        "service_level": plain(r["service_level"])}
                       for r in hours if r["queue"] == "(all)"],
             "alerts": alerts,
+            "callbacks_stale": {"n": stale["n"], "oldest_s": stale["oldest_s"],
+                                "threshold_min": c.callback_stale_min},
             "abandoned_list": [{"at": plain(r["entered_at"]), "queue": r["queue"],
                                 "wait_s": plain(r["wait_s"])} for r in abandoned],
         }
 
     def _metrics(self, snap: dict[str, Any]) -> None:
+        self.g_cb_stale.set(snap.get("callbacks_stale", {}).get("n", 0))
         for kind, n in snap.get("alerts", {}).items():
             self.g_alerts.labels(kind).set(n)
         for q in snap["queues"]:
@@ -202,6 +211,13 @@ class Board:
                 self.version = snap["version"]
                 self.snapshot = snap
                 self.changed.notify_all()
+
+    async def periodic(self) -> None:
+        """Ages and alerts that change with time alone (a callback request going
+        stale) without a NOTIFY."""
+        while True:
+            await asyncio.sleep(self.cfg.periodic_s)
+            self._dirty.set()
 
     async def listener(self) -> None:
         """LISTEN sb_live on a connection of its own; reconnect with backoff."""
@@ -296,7 +312,8 @@ class Board:
         self.version = self.snapshot["version"]
         self._metrics(self.snapshot)
         self._tasks = [asyncio.ensure_future(self.refresher()),
-                       asyncio.ensure_future(self.listener())]
+                       asyncio.ensure_future(self.listener()),
+                       asyncio.ensure_future(self.periodic())]
         app = web.Application(middlewares=[host_guard(self._hosts)])
         app.on_response_prepare.append(safe_headers)
         app.router.add_get("/", self.page)

@@ -42,3 +42,7 @@ ORDER BY entered_at DESC LIMIT 50;
 -- name: security_counts
 -- Locks, blocks, shed attempts and refusals since $1 (sql/migrations/0008).
 SELECT kind, n FROM sb_security_counts($1);
+
+-- name: callbacks_stale
+-- Callback requests not started within $1 minutes (the wall board's alert).
+SELECT n, oldest_s FROM sb_callbacks_stale($1);

@@ -36,6 +36,7 @@ from tests.web.conftest import (
     verify,
 )
 from web.panel import Panel, PanelConfig
+from web.wallboard import Board, BoardConfig
 
 ARTIFACTS = Path(os.environ.get("SB_TEST_ARTIFACTS",
                                 Path(__file__).resolve().parents[2] / "test-artifacts"))
@@ -361,9 +362,23 @@ def test_callback_requests_worked_to_the_end(db_url: str, tmp_path: Path) -> Non
                              "ORDER BY request_id"))
     assert [tuple(r) for r in done] == [("done", "info-given", True, True),
                                         ("open", None, False, False)]
-    stale = asyncio.run(fetch(as_service(db_url, "reports"),
-                              "SELECT * FROM sb_callbacks_stale(0)"))[0]
-    assert stale["n"] == 1
+    # the wall board: the request nobody started, once older than the threshold
+    async def board() -> tuple[dict[str, Any], dict[str, Any]]:
+        b = Board(as_service(db_url, "reports"), BoardConfig(port=free_port(), token="t" * 20,
+                                                              metrics_port=0,
+                                                              callback_stale_min=15))
+        await b.start()
+        try:
+            fresh = (await b.compute())["callbacks_stale"]
+            owner = await asyncpg.connect(db_url)
+            await owner.execute("UPDATE callback_request SET requested_at = now() - "
+                                "interval '20 minutes'")
+            await owner.close()
+            return fresh, (await b.compute())["callbacks_stale"]
+        finally:
+            await b.stop()
+    fresh, old = asyncio.run(board())
+    assert fresh["n"] == 0 and old["n"] == 1 and old["oldest_s"] >= 1200
     result = audit_verify(db_url, env)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -38,6 +38,10 @@ function render() {
   const ab = snap.abandoned_list;
   $("abandoned-count").textContent = "(" + ab.length + ")";
   $("abandoned").innerHTML = ab.map((a) => `<li><span>${new Date(a.at).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"})} ${esc(a.queue)}</span><span>waited ${secs(a.wait_s)}</span></li>`).join("") || "<li>none</li>";
+  const cb = snap.callbacks_stale || {n: 0};
+  $("cb-threshold").textContent = "(over " + cb.threshold_min + " min)";
+  $("callbacks-stale").innerHTML = `<span class="v ${cb.n ? "bad" : "ok"}">${cb.n}</span>` +
+    (cb.n ? ` <span class="k">oldest ${secs(cb.oldest_s)}</span>` : "");
   chart(snap.hours, t.service_level);
 }
 
