@@ -423,7 +423,8 @@ def _range_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bucket", default="hour", choices=("15min", "hour", "day"))
     p.add_argument("--sl-s", type=int, default=20, help="service-level threshold T (20)")
     p.add_argument("--wrapup-s", type=int, default=15, help="wrap-up added to talk time "
-                   "in AHT (15, the queues' wrapuptime)")
+                   "in AHT for calls with no disposition saved in the agent panel (15, the "
+                   "queues' wrapuptime; a saved disposition gives the call's own)")
 
 
 def _report(settings: Settings, args: argparse.Namespace) -> int:

@@ -192,6 +192,18 @@ def test_screen_pop_case_details_and_disposition(db_url: str, tmp_path: Path) ->
                               "FROM call_disposition d JOIN queue_call q USING (uniqueid) "
                               "WHERE d.uniqueid = $1", uid))[0]
     assert dispo["call_ended_at"] == dispo["ended_at"] and dispo["wrapup_s"] >= 0.4
+    # AHT (sql/kpi.md): talk + the disposition's wrap-up, not + W (15 s)
+    fig = asyncio.run(fetch(as_service(db_url, "reports"),
+                            "SELECT q.aht_s, c.talk_s FROM sb_kpi_queue(now() - interval "
+                            "'1 day', now() + interval '1 day', 'day', 'UTC', 5, 20, "
+                            "'offered_excl_short', 15) q, queue_call c "
+                            "WHERE q.queue = c.queue AND c.uniqueid = $1", uid))[0]
+    assert fig["aht_s"] == round(fig["talk_s"] + dispo["wrapup_s"], 1)
+    agent_fig = asyncio.run(fetch(as_service(db_url, "reports"),
+                                  "SELECT aht_s FROM sb_kpi_agent(now() - interval '1 day', "
+                                  "now() + interval '1 day', 'day', 'UTC', 15) "
+                                  "WHERE interface = 'PJSIP/2001'"))[0]
+    assert agent_fig["aht_s"] == fig["aht_s"]
     result = audit_verify(db_url, env)
     assert result.returncode == 0, result.stdout + result.stderr
 
