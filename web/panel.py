@@ -63,7 +63,7 @@ class PanelConfig:
     idle_s: int = 30 * 60  # no page open and no request for this long: logged out
     hosts: tuple[str, ...] = ()
     conn_idle_s: float = 30.0
-    debounce_s: float = 0.05
+    debounce_s: float = 0.2  # a burst of changes: one refresh per open page (still < 1 s)
     ami: AmiLogin | None = None  # None: no Originate (the page says so)
     oob_context: str = "sb-oob"
     ring_agent_s: int = 30  # how long the agent's own phone rings first
