@@ -21,10 +21,10 @@ import asyncio
 import signal
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-FIXTURE = (Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "asterisk" / "agi"
-           / "fastagi_verify_ok.rx")
+from switchboard.resources import data_dir
+
+FIXTURE = data_dir("captures") / "agi" / "fastagi_verify_ok.rx"
 HANGUP = "HANGUP"  # in Call.keys: the caller hangs up during that GET DATA
 DEAD = b"511 Command Not Permitted on a dead channel or intercept routine\n"
 

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ami_listener.framing import Framer, parse_frame
+from switchboard.resources import data_dir
 
 SEP = b"\r\n\r\n"
-FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "asterisk"
+FIXTURES = data_dir("captures")
 _ID_HEADERS = (b"Uniqueid", b"Linkedid", b"DestUniqueid", b"DestLinkedid")
 _TS_RE = re.compile(rb"Timestamp: [0-9.]+")
 _UID_RE = re.compile(rb"^((?:[A-Za-z0-9_.-]+-)?)(\d+)\.(\d+)$")

@@ -41,7 +41,14 @@ from figures import report
 from figures.summary import print_summary
 from switchboard import __version__, auditlog, db, log, loop
 from switchboard.pgcluster import ClusterError
-from switchboard.settings import ConfigError, Settings, load, parse_ami_ops, parse_ami_panel
+from switchboard.settings import (
+    ConfigError,
+    Settings,
+    apply_config_file,
+    load,
+    parse_ami_ops,
+    parse_ami_panel,
+)
 from web import panel, wallboard
 
 ENV_HELP = """\
@@ -313,6 +320,7 @@ def _ops_parsers(sub: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        apply_config_file(os.environ)  # SB_CONFIG or /etc/switchboard/switchboard.env
         settings = load()
     except ConfigError as exc:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)

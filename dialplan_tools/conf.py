@@ -8,8 +8,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DIALPLAN_DIR = ROOT / "dialplan"
+from switchboard.resources import data_dir
+
+DIALPLAN_DIR = data_dir("dialplan")
 LINT_DIR_NAME = "lint"
 SITE = "site"
 # an #include / #tryinclude line: group 1 the directive's start, group 2 the file

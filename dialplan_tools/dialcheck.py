@@ -121,10 +121,16 @@ def assemble(dialplan_dir: Path, site_dir: Path, into: Path) -> None:
         (into / name).write_text(text, encoding="utf-8")
 
 
+# asterisklint's own entry point, run by this interpreter: wherever the package
+# is installed, whether or not its console script is on PATH
+_LINT = ("import os, sys; from asterisklint.main import main; "
+         "sys.exit(main(sys.argv[1:], os.environ))")
+
+
 def run_asterisklint(tree: Path) -> list[Finding]:
-    exe = Path(sys.executable).parent / "asterisklint"
     try:
-        proc = subprocess.run([str(exe), "dialplan-check", "--asterisk-version", "22",
+        proc = subprocess.run([sys.executable, "-c", _LINT, "dialplan-check",
+                               "--asterisk-version", "22",
                                "--func-odbc", "", "extensions.conf"], cwd=tree,
                               capture_output=True, text=True, timeout=120, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -20,9 +20,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 
 from switchboard.pgcluster import LocalCluster
+from switchboard.resources import data_dir
 from switchboard.settings import Settings, generated_secret, loose_mode
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = data_dir("sql")
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 _MIGRATION_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK_KEY = 0x5B_4D_16  # advisory lock id for the migration runner

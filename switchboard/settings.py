@@ -11,10 +11,12 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+
+from switchboard.resources import CHECKOUT, in_checkout
 
 DEFAULT_PG_PORT = 54329
 DEFAULT_AMI_PORT = 5038
@@ -167,16 +169,20 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 
 def _secret(env: Mapping[str, str], name: str) -> str | None:
-    """``NAME`` or the first line of the file named by ``NAME_FILE``."""
+    """``NAME`` or the first line of the file named by ``NAME_FILE`` (refused
+    when others may read it)."""
     value = env.get(name)
     if value:
         return value
     path = env.get(name + "_FILE")
     if path:
         try:
+            problem = loose_mode(Path(path), group_may_read=True)
             text = Path(path).read_text().strip()
         except OSError as exc:
             raise ConfigError(f"{name}_FILE={path!r} cannot be read: {exc.strerror}") from exc
+        if problem is not None:
+            raise ConfigError(f"{name}_FILE: {problem}: chmod 600 (or 640 for a group)")
         if not text:
             raise ConfigError(f"{name}_FILE={path!r} is empty")
         return text.splitlines()[0]
@@ -349,9 +355,67 @@ def parse_agi(env: Mapping[str, str], state_dir: Path | None = None) -> AgiSetti
     )
 
 
+CONFIG_FILE = Path("/etc/switchboard/switchboard.env")
+_CONFIG_LINE = re.compile(r"^(SB_[A-Z0-9_]{1,60})=(.*)$")
+
+
+def config_file_values(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of the configuration file (``#`` comments, blank
+    lines, optional quotes around a value); only SB_* keys.  Refused when
+    anyone but its owner may change it, or when a line is not understood."""
+    try:
+        st = path.stat()
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"configuration file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"configuration file {path} is not UTF-8 text") from exc
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(f"configuration file {path} may be changed by others (mode "
+                          f"{st.st_mode & 0o777:o}): chmod 644 or 640")
+    values: dict[str, str] = {}
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _CONFIG_LINE.match(line.removeprefix("export ").strip())
+        if m is None:
+            raise ConfigError(f"{path}:{n}: expected SB_NAME=value")
+        value = m.group(2).strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[m.group(1)] = value
+    return values
+
+
+def apply_config_file(environ: MutableMapping[str, str]) -> Path | None:
+    """Settings from the configuration file (SB_CONFIG, else
+    /etc/switchboard/switchboard.env when it exists) under the environment:
+    a variable already set wins.  Returns the file read, or None."""
+    named = environ.get("SB_CONFIG")
+    path = Path(named) if named else CONFIG_FILE
+    if not named and not path.exists():
+        return None
+    for key, value in config_file_values(path).items():
+        environ.setdefault(key, value)
+    return path
+
+
+def default_state_dir() -> Path:
+    """Where the local cluster, the spool and generated secrets go when
+    SB_STATE_DIR is not set: the checkout's .local (make demo), else
+    /var/lib/switchboard for root, else ~/.local/state/switchboard; never a
+    folder relative to where a command happens to run."""
+    if in_checkout():
+        return CHECKOUT / ".local"
+    if os.geteuid() == 0:
+        return Path("/var/lib/switchboard")
+    return Path.home() / ".local" / "state" / "switchboard"
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
-    state_dir = Path(env.get("SB_STATE_DIR") or ".local").resolve()
+    state_dir = Path(env.get("SB_STATE_DIR") or default_state_dir()).resolve()
     log_format = env.get("SB_LOG_FORMAT", "auto").lower()
     if log_format not in {"auto", "json", "console"}:
         raise ConfigError(f"SB_LOG_FORMAT={log_format!r} must be auto, json or console")

@@ -17,6 +17,10 @@ def test_defaults_are_sane() -> None:
 def test_nodes_with_shared_and_per_node_secrets(tmp_path: Path) -> None:
     secret = tmp_path / "b.secret"
     secret.write_text("from-file\n")
+    secret.chmod(0o644)
+    with pytest.raises(ConfigError, match="readable by others"):  # checked at start
+        parse_nodes({"SB_AMI_NODES": "pbx-b@[::1]", "SB_AMI_SECRET_PBX_B_FILE": str(secret)})
+    secret.chmod(0o640)
     nodes = parse_nodes({"SB_AMI_NODES": "pbx-a@127.0.0.1:5038, pbx-b@[::1]",
                          "SB_AMI_SECRET": "shared", "SB_AMI_SECRET_PBX_B_FILE": str(secret),
                          "SB_AMI_USER_PBX_B": "reader"})
