@@ -9,6 +9,7 @@ STAMP  := $(VENV)/.installed
 
 help:
 	@echo "make demo   set everything up, replay recorded Asterisk traffic through the listener"
+	@echo "            (HOLD=300: keep the wall board up 300 s afterwards)"
 	@echo "make test   set everything up, run the whole test suite"
 	@echo "make run    run the AMI listener against SB_AMI_NODES"
 	@echo "make lint   ruff + mypy (strict)"
@@ -30,15 +31,16 @@ db: venv
 
 setup: db
 
+# make demo HOLD=300 keeps the wall board up for 300 s after the replay
 demo: setup
-	$(BIN)/switchboard demo
+	$(BIN)/switchboard demo $(if $(HOLD),--hold $(HOLD))
 
 run: setup
 	$(BIN)/switchboard ami-listener
 
 test: venv
 	./scripts/bootstrap --browser
-	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q
+	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q -n 2 --dist loadgroup
 
 lint: venv
 	$(BIN)/ruff check switchboard ami_listener agi admin figures dialplan_tools web console tests bench

@@ -116,10 +116,34 @@ async def case_add(conn: Any, number: str, priority: str, office: str) -> str:
     if not (number.isascii() and number.isdigit() and 6 <= len(number) <= 12
             and case_number_ok(number)):
         raise OpsError("a case number is 6-12 digits ending in its Luhn check digit")
+    if not 1 <= len(office.strip()) <= 200:
+        raise OpsError("an office is 1-200 characters")
     async with conn.transaction():
-        ref: str = await conn.fetchval(Q["case_add"], number, priority, office)
+        try:
+            ref: str | None = await conn.fetchval(Q["case_add"], number, priority, office)
+        except asyncpg.CheckViolationError as exc:  # never echo the case number
+            raise OpsError("the case was refused by the database's checks") from exc
+        if ref is None:
+            raise OpsError("that case exists already: change it with 'switchboard case set'")
         await _audit(conn, None, None, "ops-case-add", detail=ref)  # the ref, not the number
     return ref
+
+
+async def case_set(conn: Any, number: str, priority: str | None, status: str | None,
+                   office: str | None) -> str:
+    """Change a case explicitly (priority, status, office); audited with what changed."""
+    if priority is None and status is None and office is None:
+        raise OpsError("say what to change: --priority, --status or --office")
+    if office is not None and not 1 <= len(office.strip()) <= 200:
+        raise OpsError("an office is 1-200 characters")
+    async with conn.transaction():
+        row = await conn.fetchrow(Q["case_set"], number, priority, status, office)
+        if row is None:
+            raise OpsError("no such case")
+        changed = ",".join(k for k, v in (("priority", priority), ("status", status),
+                                          ("office", office)) if v is not None)
+        await _audit(conn, None, None, "ops-case-set", detail=f"{row['ref']} {changed}")
+    return str(row["ref"])
 
 
 def read_secret(stream: TextIO | None, what: str, hint: str,
@@ -128,6 +152,10 @@ def read_secret(stream: TextIO | None, what: str, hint: str,
     ``--password-stdin``), or asked twice without echo; then ``check``ed."""
     if stream is not None:
         secret = stream.readline().rstrip("\r\n")
+    elif not sys.stdin.isatty():
+        flag = "--pin-stdin" if what == "PIN" else "--password-stdin"
+        raise OpsError(f"no terminal to ask for the {what} on: give it as one line on "
+                       f"stdin with {flag}")
     else:
         secret = getpass.getpass(f"new {what} ({hint}): ")
         if getpass.getpass(f"the same {what} again: ") != secret:

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -196,6 +197,11 @@ def _ops_parsers(sub: Any) -> None:
     a.add_argument("number")
     a.add_argument("--priority", choices=("high", "normal", "low"), default="normal")
     a.add_argument("--office", default="national desk")
+    a = cs.add_parser("set", help="change a case's priority, status or office (audited)")
+    a.add_argument("number")
+    a.add_argument("--priority", choices=("high", "normal", "low"), default=None)
+    a.add_argument("--status", choices=("open", "closed"), default=None)
+    a.add_argument("--office", default=None)
 
     au = sub.add_parser("audit", help="the hash-chained audit log").add_subparsers(
         dest="action", required=True, metavar="ACTION")
@@ -244,8 +250,11 @@ def _ops_parsers(sub: Any) -> None:
                         "stderr): the figures may miss events.")
     _range_args(rp)
     fmt = rp.add_mutually_exclusive_group()
-    fmt.add_argument("--csv", action="store_true", help="CSV instead of a table")
+    fmt.add_argument("--csv", action="store_true", help="CSV instead of a table (one "
+                     "table per stream: --table)")
     fmt.add_argument("--json", action="store_true", help="JSON instead of a table")
+    rp.add_argument("--table", choices=("queues", "agents"), default="queues",
+                    help="which figures --csv writes (queues)")
     rp.add_argument("--short-s", type=int, default=5, help="short abandon threshold (5)")
     rp.add_argument("--variant", default="offered_excl_short",
                     choices=("offered_excl_short", "offered", "answered",
@@ -325,7 +334,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)
         return 2
-    log.configure(settings.log_format, settings.log_level)
+    if args.command == "demo" and not sys.stderr.isatty():
+        # the demo's summary on stdout; its ~150 log lines in a file, not mixed in
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        demo_log = (settings.state_dir / "demo.log").open("a", encoding="utf-8")
+        log.configure("json", settings.log_level, stream=demo_log)
+        print(f"switchboard demo: logs in {settings.state_dir / 'demo.log'}", file=sys.stderr)
+    else:
+        log.configure(settings.log_format, settings.log_level)
     try:
         if args.command == "db":
             return _db(settings, args.db_command)
@@ -338,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "reconcile":
             return _reconcile(settings, args)
         if args.command == "summary":
-            since = (datetime.fromisoformat(args.since) if args.since
+            since = (_when(args.since, "--since") if args.since
                      else datetime.now(UTC) - timedelta(days=1))
             return asyncio.run(print_summary(db.service_url(settings, "reports"), since))
         if args.command == "agi-server":
@@ -365,11 +381,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("agency", "line", "officer", "agent", "case", "audit",
                             "disposition"):
             return asyncio.run(_ops(settings, args))
-    except (ClusterError, db.MigrationError, ConfigError, ops.OpsError,
+    except ConfigError as exc:
+        print(f"switchboard: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (ClusterError, db.MigrationError, ops.OpsError,
             deploy.DeployError, agi_install.InstallError) as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 1
-    except (OSError, asyncpg.PostgresError) as exc:
+    except BrokenPipeError:  # `... | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except socket.gaierror as exc:
+        print(f"switchboard: an address in the settings is not known ({exc.strerror}): "
+              "check SB_AGI_LISTEN, SB_WALLBOARD_LISTEN, SB_PANEL_LISTEN and the database "
+              "URL", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"switchboard: {exc.filename or exc}: no such file or folder", file=sys.stderr)
+        return 1
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         print(f"switchboard: database: {type(exc).__name__}: {str(exc)[:300]}",
               file=sys.stderr)
         return 1
@@ -424,7 +455,7 @@ def board_config(settings: Settings, tz: str | None) -> wallboard.BoardConfig:
 
 
 def _range_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--day", default=None, help="YYYY-MM-DD (default: yesterday)")
+    p.add_argument("--day", default=None, help="YYYY-MM-DD (default: today so far)")
     p.add_argument("--from", dest="start", default=None, help="ISO time (with --to)")
     p.add_argument("--to", dest="end", default=None, help="ISO time")
     p.add_argument("--tz", default="UTC", help="time zone of the intervals (UTC)")
@@ -440,6 +471,13 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
         if args.command == "staffing" and not (0 <= args.shrinkage < 1
                                                and 0 < args.target < 1):
             raise ValueError("--shrinkage is in [0, 1) and --target in (0, 1)")
+        if args.sl_s <= 0 or args.wrapup_s < 0:
+            raise ValueError("--sl-s is more than 0 seconds, --wrapup-s 0 or more")
+        if args.command == "staffing" and (
+                (args.aht_s is not None and not 0 < args.aht_s <= 86400)
+                or (args.calls_per_hour is not None
+                    and not 0 < args.calls_per_hour <= 1_000_000)):
+            raise ValueError("--aht-s and --calls-per-hour are more than 0")
         if args.command == "staffing" and args.calls_per_hour is not None:
             if args.aht_s is None:
                 raise ValueError("--calls-per-hour needs --aht-s")
@@ -455,7 +493,8 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
             default_aht_s=args.aht_s or 240, wrapup_s=args.wrapup_s))
     fmt = "csv" if args.csv else "json" if args.json else "table"
     return asyncio.run(report.report(url, rng, fmt=fmt, short_s=args.short_s, sl_s=args.sl_s,
-                                     variant=args.variant, wrapup_s=args.wrapup_s))
+                                     variant=args.variant, wrapup_s=args.wrapup_s,
+                                     csv_table=args.table))
 
 
 def _when(value: str, name: str) -> datetime:
@@ -532,6 +571,9 @@ def _dialplan(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(deploy.rollback(confdir, ami, dry_run=dry_run, database_url=url))
     directory = Path(args.dir) if args.dir else dialcheck.DIALPLAN_DIR
     site = Path(args.site) if args.site else None
+    for given, what in ((directory, "--dir"), (site, "--site")):
+        if given is not None and not given.is_dir():
+            raise ConfigError(f"{what} {given}: no such folder")
     findings = dialcheck.check(directory, site)
     for f in findings:
         print(f)
@@ -572,15 +614,20 @@ async def _ops(settings: Settings, args: argparse.Namespace) -> int:
         elif cmd == "line":
             print(f"{await ops.line_remove(conn, args.number, region)} unregistered")
         elif cmd == "officer" and action in ("add", "set-pin"):
+            with_pin = not (action == "add" and args.no_pin)
+            # the pepper and the PIN first: nothing is created that a missing pepper,
+            # a closed stdin or a bad PIN would leave half done
+            hasher = make_hasher(settings.agi) if with_pin else None
+            pin = ops.read_pin(sys.stdin if args.pin_stdin else None) if with_pin else None
+            async with conn.transaction():
+                if action == "add":
+                    await ops.officer_add(conn, args.code, args.number, args.name)
+                if hasher is not None and pin is not None:
+                    await ops.officer_set_pin(conn, hasher, args.code, args.number, pin)
             if action == "add":
-                await ops.officer_add(conn, args.code, args.number, args.name)
                 print(f"officer {args.code}/{args.number} added")
-                if args.no_pin:
-                    return 0
-            pin = ops.read_pin(sys.stdin if args.pin_stdin else None)
-            hasher = make_hasher(settings.agi)
-            await ops.officer_set_pin(conn, hasher, args.code, args.number, pin)
-            print(f"PIN set for officer {args.code}/{args.number}")
+            if pin is not None:
+                print(f"PIN set for officer {args.code}/{args.number}")
         elif cmd == "officer" and action == "unlock":
             await ops.officer_unlock(conn, args.code, args.number)
             print(f"officer {args.code}/{args.number} unlocked")
@@ -592,15 +639,20 @@ async def _ops(settings: Settings, args: argparse.Namespace) -> int:
                   f"failures {st['failed_count']}, locked until {st['locked_until'] or '-'}"
                   f"{', SUSPENDED' if st['suspended_at'] else ''}")
         elif cmd == "agent" and action in ("add", "set-password"):
+            with_password = not (action == "add" and args.no_password)
+            hasher = make_hasher(settings.agi) if with_password else None
+            password = (agents.read_password(sys.stdin if args.password_stdin else None)
+                        if with_password else None)
+            async with conn.transaction():
+                if action == "add":
+                    await agents.agent_add(conn, args.login, args.name, args.interface,
+                                           args.role)
+                if hasher is not None and password is not None:
+                    await agents.agent_set_password(conn, hasher, args.login, password)
             if action == "add":
-                await agents.agent_add(conn, args.login, args.name, args.interface, args.role)
                 print(f"agent {args.login} added ({args.role}, {args.interface})")
-                if args.no_password:
-                    return 0
-            password = agents.read_password(sys.stdin if args.password_stdin else None)
-            await agents.agent_set_password(conn, make_hasher(settings.agi), args.login,
-                                            password)
-            print(f"password set for agent {args.login}")
+            if password is not None:
+                print(f"password set for agent {args.login}")
         elif cmd == "agent" and action == "disable":
             await agents.agent_disable(conn, args.login)
             print(f"agent {args.login} disabled")
@@ -618,13 +670,19 @@ async def _ops(settings: Settings, args: argparse.Namespace) -> int:
         elif cmd == "disposition":
             for r in await conn.fetch(ops.Q["disposition_list"]):
                 print(f"{r['code']:<20} {r['label']}{'  RETIRED' if r['retired'] else ''}")
+        elif cmd == "case" and action == "set":
+            ref = await ops.case_set(conn, args.number, args.priority, args.status,
+                                     args.office)
+            print(f"case changed: ref {ref}")
         elif cmd == "case":
             ref = await ops.case_add(conn, args.number, args.priority, args.office)
             print(f"case added: ref {ref}")
+        elif cmd == "audit" and action == "show" and not 1 <= args.limit <= 10000:
+            raise ConfigError("--limit is 1 to 10000 rows")
         elif cmd == "audit" and action == "show":
             ops.print_audit(await ops.audit_rows(conn, call=args.call,
                                                  officer=args.officer or (),
-                                                 limit=max(1, min(args.limit, 10000))))
+                                                 limit=args.limit))
         elif cmd == "audit" and action == "anchor":
             path = settings.agi.audit_anchor_file
             if key is None or path is None:

@@ -52,13 +52,15 @@ class Range:
             raise ValueError(f"unknown time zone {tz!r}") from exc
         if bucket not in BUCKET_S:
             raise ValueError("bucket is 15min, hour or day")
+        if day and (start or end):
+            raise ValueError("give --day, or --from and --to, not both")
         if start or end:
             if not (start and end):
                 raise ValueError("give both --from and --to")
             a, b = (datetime.fromisoformat(x) for x in (start, end))
         else:
-            d = (datetime.fromisoformat(day).date() if day
-                 else datetime.now(zone).date() - timedelta(days=1))
+            d = (datetime.fromisoformat(day).date() if day  # default: today so far
+                 else datetime.now(zone).date())
             a = datetime(d.year, d.month, d.day)
             b = a + timedelta(days=1)
         a = a if a.tzinfo else a.replace(tzinfo=zone)
@@ -100,7 +102,8 @@ def table(rows: list[dict[str, Any]], cols: tuple[str, ...], tz: str, out: TextI
 
 
 async def report(url: str, rng: Range, *, fmt: str, short_s: int, sl_s: int, variant: str,
-                 wrapup_s: int, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+                 wrapup_s: int, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+                 csv_table: str = "queues") -> int:
     conn = await asyncpg.connect(url, timeout=10, **reader_settings())
     try:
         qrows = [dict(r) for r in await conn.fetch(
@@ -122,14 +125,16 @@ async def report(url: str, rng: Range, *, fmt: str, short_s: int, sl_s: int, var
                   out, indent=1)
         print(file=out)
     elif fmt == "csv":
-        w = csv.writer(out)
-        w.writerow(("section", *QUEUE_COLS))
-        for r in qrows:
-            w.writerow(("queue", *(plain(r[c]) for c in QUEUE_COLS)))
-        w.writerow(("section", *AGENT_COLS))
-        for r in arows:
-            w.writerow(("agent", *(json.dumps(plain(r[c])) if c == "paused_by_reason"
-                                   else plain(r[c]) for c in AGENT_COLS)))
+        w = csv.writer(out)  # one table per stream: one header row
+        if csv_table == "agents":
+            w.writerow(AGENT_COLS)
+            for r in arows:
+                w.writerow([json.dumps(plain(r[c])) if c == "paused_by_reason"
+                            else plain(r[c]) for c in AGENT_COLS])
+        else:
+            w.writerow(QUEUE_COLS)
+            for r in qrows:
+                w.writerow([plain(r[c]) for c in QUEUE_COLS])
     else:
         print(f"{rng.start:%Y-%m-%d %H:%M} to {rng.end:%Y-%m-%d %H:%M} ({rng.tz}), "
               f"per {rng.bucket}; short abandon < {short_s} s, service level: answered "
@@ -142,6 +147,12 @@ async def report(url: str, rng: Range, *, fmt: str, short_s: int, sl_s: int, var
             print(f"\ncut by an Asterisk shutdown or restart, {c['queue']}: {c['talking']} "
                   f"talking (counted as answered), {c['waiting']} waiting (in no figure)",
                   file=out)
+    return GAP_EXIT if say_gaps(gaps, err) else 0
+
+
+def say_gaps(gaps: list[dict[str, Any]], err: TextIO) -> bool:
+    """Tell about the listener's gaps in the range; True when one is not yet
+    reconciled with queue_log (the figures may be incomplete)."""
     open_gaps = [g for g in gaps if g["reconciled_at"] is None]
     for g in gaps:
         if g["reconciled_at"] is not None:
@@ -154,11 +165,12 @@ async def report(url: str, rng: Range, *, fmt: str, short_s: int, sl_s: int, var
               f"{g['ended_at'] or 'now'} ({g['reason']}; {g['calls_closed']} calls closed "
               f"as unknown, not yet reconciled with queue_log): figures in this range may "
               f"be incomplete", file=err)
-    return GAP_EXIT if open_gaps else 0
+    return bool(open_gaps)
 
 
 async def staffing(url: str, rng: Range, *, sl_target: float, sl_s: int, shrinkage: float,
-                   default_aht_s: float, wrapup_s: int, out: TextIO = sys.stdout) -> int:
+                   default_aht_s: float, wrapup_s: int, out: TextIO = sys.stdout,
+                   err: TextIO = sys.stderr) -> int:
     conn = await asyncpg.connect(url, timeout=10, **reader_settings())
     try:
         qrows = [dict(r) for r in await conn.fetch(
@@ -166,6 +178,7 @@ async def staffing(url: str, rng: Range, *, sl_target: float, sl_s: int, shrinka
             "offered_excl_short", wrapup_s)]
         logged = {r["bucket"]: float(r["logged_in_s"] or 0) for r in await conn.fetch(
             Q["agents_logged_in"], rng.start, rng.end, rng.bucket, rng.tz)}
+        gaps = [dict(r) for r in await conn.fetch(Q["gaps"], rng.start, rng.end)]
     finally:
         await conn.close()
     period = BUCKET_S[rng.bucket]
@@ -185,7 +198,7 @@ async def staffing(url: str, rng: Range, *, sl_target: float, sl_s: int, shrinka
         when = r["bucket"].astimezone(ZoneInfo(rng.tz)).strftime("%Y-%m-%d %H:%M")
         print(f"{when:>16}  {r['offered']:>9}  {aht:>9.0f}  {need.traffic_erlangs:>9.2f}  "
               f"{need.agents:>9}  {need.scheduled:>9}  {have:>9.1f}  {short:>9}", file=out)
-    return 0
+    return GAP_EXIT if say_gaps(gaps, err) else 0
 
 
 def what_if(calls_per_hour: float, aht_s: float, *, sl_target: float, sl_s: int,

@@ -328,7 +328,12 @@ def parse_agi(env: Mapping[str, str], state_dir: Path | None = None) -> AgiSetti
     role = env.get("SB_AGI_DB_ROLE", "sb_agi")
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", role):
         raise ConfigError(f"SB_AGI_DB_ROLE={role!r} must be a plain lower-case role name")
-    pepper_text = _secret(env, "SB_PIN_PEPPER")
+    pepper_env = env
+    if not env.get("SB_PIN_PEPPER") and not env.get("SB_PIN_PEPPER_FILE") and state_dir:
+        made = state_dir / "pin-pepper"  # the one `make demo` makes, when it is there
+        if made.is_file():
+            pepper_env = {**env, "SB_PIN_PEPPER_FILE": str(made)}
+    pepper_text = _secret(pepper_env, "SB_PIN_PEPPER")
     if pepper_text is not None and len(pepper_text) < 32:
         raise ConfigError("SB_PIN_PEPPER must be at least 32 characters")
     region = env.get("SB_DEFAULT_REGION", "GB").upper()
@@ -450,6 +455,12 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         fsync_interval_s=_float(env, "SB_SPOOL_FSYNC_MS", 200, 0, 60_000) / 1000,
         max_skew_s=_float(env, "SB_MAX_CLOCK_SKEW_S", 86400, 1, 10 * 366 * 86400),
     )
+    for name in ("SB_DATABASE_URL", *(f"SB_{svc}_DATABASE_URL"
+                                      for svc in ("AGI", "LISTENER", "REPORTS", "PANEL"))):
+        url = env.get(name)
+        if url and not re.match(r"^postgres(ql)?://", url):
+            raise ConfigError(f"{name} must be a postgresql://user@host:port/database URL "
+                              f"(got {url.split('://')[0][:20]!r}...)")
     secrets_dir = env.get("SB_DB_SECRETS_DIR")
     return Settings(
         state_dir=state_dir,

@@ -42,8 +42,15 @@ SELECT o.name, o.pin_hash IS NOT NULL AS has_pin, o.failed_count, o.locked_until
 FROM officer o JOIN agency a USING (agency_id) WHERE a.code = $1 AND o.number = $2;
 
 -- name: case_add
+-- A case that exists already is left alone (NULL): changes go through case_set.
 INSERT INTO case_record (case_number, priority, office) VALUES ($1, $2, $3)
-ON CONFLICT (case_number) DO UPDATE SET priority = EXCLUDED.priority
+ON CONFLICT (case_number) DO NOTHING
+RETURNING ref;
+
+-- name: case_set
+UPDATE case_record SET priority = coalesce($2, priority), status = coalesce($3, status),
+                       office = coalesce($4, office)
+WHERE case_number = $1
 RETURNING ref;
 
 -- name: audit_append

@@ -74,12 +74,14 @@ def test_sigterm_lets_the_call_in_progress_finish(db_url: str) -> None:
     assert '"agi_stopped"' in err and PIN not in err
 
 
-def test_agi_server_without_pepper_says_what_to_do(db_url: str) -> None:
+def test_agi_server_without_pepper_says_what_to_do(db_url: str, tmp_path: Path) -> None:
     env = server_env(db_url, free_port())
     del env["SB_PIN_PEPPER"]
+    env["SB_STATE_DIR"] = str(tmp_path)  # no demo pepper there to fall back on
     r = subprocess.run([str(CLI), "agi-server"], env=env, capture_output=True, text=True,
                        timeout=30, check=False)
-    assert r.returncode == 1 and "SB_PIN_PEPPER_FILE" in r.stderr
+    # a missing setting is a configuration error, like a short pepper (README)
+    assert r.returncode == 2 and "SB_PIN_PEPPER_FILE" in r.stderr
     env["SB_PIN_PEPPER"] = "short"
     r = subprocess.run([str(CLI), "agi-server"], env=env, capture_output=True, text=True,
                        timeout=30, check=False)

@@ -43,7 +43,9 @@ ENV_BLOCK = fakecall.environment("verify", "1795857248.184", "5550001").decode()
 def proc_env(db_url: str, **extra: str) -> dict[str, str]:
     env = {"PATH": os.environ.get("PATH", ""), **db_env(db_url),
            "SB_PIN_PEPPER": PEPPER, "SB_ARGON2_TIME_COST": "1",
-           "SB_ARGON2_MEMORY_KIB": "8192", "HOME": "/tmp"}
+           "SB_ARGON2_MEMORY_KIB": "8192", "HOME": "/tmp",
+           # not the checkout's .local, whose demo pepper would be found by default
+           "SB_STATE_DIR": "/tmp/sb-process-agi-state"}
     env.update(extra)
     return env
 

@@ -414,7 +414,7 @@ def test_cli_dry_run_and_a_missing_ops_secret(tmp_path: Path) -> None:
     assert sorted(p.name for p in confdir.iterdir()) == []
     real = subprocess.run([str(cli), "dialplan", "deploy", "--confdir", str(confdir)],
                           env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert real.returncode == 1 and "SB_AMI_OPS_SECRET_FILE" in real.stderr
+    assert real.returncode == 2 and "SB_AMI_OPS_SECRET_FILE" in real.stderr  # a setting
     nosite = subprocess.run([str(cli), "dialplan", "deploy", "--confdir", str(confdir),
                              "--dry-run", "--site", str(tmp_path / "missing")], env=env,
                             capture_output=True, text=True, timeout=120, check=False)
