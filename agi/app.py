@@ -14,7 +14,7 @@ from agi.server import FastAgiServer, ServerConfig
 from agi.verification import PoolDatabase, ShedAudit, Verifier, connect_kwargs
 from switchboard import log
 from switchboard.auditlog import Anchorer, settings_key
-from switchboard.loop import stop_on_signals
+from switchboard.loop import notify, stop_on_signals
 from switchboard.settings import AgiSettings
 from switchboard.sqlfile import queries
 
@@ -96,7 +96,9 @@ async def run_agi_server(settings: AgiSettings, database_url: str, *,
     with stop_on_signals(stop or asyncio.Event()) as stopping:
         try:
             await service.start()
+            notify("READY=1")
             await stopping.wait()
+            notify("STOPPING=1")
         finally:
             await service.stop()
     return 0

@@ -18,7 +18,7 @@ from ami_listener.normalise import FrameNormaliser
 from ami_listener.spool import Spool
 from ami_listener.writer import Backoff, Writer
 from switchboard import log
-from switchboard.loop import stop_on_signals
+from switchboard.loop import notify, stop_on_signals
 from switchboard.settings import ListenerSettings
 
 
@@ -141,7 +141,9 @@ async def run_listener(settings: ListenerSettings, database_url: str, *,
     with stop_on_signals(stop or asyncio.Event()) as stopping:
         try:
             await listener.start()
+            notify("READY=1")
             await stopping.wait()
         finally:
+            notify("STOPPING=1")
             await listener.stop()
     return 0

@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit
 
 import asyncpg
 
-from admin import agents, ops
+from admin import agents, ops, systemd
 from admin import audit as admin_audit
 from agi import install as agi_install
 from agi.app import make_hasher, run_agi_server
@@ -232,6 +232,22 @@ def _ops_parsers(sub: Any) -> None:
                    "needs an AMI user with originate rights: SB_PANEL_AMI_USER, "
                    "SB_PANEL_AMI_SECRET[_FILE], SB_PANEL_AMI_ADDR (127.0.0.1:5038).")
 
+    sd = sub.add_parser("systemd", help="systemd units for the services",
+                        description="Units for agi-server, ami-listener, wallboard and "
+                        "panel: their own users, Type=notify, restart on failure, "
+                        "hardened (docs/ops.md 'Running as services').")
+    sds = sd.add_subparsers(dest="action", required=True)
+    a = sds.add_parser("install", help="make the users, write the units, reload systemd")
+    a.add_argument("--bin", default=None, help="where the switchboard command is "
+                   "(default: beside this Python)")
+    a.add_argument("--unit-dir", default="/etc/systemd/system")
+    a.add_argument("--dry-run", action="store_true", help="print the units, change nothing")
+    a.add_argument("--no-users", action="store_true", help="the users exist already")
+    a = sds.add_parser("remove", help="stop, disable and delete the units")
+    a.add_argument("--unit-dir", default="/etc/systemd/system")
+    a = sds.add_parser("show", help="print one unit as install would write it")
+    a.add_argument("name", choices=[u.name for u in systemd.UNITS])
+
     dp = sub.add_parser("disposition", help="the site's list of call outcomes",
                         description="The outcomes agents choose from at the end of a "
                         "call (each change audited).")
@@ -372,6 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                             auditlog.session_settings(
                                                 auditlog.settings_key(settings.agi))),
                             settings.agi.event_loop)
+        if args.command == "systemd":
+            return _systemd(args)
         if args.command in ("report", "staffing"):
             return _report(settings, args)
         if args.command == "dialplan":
@@ -385,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)
         return 2
     except (ClusterError, db.MigrationError, ops.OpsError,
-            deploy.DeployError, agi_install.InstallError) as exc:
+            deploy.DeployError, agi_install.InstallError, systemd.SystemdError) as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `... | head`: the reader has what it wanted
@@ -405,6 +423,18 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     return 2
+
+
+def _systemd(args: argparse.Namespace) -> int:
+    unit_dir = Path(args.unit_dir) if getattr(args, "unit_dir", None) else systemd.UNIT_DIR
+    if args.action == "show":
+        unit = next(u for u in systemd.UNITS if u.name == args.name)
+        print(systemd.render(unit, Path(sys.executable).parent), end="")
+        return 0
+    if args.action == "remove":
+        return systemd.remove(unit_dir=unit_dir)
+    return systemd.install(bin_dir=Path(args.bin) if args.bin else None, unit_dir=unit_dir,
+                           dry_run=args.dry_run, users=not args.no_users)
 
 
 def panel_config(settings: Settings) -> panel.PanelConfig:
@@ -439,9 +469,10 @@ def board_config(settings: Settings, tz: str | None) -> wallboard.BoardConfig:
     try:
         idle_s = float(env.get("SB_WALLBOARD_IDLE_S", "10"))
         stale_min = int(env.get("SB_CALLBACK_STALE_MIN", "15"))
+        wait_alert_s = int(env.get("SB_WAIT_ALERT_S", "60"))
     except ValueError as exc:
         raise ConfigError("SB_WALLBOARD_IDLE_S must be seconds, SB_CALLBACK_STALE_MIN "
-                          "whole minutes") from exc
+                          "whole minutes, SB_WAIT_ALERT_S whole seconds") from exc
     zone = tz or env.get("SB_TZ") or "UTC"
     try:
         report.Range.parse(None, None, None, zone, "day")
@@ -449,7 +480,8 @@ def board_config(settings: Settings, tz: str | None) -> wallboard.BoardConfig:
                                      tz=zone, metrics_host=m_host or "127.0.0.1",
                                      metrics_port=int(m_port), hosts=hosts,
                                      idle_s=min(max(idle_s, 1.0), 600.0),
-                                     callback_stale_min=min(max(stale_min, 1), 1440))
+                                     callback_stale_min=min(max(stale_min, 1), 1440),
+                                     wait_alert_s=min(max(wait_alert_s, 5), 3600))
     except ValueError as exc:
         raise ConfigError(f"wall board settings: {exc}") from exc
 

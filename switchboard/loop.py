@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import socket
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -39,3 +41,18 @@ def stop_on_signals(stop: asyncio.Event) -> Iterator[asyncio.Event]:
         for sig in sigs:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
+
+
+def notify(state: str) -> bool:
+    """Tell systemd (``Type=notify`` units) how the service is: ``READY=1`` once
+    it serves, ``STOPPING=1`` when it begins to stop.  The sd_notify protocol is
+    one datagram to $NOTIFY_SOCKET; nothing happens when that is not set (run by
+    hand).  True when a notification was sent."""
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr or not (addr.startswith("/") or addr.startswith("@")):
+        return False
+    target = "\0" + addr[1:] if addr.startswith("@") else addr
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s, contextlib.suppress(OSError):
+        s.sendto(state.encode(), target)
+        return True
+    return False

@@ -42,7 +42,7 @@ from aiohttp import web
 from agi.pins import PinHasher
 from ami_listener.actions import AmiActionError, AmiLogin, AmiSession
 from switchboard import log
-from switchboard.loop import stop_on_signals
+from switchboard.loop import notify, stop_on_signals
 from switchboard.sqlfile import queries
 from web.auth import host_guard, known_hosts, safe_headers
 
@@ -556,7 +556,9 @@ async def run_panel(database_url: str, config: PanelConfig, hasher: PinHasher,
         try:
             port = await panel.start()
             print(f"agent panel: http://{config.host}:{port}/", flush=True)
+            notify("READY=1")
             await stopping.wait()
+            notify("STOPPING=1")
         finally:
             await panel.stop()
     return 0

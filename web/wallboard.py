@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from figures.report import plain, reader_settings
 from switchboard import log
-from switchboard.loop import stop_on_signals
+from switchboard.loop import notify, stop_on_signals
 from switchboard.settings import generated_secret
 from switchboard.sqlfile import queries
 from web.auth import Sessions, host_guard, known_hosts, safe_headers, same_secret
@@ -46,6 +46,9 @@ SCRIPT = STATIC / "wallboard.js"
 COOKIE = "sb_wallboard"
 SESSION_S = 12 * 3600
 MAX_STREAMS = 100  # live streams at once (a wall board or two per room)
+FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+           b'<rect width="16" height="16" rx="3" fill="#1b232c"/>'
+           b'<path d="M3 11h2V7H3zm4 0h2V4H7zm4 0h2V8h-2z" fill="#2e9d4f"/></svg>')
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,9 @@ class BoardConfig:
     idle_s: float = 10.0  # a connection with no request in progress is closed then
     callback_stale_min: int = 15  # a callback request not started by then is an alert
     periodic_s: float = 30.0  # refresh this often even without a change (ages, alerts)
+    wait_alert_s: int = 60  # a caller waiting longer than this is an alert on the board
+    silent_s: int = 120  # agents of a node not heard from for this long are not counted
+    ping_s: float = 10.0  # the stream's heartbeat: the page turns stale without it
 
 
 def token_from(env: dict[str, str], state_dir: Path) -> tuple[str, bool]:
@@ -127,7 +133,10 @@ class Board:
         start = self.today_start()
         end = start + timedelta(days=1)
         async with self.pool.acquire() as conn:
-            live = [dict(r) for r in await conn.fetch(Q["live"])]
+            live = [dict(r) for r in await conn.fetch(Q["live_heard"], c.silent_s)]
+            silent = [dict(r) for r in await conn.fetch(Q["silent_nodes"], c.silent_s)]
+            split = {r["level"]: r["calls"] for r in await conn.fetch(Q["verify_split"],
+                                                                       start)}
             day = [dict(r) for r in await conn.fetch(
                 Q["queue_figures_no_peak"], start, end, "day", c.tz, c.short_s, c.sl_s,
                 "offered_excl_short", c.wrapup_s)]
@@ -139,8 +148,8 @@ class Board:
             now = await conn.fetchval("SELECT now()")
             alerts = {r["kind"]: r["n"] for r in await conn.fetch(Q["security_counts"],
                                                                   start)}
-            stale = dict(await conn.fetchrow(Q["callbacks_stale"], c.callback_stale_min)
-                         or {"n": 0, "oldest_s": None})
+            cbw = dict(await conn.fetchrow(Q["callbacks_waiting"], c.callback_stale_min)
+                       or {"waiting": 0, "stale": 0, "oldest_s": None})
         today = {r["queue"]: r for r in day}
         queues = []
         for q in sorted({r["queue"] for r in live} | {r["queue"] for r in day} - {"(all)"}):
@@ -162,7 +171,8 @@ class Board:
         return {
             "version": self.version + 1, "server_time": now.isoformat(), "tz": c.tz,
             "targets": {"service_level": c.sl_target, "sl_s": c.sl_s,
-                        "asa_s": c.asa_target_s, "short_s": c.short_s},
+                        "asa_s": c.asa_target_s, "short_s": c.short_s,
+                        "wait_alert_s": c.wait_alert_s},
             "queues": queues,
             "total": {k: plain(total.get(k)) for k in ("offered", "answered", "abandoned",
                                                         "service_level", "asa_s")},
@@ -171,8 +181,14 @@ class Board:
                        "service_level": plain(r["service_level"])}
                       for r in hours if r["queue"] == "(all)"],
             "alerts": alerts,
-            "callbacks_stale": {"n": stale["n"], "oldest_s": stale["oldest_s"],
+            "callbacks_stale": {"n": cbw["stale"], "waiting": cbw["waiting"],
+                                "oldest_s": cbw["oldest_s"],
                                 "threshold_min": c.callback_stale_min},
+            "verified": {k: split.get(k, 0) for k in ("full", "callback", "line-only",
+                                                       "unverified")},
+            "silent_nodes": [{"node": r["node"], "last_seen_at": plain(r["last_seen_at"])}
+                             for r in silent],
+            "abandoned_total": total.get("abandoned", 0),
             "abandoned_list": [{"at": plain(r["entered_at"]), "queue": r["queue"],
                                 "wait_s": plain(r["wait_s"])} for r in abandoned],
         }
@@ -285,19 +301,25 @@ class Board:
                 async with self.changed:
                     if self.version == seen:
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self.changed.wait(), 15)
+                            await asyncio.wait_for(self.changed.wait(), self.cfg.ping_s)
                     snap, seen_now = self.snapshot, self.version
                 if seen_now != seen and snap:
                     seen = seen_now
                     await resp.write(b"retry: 1000\nevent: snapshot\ndata: "
                                      + json.dumps(snap).encode() + b"\n\n")
-                else:
-                    await resp.write(b": keep-alive\n\n")
+                else:  # a heartbeat the page can see: without it, it turns stale
+                    await resp.write(b"event: ping\ndata: " + json.dumps(
+                        {"server_time": datetime.now().astimezone().isoformat()}).encode()
+                        + b"\n\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
             self._streams -= 1
         return resp
+
+    async def favicon(self, _request: web.Request) -> web.Response:
+        return web.Response(body=FAVICON, content_type="image/svg+xml",
+                            headers={"Cache-Control": "max-age=86400"})
 
     async def snapshot_json(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
@@ -320,6 +342,8 @@ class Board:
         app.router.add_get("/wallboard.js", self.script)
         app.router.add_get("/events", self.events)
         app.router.add_get("/snapshot.json", self.snapshot_json)
+        app.router.add_get("/favicon.ico", self.favicon)
+        app.router.add_get("/favicon.svg", self.favicon)
         # keepalive_timeout also closes a connection that never finishes its request
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1,
                                      keepalive_timeout=self.cfg.idle_s)
@@ -368,7 +392,9 @@ async def run_wallboard(database_url: str, config: BoardConfig, *,
             # the journal at every start
             print(f"wall board: http://{config.host}:{port}/ (log in once with "
                   f"/?token=<the wall board token>)", flush=True)
+            notify("READY=1")
             await stopping.wait()
+            notify("STOPPING=1")
         finally:
             await board.stop()
     return 0

@@ -43,6 +43,17 @@ ORDER BY entered_at DESC LIMIT 50;
 -- Locks, blocks, shed attempts and refusals since $1 (sql/migrations/0008).
 SELECT kind, n FROM sb_security_counts($1);
 
--- name: callbacks_stale
--- Callback requests not started within $1 minutes (the wall board's alert).
-SELECT n, oldest_s FROM sb_callbacks_stale($1);
+-- name: callbacks_waiting
+-- Open callback requests, those not started within $1 minutes, the oldest's age.
+SELECT waiting, stale, oldest_s FROM sb_callbacks_waiting($1);
+
+-- name: live_heard
+-- sb_live_queues, agents counted only for nodes heard from in the last $1 s.
+SELECT * FROM sb_live_queues_heard($1);
+
+-- name: silent_nodes
+SELECT node, last_seen_at FROM sb_silent_nodes($1);
+
+-- name: verify_split
+-- Today's callers by their best verification (full, callback, line-only, unverified).
+SELECT level, calls FROM sb_verify_split($1);

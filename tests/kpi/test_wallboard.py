@@ -73,10 +73,26 @@ async def shown(page: Page, selector: str, want: str, since: float, seconds: flo
 def test_the_wall_board_shows_recorded_traffic_live(db_url: str, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    config = BoardConfig(port=port, token=TOKEN, metrics_port=free_port())
+    config = BoardConfig(port=port, token=TOKEN, metrics_port=free_port(), wait_alert_s=8)
 
     async def main() -> dict[str, Any]:
         out: dict[str, Any] = {}
+        # what supervisors of a verified line watch: today's verifications (audit
+        # rows as the AGI service writes them), and a node gone silent whose
+        # agent must not be counted
+        owner = await asyncpg.connect(db_url)
+        for n, result in enumerate(["full", "full", "line-only", "wrong-pin", "locked"]):
+            await owner.execute("SELECT sb_audit_append('agi', $1, '+442079460100', '42', "
+                                "'1001', 'verify', $2)", f"pbx-a-1795869000.{n}", result)
+        await owner.execute("SELECT sb_audit_append('agi', 'pbx-a-1795869000.3', NULL, "
+                            "'42', '1001', 'lockout', '5 failures')")
+        await owner.execute(
+            "INSERT INTO listener_checkpoint (node, spool_id, seq, last_seen_at) VALUES "
+            "('pbx-z', 's', 1, now() - interval '10 minutes');"
+            "INSERT INTO agent_state (node, queue, interface, state, started_at, start_key, "
+            "start_seq) VALUES ('pbx-z', 'intake', 'PJSIP/2999', 'available', "
+            "now() - interval '1 hour', '\\x01', 1)")
+        await owner.close()
         board = Board(as_service(db_url, "reports"), config)
         await board.start()
         async with async_playwright() as pw:
@@ -93,6 +109,21 @@ def test_the_wall_board_shows_recorded_traffic_live(db_url: str, tmp_path: Path)
                     options=ServerOptions(speed=1.0)))
                 t = await committed(db_url, "SELECT count(*) = 1 FROM queue_call")
                 out["waiting_s"] = await shown(page, "[data-queue=intake] .waiting", "1", t, 1.0)
+                out["available_with_silent_node"] = await text(
+                    page, "[data-queue=intake] .available")
+                await page.wait_for_selector("[data-queue=intake].alert", timeout=8000)
+                out["alerts"] = await page.locator("#alerts").text_content()
+                out["verified"] = {k: await text(page, f'#verified [data-k="{k}"]')
+                                   for k in ("full", "line only", "unverified",
+                                             "officers locked")}
+                for w, h in ((1920, 1080), (1280, 720)):
+                    await page.set_viewport_size({"width": w, "height": h})
+                    await asyncio.sleep(0.3)
+                    await page.screenshot(path=str(ARTIFACTS / f"wallboard-{w}x{h}.png"))
+                    out[f"fits_{w}"] = await page.evaluate(
+                        "() => [...document.querySelectorAll('.queue, .panel')].every("
+                        "e => e.getBoundingClientRect().bottom <= window.innerHeight + 1)")
+                await page.set_viewport_size({"width": 1600, "height": 900})
                 first_wait = await text(page, "[data-queue=intake] .longest")
                 await asyncio.sleep(2.2)  # the longest wait ticks between snapshots
                 out["longest"] = (first_wait, await text(page, "[data-queue=intake] .longest"))
@@ -128,6 +159,12 @@ def test_the_wall_board_shows_recorded_traffic_live(db_url: str, tmp_path: Path)
                     except urllib.error.HTTPError as exc:
                         return exc.code
                 out["no_token"] = await asyncio.to_thread(without_token)
+
+                def favicon() -> tuple[int, str]:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/favicon.ico",
+                                                timeout=5) as r:
+                        return r.status, r.headers.get("Content-Type", "")
+                out["favicon"] = await asyncio.to_thread(favicon)
             finally:
                 await browser.close()
                 await board.stop()
@@ -145,4 +182,11 @@ def test_the_wall_board_shows_recorded_traffic_live(db_url: str, tmp_path: Path)
     assert out["sl"] == "0%" and "bad" in (out["sl_class"] or "")
     assert 'sb_queue_offered_today{queue="intake"} 1.0' in out["metrics"]
     assert out["no_token"] == 401
+    assert out["available_with_silent_node"] == "0"  # pbx-z's agent is not counted
+    assert "node pbx-z: nothing heard since" in out["alerts"]
+    assert "intake: a caller has waited" in out["alerts"]
+    assert out["verified"] == {"full": "2", "line only": "1", "unverified": "2",
+                               "officers locked": "1"}
+    assert out["fits_1920"] and out["fits_1280"]  # nothing cut at 1280x720
+    assert out["favicon"] == (200, "image/svg+xml")
     assert (ARTIFACTS / "wallboard.png").stat().st_size > 10_000

@@ -58,14 +58,6 @@ from tests.live.node import (
 from tests.live.tap import Tap
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """With pytest-xdist (make test runs two workers), every live test goes to
-    the same worker: one Asterisk, on the node's fixed AMI and carrier ports."""
-    for item in items:
-        if "tests/live/" in str(item.path):
-            item.add_marker(pytest.mark.xdist_group("live"))
-
-
 def _seed(db_url: str, audit_key: Path) -> None:
     async def main() -> None:
         settings = parse_agi({"SB_PIN_PEPPER": PEPPER, "SB_ARGON2_TIME_COST": "1",

@@ -33,6 +33,10 @@ from tests.live.harness import (
 )
 from tests.live.node import AMI_PORT, CARRIER_IP, CLI
 
+# pytest-xdist (make test runs two workers): every live test on the same worker,
+# so one Asterisk runs, on the node's fixed AMI and carrier ports
+pytestmark = pytest.mark.xdist_group("live")
+
 if (_reason := skip_reason()) is not None:
     pytest.skip(_reason, allow_module_level=True)
 

@@ -1,5 +1,6 @@
 "use strict";
-let snap = null, offsetMs = 0;
+let snap = null, offsetMs = 0, lastHeard = 0, updatedAt = null, broken = false;
+const PING_S = 10;  // the server's heartbeat (BoardConfig.ping_s)
 const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 const pct = (v) => v === null || v === undefined ? "–" : (v * 100).toFixed(0) + "%";
@@ -16,7 +17,8 @@ function render() {
     const lw = longest(q);
     const paused = Object.entries(q.paused_reasons || {}).filter(([r]) => r !== "(none)")
       .map(([r, n]) => esc(r) + " " + n).join(", ");
-    return `<div class="queue" data-queue="${esc(q.queue)}">
+    const alert = q.waiting && lw !== null && lw > t.wait_alert_s;
+    return `<div class="queue${alert ? " alert" : ""}" data-queue="${esc(q.queue)}">
       <h2>${esc(q.queue)}</h2>
       <div class="big">
         <div><div class="n waiting ${q.waiting ? (lw !== null ? waitClass(lw, t.sl_s) : "") : "ok"}">${q.waiting}</div><div class="label">waiting</div></div>
@@ -36,21 +38,48 @@ function render() {
       </div></div>`;
   }).join("");
   const ab = snap.abandoned_list;
-  $("abandoned-count").textContent = "(" + ab.length + ")";
+  const abTotal = snap.abandoned_total ?? ab.length;
+  $("abandoned-count").textContent = "(" + abTotal + (abTotal > ab.length ? ", the last " + ab.length + " shown" : "") + ")";
   $("abandoned").innerHTML = ab.map((a) => `<li><span>${new Date(a.at).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"})} ${esc(a.queue)}</span><span>waited ${secs(a.wait_s)}</span></li>`).join("") || "<li>none</li>";
-  const cb = snap.callbacks_stale || {n: 0};
-  $("cb-threshold").textContent = "(over " + cb.threshold_min + " min)";
-  $("callbacks-stale").innerHTML = `<span class="v ${cb.n ? "bad" : "ok"}">${cb.n}</span>` +
-    (cb.n ? ` <span class="k">oldest ${secs(cb.oldest_s)}</span>` : "");
+  const v = snap.verified || {};
+  const al = snap.alerts || {};
+  $("verified").innerHTML = [["full", v.full], ["by calling back", v.callback],
+    ["line only", v["line-only"]], ["unverified", v.unverified],
+    ["officers locked", al.lockout], ["numbers blocked", al.throttle]]
+    .map(([k, n]) => `<span class="k">${esc(k)}</span><span class="v ${k.startsWith("officers") || k.startsWith("numbers") ? (n ? "warn" : "") : ""}" data-k="${esc(k)}">${n ?? 0}</span>`).join("");
+  const cb = snap.callbacks_stale || {n: 0, waiting: 0};
+  $("callbacks").innerHTML = `<span class="k">waiting</span><span class="v cb-waiting">${cb.waiting ?? 0}</span>` +
+    `<span class="k">oldest</span><span class="v">${cb.waiting ? secs(cb.oldest_s) : "–"}</span>` +
+    `<span class="k">not started in ${cb.threshold_min} min</span><span class="v cb-stale ${cb.n ? "bad" : "ok"}">${cb.n}</span>`;
+  alerts();
   chart(snap.hours, t.service_level);
 }
 
+function alerts() {  // re-run every second: waits grow between snapshots
+  if (!snap) return;
+  const t = snap.targets, out = [];
+  for (const q of snap.queues) {
+    const lw = longest(q);
+    const on = q.waiting && lw !== null && lw > t.wait_alert_s;
+    const card = document.querySelector(`.queue[data-queue="${CSS.escape(q.queue)}"]`);
+    if (card) card.classList.toggle("alert", !!on);
+    if (on) out.push(`${q.queue}: a caller has waited ${secs(lw)} (alert at ${secs(t.wait_alert_s)})`);
+  }
+  for (const n of snap.silent_nodes || []) out.push(`node ${n.node}: nothing heard since ${n.last_seen_at ? new Date(n.last_seen_at).toLocaleTimeString() : "ever"}; its agents are not counted`);
+  const cb = snap.callbacks_stale || {n: 0};
+  if (cb.n) out.push(`${cb.n} callback request${cb.n > 1 ? "s" : ""} not started within ${cb.threshold_min} min`);
+  $("alerts").innerHTML = out.map((a) => `<div class="alert">${esc(a)}</div>`).join("");
+}
+
 function chart(hours, target) {
-  const W = 720, H = 200, pad = 20, n = 24, bw = (W - 2 * pad) / n;
+  const W = 720, H = 200, pad = 32, n = 24, bw = (W - 2 * pad) / n;
   const max = Math.max(1, ...hours.map((h) => h.offered));
   const byHour = {};
   for (const h of hours) byHour[new Date(h.bucket).getHours()] = h;
   let s = `<line x1="${pad}" x2="${W - pad}" y1="${pad + (1 - target) * (H - 2 * pad)}" y2="${pad + (1 - target) * (H - 2 * pad)}" stroke="#d89b1c" stroke-dasharray="4 4"/>`;
+  // scales: calls on the left, service level on the right
+  s += `<text x="2" y="${pad + 4}">${max}</text><text x="2" y="${H - pad}">0</text>`;
+  s += `<text x="${W - pad + 2}" y="${pad + 4}">100%</text><text x="${W - pad + 2}" y="${H - pad}">0%</text>`;
   let path = "";
   for (let i = 0; i < n; i++) {
     const h = byHour[i], x = pad + i * bw;
@@ -58,12 +87,35 @@ function chart(hours, target) {
       const ho = (h.offered / max) * (H - 2 * pad), ha = (h.answered / max) * (H - 2 * pad);
       s += `<rect x="${x + 2}" y="${H - pad - ho}" width="${bw - 4}" height="${ho}" fill="#4a5562"/>`;
       s += `<rect x="${x + 2}" y="${H - pad - ha}" width="${bw - 4}" height="${ha}" fill="#2e9d4f"/>`;
-      if (h.service_level !== null) path += (path ? "L" : "M") + (x + bw / 2) + " " + (pad + (1 - h.service_level) * (H - 2 * pad));
+      if (h.service_level !== null) {
+        const py = pad + (1 - h.service_level) * (H - 2 * pad);
+        path += (path ? "L" : "M") + (x + bw / 2) + " " + py;
+        s += `<circle class="sl-point" cx="${x + bw / 2}" cy="${py}" r="4" fill="#f2f2f2"/>`;  // one hour is a point
+      }
     }
     if (i % 3 === 0) s += `<text x="${x}" y="${H - 4}">${String(i).padStart(2, "0")}</text>`;
   }
   if (path) s += `<path d="${path}" stroke="#f2f2f2" fill="none" stroke-width="2"/>`;
   $("chart").innerHTML = s;
+}
+
+function heard() {
+  lastHeard = Date.now();
+  const dot = document.querySelector("#status .dot");
+  if (dot) { dot.classList.remove("beat"); void dot.offsetWidth; dot.classList.add("beat"); }
+}
+
+function freshness() {  // an idle board must not look dead, a dead one not look live
+  if (!lastHeard || broken) return;
+  const quiet = (Date.now() - lastHeard) / 1000;
+  const st = $("status");
+  if (quiet > 3 * PING_S) {
+    st.className = "down";
+    st.textContent = `no update for ${Math.round(quiet)} s: this board may be stale`;
+  } else {
+    st.className = "";
+    st.innerHTML = `<span class="dot"></span>live · updated ${esc(updatedAt || "")}`;
+  }
 }
 
 function tick() {  // the longest-wait counters run between snapshots
@@ -79,11 +131,15 @@ function connect() {
     snap = JSON.parse(e.data);
     offsetMs = Date.parse(snap.server_time) - Date.now();
     document.body.dataset.version = snap.version;
-    $("status").className = "";
-    $("status").textContent = "live · " + new Date().toLocaleTimeString();
+    updatedAt = new Date().toLocaleTimeString();
+    lastHeard = Date.now();
+    broken = false;
+    freshness();
+    heard();
     render();
   });
-  es.onerror = () => { $("status").className = "down"; $("status").textContent = "reconnecting…"; };
+  es.addEventListener("ping", () => { lastHeard = Date.now(); broken = false; freshness(); heard(); });
+  es.onerror = () => { broken = true; $("status").className = "down"; $("status").textContent = "reconnecting…"; };
 }
 connect();
-setInterval(tick, 1000);
+setInterval(() => { tick(); alerts(); freshness(); }, 1000);

@@ -1,0 +1,111 @@
+-- What supervisors of a verified line watch on the wall board (issue 13): how
+-- today's callers were verified, and the callback requests waiting.  sb_reports
+-- cannot read the audit log or callers' numbers; these functions give it counts
+-- and ages only.
+
+-- Per call since p_since, its best verification: full > callback (verified by
+-- calling the agency back) > line-only > unverified (tried and failed, locked or
+-- throttled).  Calls that never reached verification are not counted.
+CREATE FUNCTION sb_verify_split(p_since timestamptz)
+RETURNS TABLE (level text, calls bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    WITH best AS (
+        SELECT uniqueid, max(CASE WHEN result = 'full' THEN 4 WHEN result = 'callback' THEN 3
+                                  WHEN result = 'line-only' THEN 2 ELSE 1 END) AS rank
+          FROM audit_log
+         WHERE at >= p_since AND action = 'verify' AND uniqueid IS NOT NULL
+           AND result NOT IN ('refused', 'error', 'shed')
+         GROUP BY uniqueid)
+    SELECT l.level, count(b.uniqueid)
+      FROM (VALUES (4, 'full'), (3, 'callback'), (2, 'line-only'), (1, 'unverified'))
+           AS l (rank, level)
+      LEFT JOIN best b USING (rank)
+     GROUP BY l.rank, l.level ORDER BY l.rank DESC
+$$;
+
+-- Open callback requests: how many, how many not started within p_minutes,
+-- and the oldest one's age.
+CREATE FUNCTION sb_callbacks_waiting(p_minutes integer,
+    OUT waiting bigint, OUT stale bigint, OUT oldest_s integer)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT count(*),
+           count(*) FILTER (WHERE started_at IS NULL
+                              AND requested_at < now() - make_interval(mins => p_minutes)),
+           max(extract(epoch FROM now() - requested_at))::integer
+      FROM callback_request WHERE status = 'open'
+$$;
+
+REVOKE ALL ON FUNCTION sb_verify_split(timestamptz), sb_callbacks_waiting(integer)
+    FROM PUBLIC;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sb_reports') THEN
+        EXECUTE 'GRANT EXECUTE ON FUNCTION sb_verify_split(timestamptz), '
+                'sb_callbacks_waiting(integer) TO sb_reports';
+    END IF;
+END $$;
+
+-- The wall board's live figures, agents counted only for nodes heard from in
+-- the last p_silent_s seconds (sb_live_queues of 0005 counts every open state).
+CREATE FUNCTION sb_live_queues_heard(p_silent_s integer)
+RETURNS TABLE (queue text, waiting bigint, longest_wait_s numeric, oldest_entered_at timestamptz,
+               agents_available bigint, agents_on_call bigint, agents_paused bigint,
+               paused_reasons jsonb)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+WITH w AS (
+    SELECT queue, count(*) AS n, min(entered_at) AS oldest FROM queue_call
+     WHERE outcome IS NULL AND answered_at IS NULL AND ended_at IS NULL
+       AND entered_at > now() - interval '1 day'
+     GROUP BY queue
+), a AS (
+    SELECT DISTINCT ON (queue, interface) queue, interface, state, reason FROM agent_state s
+     WHERE ended_at IS NULL
+       -- only nodes whose listener heard from Asterisk lately: an agent of a silent
+       -- node (its listener stopped, or the demo's replay ended) is not "available"
+       AND EXISTS (SELECT 1 FROM listener_checkpoint c
+                    WHERE c.node = s.node
+                      AND c.last_seen_at > now() - make_interval(secs => p_silent_s))
+     ORDER BY queue, interface,
+              CASE state WHEN 'on_call' THEN 1 WHEN 'ringing' THEN 2 WHEN 'paused' THEN 3
+                         WHEN 'available' THEN 4 ELSE 5 END
+), ag AS (
+    SELECT queue,
+           count(*) FILTER (WHERE state = 'available') AS avail,
+           count(*) FILTER (WHERE state IN ('on_call', 'ringing')) AS busy,
+           count(*) FILTER (WHERE state = 'paused') AS paused,
+           coalesce(jsonb_object_agg(coalesce(reason, '(none)'), 1)
+                    FILTER (WHERE state = 'paused'), '{}'::jsonb) AS reasons_seen
+      FROM a GROUP BY queue
+), reasons AS (
+    SELECT queue, jsonb_object_agg(r, n) AS by_reason FROM (
+        SELECT queue, coalesce(reason, '(none)') AS r, count(*) AS n FROM a
+         WHERE state = 'paused' GROUP BY 1, 2) x GROUP BY queue
+), qs AS (
+    SELECT queue FROM w UNION SELECT queue FROM ag
+)
+SELECT qs.queue, coalesce(w.n, 0),
+       round(extract(epoch FROM now() - w.oldest)::numeric, 1), w.oldest,
+       coalesce(ag.avail, 0), coalesce(ag.busy, 0), coalesce(ag.paused, 0),
+       coalesce(reasons.by_reason, '{}'::jsonb)
+  FROM qs LEFT JOIN w USING (queue) LEFT JOIN ag USING (queue)
+  LEFT JOIN reasons USING (queue)
+ ORDER BY qs.queue
+$$;
+
+-- Nodes whose listener has not heard from Asterisk for p_silent_s seconds.
+CREATE FUNCTION sb_silent_nodes(p_silent_s integer)
+RETURNS TABLE (node text, last_seen_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT node, last_seen_at FROM listener_checkpoint
+     WHERE last_seen_at IS NULL OR last_seen_at <= now() - make_interval(secs => p_silent_s)
+     ORDER BY node
+$$;
+
+REVOKE ALL ON FUNCTION sb_live_queues_heard(integer), sb_silent_nodes(integer) FROM PUBLIC;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sb_reports') THEN
+        EXECUTE 'GRANT EXECUTE ON FUNCTION sb_live_queues_heard(integer), '
+                'sb_silent_nodes(integer) TO sb_reports';
+    END IF;
+END $$;
