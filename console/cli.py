@@ -36,6 +36,7 @@ from agi.app import make_hasher, run_agi_server
 from ami_listener import reconcile
 from ami_listener.actions import AmiLogin
 from ami_listener.service import run_listener
+from console import doctor
 from console.demo import run_demo
 from dialplan_tools import deploy, dialcheck
 from figures import report
@@ -232,6 +233,14 @@ def _ops_parsers(sub: Any) -> None:
                    "needs an AMI user with originate rights: SB_PANEL_AMI_USER, "
                    "SB_PANEL_AMI_SECRET[_FILE], SB_PANEL_AMI_ADDR (127.0.0.1:5038).")
 
+    sub.add_parser("doctor", help="check this node end to end (exit 0 OK, 1 warnings, "
+                   "2 failures)",
+                   description="Checks, without changing anything: the database (the "
+                   "owner, migrations, each service's login), the pepper and the audit key, "
+                   "AMI (each node's login, clock skew; with SB_AMI_OPS_SECRET also the "
+                   "listener's read classes and the modules the dialplan needs), FastAGI "
+                   "and the process-AGI fallback (SB_AGI_DIR), queue_log, spool room.")
+
     sd = sub.add_parser("systemd", help="systemd units for the services",
                         description="Units for agi-server, ami-listener, wallboard and "
                         "panel: their own users, Type=notify, restart on failure, "
@@ -390,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                             settings.agi.event_loop)
         if args.command == "systemd":
             return _systemd(args)
+        if args.command == "doctor":
+            return doctor.report(asyncio.run(doctor.run(settings, dict(os.environ))))
         if args.command in ("report", "staffing"):
             return _report(settings, args)
         if args.command == "dialplan":

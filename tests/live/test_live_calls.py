@@ -41,10 +41,6 @@ from tests.live.harness import (
 )
 from tests.live.tap import keep_queue_log
 
-# pytest-xdist (make test runs two workers): every live test on the same worker,
-# so one Asterisk runs, on the node's fixed AMI and carrier ports
-pytestmark = pytest.mark.xdist_group("live")
-
 if (_reason := skip_reason()) is not None:  # one line for the whole tier
     pytest.skip(_reason, allow_module_level=True)
 

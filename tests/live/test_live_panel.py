@@ -33,10 +33,6 @@ from tests.live.harness import (
 )
 from tests.live.node import AMI_PORT, CARRIER_IP, CLI
 
-# pytest-xdist (make test runs two workers): every live test on the same worker,
-# so one Asterisk runs, on the node's fixed AMI and carrier ports
-pytestmark = pytest.mark.xdist_group("live")
-
 if (_reason := skip_reason()) is not None:
     pytest.skip(_reason, allow_module_level=True)
 
@@ -356,3 +352,21 @@ def test_agent_works_verified_unverified_and_callback_calls(live: Live,
     assert anchored.returncode == 0, anchored.stderr
     verified = live.node.switchboard("audit", "verify", env=live.env)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_doctor_on_the_live_node(live: Live) -> None:
+    """`switchboard doctor` against the real Asterisk 22: the listener's read
+    classes and every module the dialplan needs, as Asterisk itself reports them."""
+    env = {**live.env, **live.node.ops_env(), "SB_AGI_DIR": str(live.node.agidir),
+           "SB_AGI_CONFIG": str(live.node.root.parent / "agi.conf"),
+           "SB_AMI_NODES": f"sb-live@127.0.0.1:{AMI_PORT}"}
+    r = subprocess.run([str(CLI), "doctor"], env=env, capture_output=True, text=True,
+                       timeout=120, check=False)
+    lines = r.stdout.splitlines()
+    assert not [line for line in lines if line.startswith("FAIL")], r.stdout
+    assert any(line.startswith("OK") and "the listener" not in line
+               and "modules the dialplan needs are running" in line for line in lines)
+    assert any("listener reads agent, call, reporting, system, user" in line
+               for line in lines), r.stdout
+    assert any(line.startswith("OK") and "clock" in line for line in lines)
+    assert r.returncode in (0, 1), r.stdout + r.stderr
