@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
+import secrets
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,10 +19,14 @@ from ami_listener.client import AmiClient
 from ami_listener.metrics import Metrics
 from ami_listener.normalise import FrameNormaliser
 from ami_listener.spool import Spool
-from ami_listener.writer import Backoff, Writer
+from ami_listener.writer import Backoff, LeaseLost, Writer
 from switchboard import log
 from switchboard.loop import notify, stop_on_signals
-from switchboard.settings import ListenerSettings
+from switchboard.settings import AmiNode, ListenerSettings
+from switchboard.sqlfile import queries
+
+Q = queries("ami_listener.sql")
+DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
 @dataclass
@@ -51,6 +58,10 @@ class Listener:
         self._readers: list[asyncio.Future[Any]] = []
         self._pool: asyncpg.Pool | None = None
         self._http: Any = None
+        # one listener per node holds its lease and works; another waits (standby)
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.lease_lost = asyncio.Event()
+        self.held: set[str] = set()
 
     async def start(self) -> None:
         s = self.settings
@@ -67,23 +78,97 @@ class Listener:
             self.database_url, min_size=0, max_size=2 + len(s.nodes), command_timeout=30,
             server_settings=server_settings)
         for node in s.nodes:
-            spool = Spool(s.spool_dir / node.name, max_bytes=s.spool_max_bytes,
-                          segment_bytes=s.spool_segment_bytes)
-            writer = Writer(node=node.name, pool=self._pool, spool=spool,
-                            normaliser=FrameNormaliser(node.name, spool.spool_id,
-                                                       max_skew_s=s.max_skew_s),
-                            metrics=self.metrics, batch_max=s.batch_max,
-                            batch_delay_s=s.batch_delay_s,
-                            backoff=Backoff(s.backoff_initial_s, min(s.backoff_max_s, 5.0)),
-                            queue_log_path=s.queue_log(node.name),
-                            reconcile_interval_s=s.reconcile_interval_s)
-            self.pipelines.append(NodePipeline(AmiClient(node, spool, s, self.metrics),
-                                               writer, spool))
-        for p in self.pipelines:
-            self._tasks.append(asyncio.ensure_future(p.writer.run(self._stop_writing)))
-            self._readers.append(asyncio.ensure_future(p.client.run(self.stop_reading)))
+            if s.lease_s <= 0:
+                self._start_node(node)
+                continue
+            taken = await self._try_lease(node.name)
+            if taken is False:  # another listener works this node: wait as its standby
+                self.log.info("listener_standby", node=node.name, holder=self.holder)
+                self._tasks.append(asyncio.ensure_future(self._standby_for(node)))
+            else:  # ours, or the database is away: work (every batch is fenced)
+                self._start_node(node)
+        if s.lease_s > 0:
+            self._tasks.append(asyncio.ensure_future(self._keep_leases()))
         self._tasks.append(asyncio.ensure_future(self._fsync_ticker()))
         self.log.info("listener_started", nodes=[p.client.node.name for p in self.pipelines])
+
+    def _start_node(self, node: AmiNode) -> None:
+        s = self.settings
+        assert self._pool is not None
+        spool = Spool(s.spool_dir / node.name, max_bytes=s.spool_max_bytes,
+                      segment_bytes=s.spool_segment_bytes)
+        writer = Writer(node=node.name, pool=self._pool, spool=spool,
+                        normaliser=FrameNormaliser(node.name, spool.spool_id,
+                                                   max_skew_s=s.max_skew_s),
+                        metrics=self.metrics, batch_max=s.batch_max,
+                        batch_delay_s=s.batch_delay_s,
+                        backoff=Backoff(s.backoff_initial_s, min(s.backoff_max_s, 5.0)),
+                        queue_log_path=s.queue_log(node.name),
+                        reconcile_interval_s=s.reconcile_interval_s,
+                        lease_holder=self.holder if s.lease_s > 0 else None,
+                        lease_s=s.lease_s)
+        p = NodePipeline(AmiClient(node, spool, s, self.metrics), writer, spool)
+        self.pipelines.append(p)
+        self.held.add(node.name)
+        task = asyncio.ensure_future(p.writer.run(self._stop_writing))
+        task.add_done_callback(self._writer_done)
+        self._tasks.append(task)
+        self._readers.append(asyncio.ensure_future(p.client.run(self.stop_reading)))
+
+    def _writer_done(self, task: asyncio.Future[Any]) -> None:
+        if not task.cancelled() and isinstance(task.exception(), LeaseLost):
+            self.log.error("listener_lease_lost", holder=self.holder,
+                           hint="another listener took this node over; stopping")
+            self.lease_lost.set()
+
+    async def _try_lease(self, node: str) -> bool | None:
+        """True: ours now; False: another listener's; None: the database is away."""
+        assert self._pool is not None
+        try:
+            async with self._pool.acquire(timeout=5) as conn:
+                return await conn.fetchrow(Q["lease_take"], node, self.holder,
+                                           self.settings.lease_s) is not None
+        except DB_ERRORS:
+            return None
+
+    async def _standby_for(self, node: AmiNode) -> None:
+        """Take the node over once its lease has run out and stayed out: seen
+        expired twice, half a lease apart, while the database answers (after a
+        database outage the working listener renews first)."""
+        assert self._pool is not None
+        loop = asyncio.get_running_loop()
+        expired_since: float | None = None
+        while not self.stop_reading.is_set():
+            try:
+                async with self._pool.acquire(timeout=5) as conn:
+                    expired = await conn.fetchval(
+                        "SELECT coalesce(bool_and(expires_at < now()), true) "
+                        "FROM listener_lease WHERE node = $1", node.name)
+            except DB_ERRORS:
+                expired, expired_since = False, None
+            if not expired:
+                expired_since = None
+            elif expired_since is None:
+                expired_since = loop.time()
+            elif (loop.time() - expired_since >= self.settings.lease_s / 2
+                  and await self._try_lease(node.name)):
+                self.log.warning("listener_takes_over", node=node.name, holder=self.holder)
+                self._start_node(node)
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_reading.wait(), 0.25)
+
+    async def _keep_leases(self) -> None:
+        assert self._pool is not None
+        every = self.settings.lease_s / 3
+        while not self.stop_reading.is_set():
+            for node in sorted(self.held):
+                if await self._try_lease(node) is False:
+                    self.log.error("listener_lease_lost", node=node, holder=self.holder,
+                                   hint="another listener took this node over; stopping")
+                    self.lease_lost.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_reading.wait(), every)
 
     async def _fsync_ticker(self) -> None:
         interval = self.settings.fsync_interval_s or 0.2
@@ -118,6 +203,11 @@ class Listener:
         for p in self.pipelines:
             p.spool.close()
         if self._pool is not None:
+            if not self.lease_lost.is_set():  # a planned stop: the standby need not wait
+                for node in self.held:
+                    with contextlib.suppress(*DB_ERRORS):
+                        async with self._pool.acquire(timeout=2) as conn:
+                            await conn.execute(Q["lease_release"], node, self.holder)
             await self._pool.close()
         if self._http is not None:
             self._http.shutdown()
@@ -142,8 +232,14 @@ async def run_listener(settings: ListenerSettings, database_url: str, *,
         try:
             await listener.start()
             notify("READY=1")
-            await stopping.wait()
+            lost = asyncio.ensure_future(listener.lease_lost.wait())
+            stop_wait = asyncio.ensure_future(stopping.wait())
+            await asyncio.wait({lost, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            for t in (lost, stop_wait):
+                t.cancel()
         finally:
             notify("STOPPING=1")
             await listener.stop()
-    return 0
+    # lease lost: exit non-zero, so that systemd starts this listener again as the
+    # standby (Restart=on-failure)
+    return 1 if listener.lease_lost.is_set() else 0

@@ -88,13 +88,22 @@ class Backoff:
         self.attempt = 0
 
 
+class LeaseLost(Exception):
+    """Another listener holds this node's lease now: this one must not write."""
+
+
 class Writer:
     def __init__(self, *, node: str, pool: asyncpg.Pool, spool: Spool,
                  normaliser: FrameNormaliser, metrics: Metrics, batch_max: int = 5000,
                  batch_delay_s: float = 0.05, backoff: Backoff | None = None,
                  queue_log_path: Path | None = None,
-                 reconcile_interval_s: float = 60.0) -> None:
+                 reconcile_interval_s: float = 60.0,
+                 lease_holder: str | None = None, lease_s: float = 3.0) -> None:
         self.node = node
+        # set: every batch takes or renews the node's lease in its own transaction
+        # and is refused when another listener holds it (fencing)
+        self.lease_holder = lease_holder
+        self.lease_s = lease_s
         self.pool = pool
         self.spool = spool
         self.normaliser = normaliser
@@ -232,6 +241,8 @@ class Writer:
                 await self.commit(batch)
                 self.backoff.reset()
                 return "done"
+            except LeaseLost:
+                raise  # never retried: the process stops writing at once
             except Exception as exc:
                 self.metrics.db_errors.labels(self.node).inc()
                 self._state_loaded = False  # derived state may be ahead of the database
@@ -294,12 +305,16 @@ class Writer:
         async with self.pool.acquire() as conn:
             try:
                 async with conn.transaction():
+                    if self.lease_holder is not None and await conn.fetchrow(
+                            Q["lease_take"], self.node, self.lease_holder,
+                            self.lease_s) is None:
+                        raise LeaseLost(self.node)
                     new_keys = await self._insert_raw(conn, batch.tuples)
                     written = self._apply(items, new_keys)
                     await self._write_changes(conn, self.deriver.take_changes())
                     await self._checkpoint(conn, last_seq)
             except Exception as exc:
-                if isinstance(exc, CONNECTION_ERRORS):
+                if isinstance(exc, (LeaseLost, *CONNECTION_ERRORS)):
                     raise
                 self._state_loaded = False
                 self.log.error("batch_failed_splitting", error=type(exc).__name__,

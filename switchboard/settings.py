@@ -59,6 +59,8 @@ class ListenerSettings:
     metrics_port: int
     fsync_interval_s: float
     max_skew_s: float
+    # the node's lease (a standby listener takes over when it runs out); 0: no lease
+    lease_s: float = 3.0
 
     def queue_log(self, node: str) -> Path | None:
         return self.queue_logs.get(node) or self.queue_logs.get("*")
@@ -454,6 +456,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         metrics_port=metrics_port,
         fsync_interval_s=_float(env, "SB_SPOOL_FSYNC_MS", 200, 0, 60_000) / 1000,
         max_skew_s=_float(env, "SB_MAX_CLOCK_SKEW_S", 86400, 1, 10 * 366 * 86400),
+        lease_s=_float(env, "SB_LISTENER_LEASE_S", 3.0, 0, 60),
     )
     for name in ("SB_DATABASE_URL", *(f"SB_{svc}_DATABASE_URL"
                                       for svc in ("AGI", "LISTENER", "REPORTS", "PANEL"))):

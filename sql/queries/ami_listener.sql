@@ -86,3 +86,23 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
     $7::timestamptz[], $8::timestamptz[], $9::bytea[], $10::bigint[])
 ON CONFLICT (node, queue, interface, start_key) DO UPDATE
 SET ended_at = EXCLUDED.ended_at, member_name = EXCLUDED.member_name;
+
+-- name: lease_take
+-- Take or renew the node's lease: it is ours when free, run out, or ours already.
+-- A row back: we hold it until expires_at.
+INSERT INTO listener_lease AS l (node, holder, acquired_at, expires_at)
+VALUES ($1, $2, now(), now() + make_interval(secs => $3))
+ON CONFLICT (node) DO UPDATE
+SET holder = EXCLUDED.holder,
+    acquired_at = CASE WHEN l.holder = EXCLUDED.holder THEN l.acquired_at ELSE now() END,
+    expires_at = EXCLUDED.expires_at
+WHERE l.holder = EXCLUDED.holder OR l.expires_at < now()
+RETURNING holder, acquired_at;
+
+-- name: lease_held
+-- In every batch's transaction: do we still hold the lease?
+SELECT EXISTS (SELECT 1 FROM listener_lease
+                WHERE node = $1 AND holder = $2 AND expires_at > now());
+
+-- name: lease_release
+UPDATE listener_lease SET expires_at = now() WHERE node = $1 AND holder = $2;
