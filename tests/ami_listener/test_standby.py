@@ -39,9 +39,9 @@ def events(log: Path) -> list[dict[str, Any]]:
     return out
 
 
-async def until(check: Any, timeout: float = 30) -> float:
+async def until(check: Any, limit_s: float = 30) -> float:
     """Wait for ``check()`` (sync or async) to be true; the time it became so."""
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(limit_s):
         while True:
             got = check()
             if asyncio.iscoroutine(got):
@@ -79,9 +79,9 @@ async def two_listeners(db_url: str, tmp: Path, fault: str) -> dict[str, Any]:
         out["a_pid"] = procs["a"].pid
         t0 = time.monotonic()
         procs["a"].send_signal(signal.SIGKILL if fault == "kill" else signal.SIGSTOP)
-        t1 = await until(lambda: _has(logs["b"], "listener_takes_over"), timeout=15)
+        t1 = await until(lambda: _has(logs["b"], "listener_takes_over"), limit_s=15)
         out["takeover_s"] = t1 - t0
-        await until(lambda: _count_at_least(db_url, kept(burst)), timeout=60)
+        await until(lambda: _count_at_least(db_url, kept(burst)), limit_s=60)
         if fault == "hang":  # a wakes up: it must see the lease is gone, and stop
             procs["a"].send_signal(signal.SIGCONT)
             out["a_status"] = await asyncio.wait_for(procs["a"].wait(), 20)
