@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dialplan_tools.dialcheck import DIALPLAN_DIR
-from switchboard.pgcluster import port_free
+from switchboard.pgcluster import free_port, port_free
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).parent / "switchboard"
@@ -102,6 +102,7 @@ class LiveNode:
     root: Path
     sip_port: int
     agi_port: int
+    agi_port2: int = 0  # the second FastAGI server (0: a free port found at prepare)
     ami_secret: str = "live-ops-secret-0123456789"
     listener_secret: str = "live-listener-secret-0123456789"
     panel_secret: str = "live-panel-secret-0123456789"
@@ -128,6 +129,7 @@ class LiveNode:
 
     # -- preparing the folder ----------------------------------------------------------
     def prepare(self, n_phones: int = 4) -> None:
+        self.agi_port2 = self.agi_port2 or free_port()
         for d in (*self.folders.values(), self.site_src, self.secrets):
             d.mkdir(parents=True, exist_ok=True)
         installed = installed_datadir(self.binary)
@@ -173,6 +175,7 @@ class LiveNode:
         (s / "dids.conf").write_text(f"exten => {DID},1,Goto(sb-inbound,s,1)\n"
                                      f"exten => +1{DID},1,Goto(sb-inbound,s,1)\n")
         (s / "globals.conf").write_text(f"AGI_SERVER=127.0.0.1:{self.agi_port}\n"
+                                        f"AGI_SERVER2=127.0.0.1:{self.agi_port2}\n"
                                         f"QUEUE_WAIT={self.queue_wait}\n"
                                         f"OVERFLOW_WAIT={self.overflow_wait}\n")
         users = (DIALPLAN_DIR / "site.example" / "manager-users.conf").read_text()

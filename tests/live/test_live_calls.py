@@ -37,6 +37,7 @@ from tests.live.harness import (
     REGISTERED,
     WRONG_PIN,
     Live,
+    Service,
     skip_reason,
 )
 from tests.live.tap import keep_queue_log
@@ -211,9 +212,10 @@ def test_fastagi_killed_before_and_during_calls_the_process_fallback_answers(
                                        tag="s6-before"))
         assert [p.rc for p in placed] == [0, 0]
         ids = asyncio.run(uniqueids(live, since))
-        assert asyncio.run(steps(live, ids[national(before[0])]))[1:5] == [
-            ("verify-fallback", "FAILURE"), ("verify", "full"),
-            ("lookup-fallback", "FAILURE"), ("lookup", "found")]
+        # the second FastAGI server (AGI_SERVER2) is not running in this test either
+        assert asyncio.run(steps(live, ids[national(before[0])]))[1:7] == [
+            ("verify-second", "FAILURE"), ("verify-fallback", "FAILURE"), ("verify", "full"),
+            ("lookup-second", "FAILURE"), ("lookup-fallback", "FAILURE"), ("lookup", "found")]
         assert dict(asyncio.run(steps(live, ids[national(before[1])])))["verify"] == \
             "line-only"
         name, verified, ref = shown(agent_invites(live, before[0])[-1])
@@ -234,8 +236,9 @@ def test_fastagi_killed_before_and_during_calls_the_process_fallback_answers(
         assert [p.rc for p in placed] == [0, 0]
         ids = asyncio.run(uniqueids(live, since))
         for n in during:
-            assert asyncio.run(steps(live, ids[national(n)]))[1:5] == [
-                ("verify-fallback", "SUCCESS"), ("verify", "full"),
+            assert asyncio.run(steps(live, ids[national(n)]))[1:7] == [
+                ("verify-second", "SUCCESS"), ("verify-fallback", "FAILURE"),
+                ("verify", "full"), ("lookup-second", "FAILURE"),
                 ("lookup-fallback", "FAILURE"), ("lookup", "found")], n
             name, verified, ref = shown(agent_invites(live, n)[-1])
             assert (name, verified) == (f"V 42/1001 {ref}", "full") and ref
@@ -253,6 +256,36 @@ def test_fastagi_killed_before_and_during_calls_the_process_fallback_answers(
             " AND action = 'verify' AND result = 'full'", list(ids.values())))
         assert audit[0]["n"] == 3  # the stranger's is line-only
     finally:
+        if live.agi.proc is None:
+            live.start_agi()
+
+
+def test_a_second_fastagi_server_answers_when_the_first_is_killed(live: Live) -> None:
+    """Two FastAGI servers (AGI_SERVER, AGI_SERVER2): the first killed, the
+    dialplan goes to the second before the process fallback; the callers get
+    the same results."""
+    asyncio.run(live.agents(AGENTS))
+    env = {**live.env, "SB_AGI_LISTEN": f"127.0.0.1:{live.node.agi_port2}"}
+    second = Service("agi-server-2", ["agi-server"], env,
+                     live.sipp_dir.parent / "agi-server-2.log")
+    second.start()
+    try:
+        live.wait_port(live.node.agi_port2)
+        live.agi.stop(signal.SIGKILL)
+        since = time.time()
+        number = REGISTERED[38]
+        placed = asyncio.run(run_calls(live, [caller(number, "1001", case=CASE_HIGH)],
+                                       tag="s6b"))
+        assert placed[0].rc == 0
+        uid = asyncio.run(uniqueids(live, since))[national(number)]
+        assert asyncio.run(steps(live, uid))[1:5] == [
+            ("verify-second", "FAILURE"), ("verify", "full"),
+            ("lookup-second", "FAILURE"), ("lookup", "found")]
+        name, verified, ref = shown(agent_invites(live, number)[-1])
+        assert (name, verified) == (f"V 42/1001 {ref}", "full") and ref
+        assert uid in second.log_text()  # the second server took the call
+    finally:
+        second.stop()
         if live.agi.proc is None:
             live.start_agi()
 
