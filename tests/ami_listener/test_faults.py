@@ -131,7 +131,9 @@ def test_call_closed_by_a_gap_gets_queue_logs_outcome(db_url: str, tmp_path: Pat
     # (the capture is two days old: queue_log has the call whole before the gap,
     # so the reconciler may fix it before the gap would have closed it)
     assert len(asyncio.run(fetch(db_url, "SELECT 1 FROM listener_gap"))) == 1
-    [pos] = asyncio.run(fetch(db_url, "SELECT byte_offset FROM queue_log_position"))
+    rows = asyncio.run(fetch(db_url, "SELECT * FROM queue_log_position"))
+    assert len(rows) == 1, [dict(r) for r in rows]
+    [pos] = rows
     assert pos["byte_offset"] == qlog.stat().st_size  # read once, to the end
 
 
