@@ -98,16 +98,16 @@ def derive_service_url(base: str, role: str, secrets_dir: Path | None) -> str:
     password = None
     if secrets_dir is not None and (secrets_dir / f"{role}.password").exists():
         password = read_secret_file(secrets_dir / f"{role}.password")
-    if parts.username == role:
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    if userinfo.split(":", 1)[0] == role:
         raise MigrationError(f"SB_DATABASE_URL already logs in as {role}: give the owner's "
                              "URL (for migrations and ops), or SB_*_DATABASE_URL per service")
-    host = parts.hostname or ""
+    # the hosts as given: one, or several for a failover set-up
+    # (host1:5432,host2:5432 with target_session_attrs=read-write in the query)
     netloc = quote(role, safe="")
     if password:
         netloc += ":" + quote(password, safe="")
-    netloc += "@" + (f"[{host}]" if ":" in host else host)
-    if parts.port:
-        netloc += f":{parts.port}"
+    netloc += "@" + hosts
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
