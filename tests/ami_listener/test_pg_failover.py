@@ -2,7 +2,8 @@
 string with target_session_attrs=read-write.  Two local clusters in streaming
 replication; mid-burst the primary stops and the standby is promoted, as a
 failover manager (Patroni, repmgr) would do; the listener keeps spooling,
-reconnects to the new primary by itself, and nothing is lost or doubled."""
+reconnects to the new primary by itself, and nothing is lost or doubled; the
+AGI service verifies a caller before and after, on the same host list."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ from pathlib import Path
 
 import asyncpg
 
-from ami_listener.replay import Capture, ReplayServer, ServerOptions
+from agi import fakecall
+from agi.app import AgiService
+from ami_listener.replay import Capture, ReplayServer, Segment, ServerOptions
 from ami_listener.service import Listener
 from switchboard import db
 from switchboard.pgcluster import LocalCluster, find_bindir, free_port
+from tests.agi.conftest import AGENCY, LINE, OFFICER, PIN, agi_settings, seed
 from tests.ami_listener.test_faults import assert_whole_burst, counts, kept
 from tests.conftest import make_cluster
 from tests.helpers import listener_settings
@@ -66,6 +70,7 @@ def test_listener_follows_a_promoted_standby_and_loses_nothing(tmp_path: Path) -
             await conn.execute(f'CREATE DATABASE ha OWNER "{primary.app_user}"')
             await conn.close()
             await db.migrate(primary.app_url().rsplit("/", 1)[0] + "/ha")
+            await seed(primary.app_url().rsplit("/", 1)[0] + "/ha", agi_settings())
         asyncio.run(prepare())
         standby = standby_of(primary)
         hosts = f"127.0.0.1:{primary.port},127.0.0.1:{standby.port}"
@@ -83,7 +88,6 @@ def test_listener_follows_a_promoted_standby_and_loses_nothing(tmp_path: Path) -
 
         async def scenario() -> None:
             # one AMI connection: a third now, the rest after the failover
-            from ami_listener.replay import Segment
             seg = Segment([(0.0, b"".join(burst[:third])), (6.0, b"".join(burst[third:]))],
                           close_at_end=False)
             server = ReplayServer([seg], ServerOptions(speed=1.0))
@@ -91,6 +95,14 @@ def test_listener_follows_a_promoted_standby_and_loses_nothing(tmp_path: Path) -
             listener = Listener(listener_settings(tmp_path, port, backoff_max_s=0.5),
                                 listener_url)
             await listener.start()
+            # the AGI service on the same host list: a caller verified before and
+            # one after the failover
+            agi = AgiService(agi_settings(), db.derive_service_url(owner, "sb_agi",
+                                                                   primary.root))
+            agi_port = await agi.start()
+            verdicts.append((await fakecall.play(fakecall.Call(
+                "verify", "pbx-a-1795869500.1", LINE, [AGENCY, OFFICER, PIN]),
+                agi_port)).variables.get("SB_VERIFIED"))
             try:
                 async with asyncio.timeout(90):
                     await listener.wait_idle()
@@ -102,11 +114,19 @@ def test_listener_follows_a_promoted_standby_and_loses_nothing(tmp_path: Path) -
                     while (await counts(owner_new))[0] < kept(burst):
                         await asyncio.sleep(0.1)
                     await listener.wait_idle()
+                    verdicts.append((await fakecall.play(fakecall.Call(
+                        "verify", "pbx-a-1795869500.2", LINE, [AGENCY, OFFICER, PIN]),
+                        agi_port)).variables.get("SB_VERIFIED"))
                 assert server.stats.connections == 1  # the AMI side never noticed
             finally:
+                await agi.stop()
                 await listener.stop()
                 await server.close()
+        verdicts: list[str | None] = []
         asyncio.run(scenario())
+        # the first verification: before the failover; the second: the AGI
+        # service's pool reconnected to the promoted standby by itself
+        assert verdicts == ["full", "full"]
         n, distinct = asyncio.run(counts(owner_new))
         assert n == distinct == kept(burst)
         assert_whole_burst(owner_new, burst)
