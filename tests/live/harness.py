@@ -31,7 +31,7 @@ CASE_HIGH = with_check_digit("2026001")
 CASE_NORMAL = with_check_digit("2026002")
 CASE_MISSING = with_check_digit("2026999")
 # NANP numbers reserved for fiction (555-0100..0199); area code 615 (Nashville)
-REGISTERED = [f"+1615555{n:04d}" for n in range(101, 141)]  # the agency's lines
+REGISTERED = [f"+1615555{n:04d}" for n in range(101, 146)]  # the agency's lines
 UNREGISTERED = [f"+1615555{n:04d}" for n in range(150, 199)]
 OFFICERS = [str(n) for n in range(1001, 1021)]
 ANSWERING_PHONES = 4  # 2001..2004 answer; 2005 rings and is never answered
