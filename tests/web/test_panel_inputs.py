@@ -107,3 +107,46 @@ def test_dispositions_are_the_sites_and_each_change_is_audited(db_url: str,
         ("ops-disposition-set", "welfare-check"), ("ops-disposition-retire", "hoax")]
     panel = asyncio.run(fetch(db_url, "SELECT code FROM sb_panel_dispositions()"))
     assert "hoax" not in [r["code"] for r in panel]
+
+
+def test_session_idle_clock_moves_at_most_every_5_s(db_url: str, tmp_path: Path) -> None:
+    """A page's checks are reads; the idle clock is written when it moves by
+    5 s or more; a session idle past its limit is over."""
+    import hashlib
+
+    import asyncpg
+
+    from tests.helpers import as_service
+    env = keyed(tmp_path)
+    asyncio.run(seed(db_url, env))
+    token = hashlib.sha256(b"a panel session token").digest()
+
+    async def main() -> list[Any]:
+        owner = await asyncpg.connect(db_url)
+        await owner.execute(
+            "INSERT INTO panel_session (token_hash, agent_id, expires_at, idle_s) "
+            "SELECT $1, agent_id, now() + interval '1 hour', 10 FROM agent "
+            "WHERE login = 'alice'", token)
+        panel = await asyncpg.connect(as_service(db_url, "panel"))
+        seen = lambda: owner.fetchval(  # noqa: E731
+            "SELECT last_seen_at FROM panel_session WHERE token_hash = $1", token)
+        out: list[Any] = []
+        try:
+            first = await seen()
+            out.append(await panel.fetchval("SELECT login FROM sb_panel_session($1)", token))
+            out.append(await seen() == first)  # checked within 5 s: not rewritten
+            await owner.execute("UPDATE panel_session SET last_seen_at = now() - "
+                                "interval '6 seconds' WHERE token_hash = $1", token)
+            out.append(await panel.fetchval("SELECT login FROM sb_panel_session($1)", token))
+            out.append(await owner.fetchval("SELECT last_seen_at > now() - interval '1 second'"
+                                            " FROM panel_session WHERE token_hash = $1",
+                                            token))
+            await owner.execute("UPDATE panel_session SET last_seen_at = now() - "
+                                "interval '11 seconds' WHERE token_hash = $1", token)
+            out.append(await panel.fetchval("SELECT login FROM sb_panel_session($1)", token))
+        finally:
+            await panel.close()
+            await owner.close()
+        return out
+
+    assert asyncio.run(main()) == ["alice", True, "alice", True, None]
