@@ -44,7 +44,9 @@ from ami_listener.actions import AmiActionError, AmiLogin, AmiSession
 from switchboard import log
 from switchboard.loop import notify, stop_on_signals
 from switchboard.sqlfile import queries
+from web import live
 from web.auth import host_guard, known_hosts, safe_headers
+from web.live import DB_ERRORS
 
 Q = queries("panel.sql")
 STATIC = Path(__file__).with_name("static")
@@ -52,7 +54,6 @@ COOKIE = "sb_panel"
 MAX_STREAMS = 500
 MAX_BODY = 8 << 10
 _UID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:@/+-")
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,6 @@ class Panel:
         self._pool_lock = asyncio.Lock()
         self.version = 0
         self.changed = asyncio.Condition()
-        self.db_up = False
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
@@ -148,38 +148,12 @@ class Panel:
             raise DatabaseDown() from exc
 
     async def listener(self) -> None:
-        """LISTEN sb_live (the listener's commits on queue_call) on a connection of
-        its own, reconnecting with backoff; each notification wakes the streams."""
-        delay = 0.2
-        while True:
-            conn = None
-            try:
-                conn = await asyncpg.connect(self.url, timeout=5,
-                                             server_settings=self.server_settings)
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c, ev=lost: ev.set())
-                await conn.add_listener("sb_live", lambda *_: self._dirty.set())
-                self.db_up = True
-                self.listening.set()
-                self._dirty.set()
-                delay = 0.2
-                while not lost.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), 5)
-                    if not lost.is_set():
-                        await conn.fetchval("SELECT 1")
-            except DB_ERRORS as exc:
-                self.log.warning("panel_listen_lost", error=type(exc).__name__, retry_s=delay)
-            finally:
-                self.listening.clear()
-                if self.db_up:
-                    self.db_up = False
-                    self._dirty.set()  # the pages learn at once
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        """LISTEN sb_live (the listener's commits on queue_call); each notification
+        wakes the streams, and so does losing the database."""
+        await live.follow(self.url, self._dirty, self.listening, self.log,
+                          "panel_listen_lost", connect={"server_settings":
+                                                        self.server_settings},
+                          ping_s=5, wake_on_loss=True)
 
     async def waker(self) -> None:
         while True:
@@ -528,24 +502,13 @@ class Panel:
             await self.db()  # a database that is away now is retried per request
         self._tasks = [asyncio.ensure_future(self.listener()),
                        asyncio.ensure_future(self.waker())]
-        self._runner = web.AppRunner(self.app(), handle_signals=False, shutdown_timeout=1,
-                                     keepalive_timeout=self.cfg.conn_idle_s)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.cfg.host, self.cfg.port)
-        await site.start()
-        server = getattr(site, "_server", None)
-        self.port = server.sockets[0].getsockname()[1] if server else self.cfg.port
+        self._runner, self.port = await live.serve(self.app(), self.cfg.host, self.cfg.port,
+                                                   self.cfg.conn_idle_s)
         self.log.info("panel_listening", url=f"http://{self.cfg.host}:{self.port}/")
         return self.port
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self.pool is not None:
-            await self.pool.close()
+        await live.stop(self._tasks, self._runner, self.pool)
 
 
 async def run_panel(database_url: str, config: PanelConfig, hasher: PinHasher,

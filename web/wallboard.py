@@ -37,6 +37,7 @@ from switchboard import log
 from switchboard.loop import notify, stop_on_signals
 from switchboard.settings import generated_secret
 from switchboard.sqlfile import queries
+from web import live
 from web.auth import Sessions, host_guard, known_hosts, safe_headers, same_secret
 
 Q = queries("report.sql")
@@ -237,33 +238,8 @@ class Board:
 
     async def listener(self) -> None:
         """LISTEN sb_live on a connection of its own; reconnect with backoff."""
-        delay = 0.2
-        while True:
-            conn = None
-            try:
-                conn = await asyncpg.connect(self.url, timeout=5, **reader_settings())
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c, ev=lost: ev.set())
-                await conn.add_listener("sb_live", lambda *_: self._dirty.set())
-                self.listening.set()
-                self._dirty.set()  # whatever happened while we were away
-                delay = 0.2
-                while not lost.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), 10)
-                    if not lost.is_set():
-                        await conn.fetchval("SELECT 1")  # notices a silently dead link
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
-                    TimeoutError) as exc:
-                self.log.warning("wallboard_listen_lost", error=type(exc).__name__,
-                                 retry_s=delay)
-            finally:
-                self.listening.clear()
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        await live.follow(self.url, self._dirty, self.listening, self.log,
+                          "wallboard_listen_lost", connect=reader_settings(), ping_s=10)
 
     # --- http ------------------------------------------------------------------------
     def _authorised(self, request: web.Request) -> bool:
@@ -344,14 +320,8 @@ class Board:
         app.router.add_get("/snapshot.json", self.snapshot_json)
         app.router.add_get("/favicon.ico", self.favicon)
         app.router.add_get("/favicon.svg", self.favicon)
-        # keepalive_timeout also closes a connection that never finishes its request
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1,
-                                     keepalive_timeout=self.cfg.idle_s)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.cfg.host, self.cfg.port)
-        await site.start()
-        server = getattr(site, "_server", None)
-        self.port = server.sockets[0].getsockname()[1] if server else self.cfg.port
+        self._runner, self.port = await live.serve(app, self.cfg.host, self.cfg.port,
+                                                   self.cfg.idle_s)
         if self.cfg.metrics_port:
             self._metrics_server = start_http_server(self.cfg.metrics_port,
                                                      addr=self.cfg.metrics_host,
@@ -360,13 +330,7 @@ class Board:
         return self.port
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self.pool is not None:
-            await self.pool.close()
+        await live.stop(self._tasks, self._runner, self.pool)
         if self._metrics_server is not None:
             server, thread = self._metrics_server
             server.shutdown()
