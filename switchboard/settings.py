@@ -270,21 +270,25 @@ def parse_nodes(env: Mapping[str, str]) -> tuple[AmiNode, ...]:
     return tuple(nodes)
 
 
+def _ami_address(env: Mapping[str, str], name: str) -> tuple[str, int]:
+    addr = env.get(name, "127.0.0.1:5038")
+    host, port_s = _split_address(addr)
+    try:
+        return host or "127.0.0.1", int(port_s or DEFAULT_AMI_PORT)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={addr!r} must be host[:port]") from exc
+
+
 def parse_ami_ops(env: Mapping[str, str]) -> tuple[str, int, str, str]:
     """The AMI user `switchboard dialplan deploy|rollback` reloads with:
     SB_AMI_OPS_ADDR (default 127.0.0.1:5038), SB_AMI_OPS_USER (ops),
     SB_AMI_OPS_SECRET or SB_AMI_OPS_SECRET_FILE (required)."""
-    addr = env.get("SB_AMI_OPS_ADDR", "127.0.0.1:5038")
-    host, port_s = _split_address(addr)
-    try:
-        port = int(port_s or DEFAULT_AMI_PORT)
-    except ValueError as exc:
-        raise ConfigError(f"SB_AMI_OPS_ADDR={addr!r} must be host[:port]") from exc
+    host, port = _ami_address(env, "SB_AMI_OPS_ADDR")
     secret = _secret(env, "SB_AMI_OPS_SECRET")
     if secret is None:
         raise ConfigError("no AMI ops secret: set SB_AMI_OPS_SECRET_FILE (or "
                           "SB_AMI_OPS_SECRET) for the ops user in manager.conf")
-    return host or "127.0.0.1", port, env.get("SB_AMI_OPS_USER", "ops"), secret
+    return host, port, env.get("SB_AMI_OPS_USER", "ops"), secret
 
 
 def parse_ami_panel(env: Mapping[str, str]) -> tuple[str, int, str, str] | None:
@@ -294,17 +298,12 @@ def parse_ami_panel(env: Mapping[str, str]) -> tuple[str, int, str, str] | None:
     user = env.get("SB_PANEL_AMI_USER")
     if not user:
         return None
-    addr = env.get("SB_PANEL_AMI_ADDR", "127.0.0.1:5038")
-    host, port_s = _split_address(addr)
-    try:
-        port = int(port_s or DEFAULT_AMI_PORT)
-    except ValueError as exc:
-        raise ConfigError(f"SB_PANEL_AMI_ADDR={addr!r} must be host[:port]") from exc
+    host, port = _ami_address(env, "SB_PANEL_AMI_ADDR")
     secret = _secret(env, "SB_PANEL_AMI_SECRET")
     if secret is None:
         raise ConfigError("SB_PANEL_AMI_USER is set but no secret: set "
                           "SB_PANEL_AMI_SECRET_FILE (or SB_PANEL_AMI_SECRET)")
-    return host or "127.0.0.1", port, user, secret
+    return host, port, user, secret
 
 
 def _path(env: Mapping[str, str], name: str, state_dir: Path | None,
