@@ -160,41 +160,7 @@ def register_and_answer(phone: str, password: str, ring_ms: int, talk_ms: int
         '<recv response="200"/>',
         '<pause milliseconds="86400000"/>',
         "</scenario>", ""])
-    ooc = "\n".join([
-        '<?xml version="1.0" encoding="ISO-8859-1" ?>',
-        '<scenario name="desk phone rings">',
-        '<recv request="INVITE"><action>'
-        '<ereg regexp=".*" search_in="hdr" header="From:" assign_to="rfrom"/>'
-        '<ereg regexp=".*" search_in="hdr" header="To:" assign_to="rto"/>'
-        '<ereg regexp="&lt;(sip:[^&gt;]*)&gt;" search_in="hdr" header="Contact:" '
-        'assign_to="all,rcontact"/>'
-        "</action></recv>",
-        "<Reference variables=\"all\"/>",
-        "<send>" + _msg(
-            "SIP/2.0 180 Ringing\n[last_Via:]\n[last_From:]\n"
-            "[last_To:];tag=sb-[call_id]\n[last_Call-ID:]\n[last_CSeq:]\n"
-            f"Contact: <sip:{phone}@[local_ip]:[local_port]>\nContent-Length: 0") + "</send>",
-        f'<pause milliseconds="{ring_ms}"/>',
-        '<send retrans="500">' + _msg(
-            "SIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n"
-            "[last_To:];tag=sb-[call_id]\n[last_Call-ID:]\n[last_CSeq:]\n"
-            f"Contact: <sip:{phone}@[local_ip]:[local_port]>\nAllow: {ALLOW}\n"
-            "Content-Type: application/sdp\nContent-Length: [len]\n\n" + _sdp()) + "</send>",
-        '<recv request="ACK"/>',
-        f'<recv request="BYE" timeout="{talk_ms}" ontimeout="agent_hangs_up"/>',
-        '<send next="end">' + _msg(
-            "SIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n"
-            "[last_CSeq:]\nContent-Length: 0") + "</send>",
-        '<label id="agent_hangs_up"/>',
-        '<send retrans="500">' + _msg(
-            "BYE [$rcontact] SIP/2.0\n"
-            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-sb-[call_id]-bye\n"
-            "From: [$rto];tag=sb-[call_id]\nTo: [$rfrom]\n"
-            "Call-ID: [call_id]\nCSeq: 1 BYE\nMax-Forwards: 70\nContent-Length: 0")
-        + "</send>",
-        '<recv response="200" timeout="8000"/>',
-        '<label id="end"/>',
-        "</scenario>", ""])
+    ooc = answering("desk phone rings", phone, "sb", ring_ms, talk_ms, "agent_hangs_up")
     return main, ooc
 
 
@@ -242,15 +208,16 @@ def feature_call(phone: str, password: str, code: str, bye_timeout_ms: int = 150
         "</scenario>", ""])
 
 
-def agency_answers(talk_ms: int) -> str:
-    """An agency's switchboard taking the line's call back (a server scenario:
-    run it with ``calls`` > 1, since each of Asterisk's qualify OPTIONS counts as
-    a call, answered by SIPp's automatic answers): answers the INVITE (the
-    carrier's leg from Asterisk) after a ring, talks ``talk_ms`` and hangs up,
-    unless Asterisk hangs up first."""
+def answering(name: str, user: str, tag: str, ring_ms: int, talk_ms: int,
+              hangs_up: str) -> str:
+    """A scenario that takes an INVITE: rings ``ring_ms``, answers, talks
+    ``talk_ms`` and hangs up (label ``hangs_up``), unless the caller hangs up
+    first.  Its tag and its BYE's branch come from the call's Call-ID (``tag``
+    before it): SIPp numbers out-of-call instances alike, and a BYE whose
+    branch repeats an earlier one is answered as a retransmission of that one."""
     return "\n".join([
         '<?xml version="1.0" encoding="ISO-8859-1" ?>',
-        '<scenario name="agency answers">',
+        f'<scenario name="{name}">',
         '<recv request="INVITE"><action>'
         '<ereg regexp=".*" search_in="hdr" header="From:" assign_to="rfrom"/>'
         '<ereg regexp=".*" search_in="hdr" header="To:" assign_to="rto"/>'
@@ -260,29 +227,38 @@ def agency_answers(talk_ms: int) -> str:
         "<Reference variables=\"all\"/>",
         "<send>" + _msg(
             "SIP/2.0 180 Ringing\n[last_Via:]\n[last_From:]\n"
-            "[last_To:];tag=ag-[call_id]\n[last_Call-ID:]\n[last_CSeq:]\n"
-            "Contact: <sip:agency@[local_ip]:[local_port]>\nContent-Length: 0") + "</send>",
-        '<pause milliseconds="500"/>',
+            f"[last_To:];tag={tag}-[call_id]\n[last_Call-ID:]\n[last_CSeq:]\n"
+            f"Contact: <sip:{user}@[local_ip]:[local_port]>\nContent-Length: 0") + "</send>",
+        f'<pause milliseconds="{ring_ms}"/>',
         '<send retrans="500">' + _msg(
             "SIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n"
-            "[last_To:];tag=ag-[call_id]\n[last_Call-ID:]\n[last_CSeq:]\n"
-            f"Contact: <sip:agency@[local_ip]:[local_port]>\nAllow: {ALLOW}\n"
+            f"[last_To:];tag={tag}-[call_id]\n[last_Call-ID:]\n[last_CSeq:]\n"
+            f"Contact: <sip:{user}@[local_ip]:[local_port]>\nAllow: {ALLOW}\n"
             "Content-Type: application/sdp\nContent-Length: [len]\n\n" + _sdp()) + "</send>",
         '<recv request="ACK"/>',
-        f'<recv request="BYE" timeout="{talk_ms}" ontimeout="agency_hangs_up"/>',
+        f'<recv request="BYE" timeout="{talk_ms}" ontimeout="{hangs_up}"/>',
         '<send next="end">' + _msg(
             "SIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n"
             "[last_CSeq:]\nContent-Length: 0") + "</send>",
-        '<label id="agency_hangs_up"/>',
+        f'<label id="{hangs_up}"/>',
         '<send retrans="500">' + _msg(
             "BYE [$rcontact] SIP/2.0\n"
-            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-ag-[call_id]-bye\n"
-            "From: [$rto];tag=ag-[call_id]\nTo: [$rfrom]\n"
+            "Via: SIP/2.0/[transport] [local_ip]:[local_port];"
+            f"branch=z9hG4bK-{tag}-[call_id]-bye\n"
+            f"From: [$rto];tag={tag}-[call_id]\nTo: [$rfrom]\n"
             "Call-ID: [call_id]\nCSeq: 1 BYE\nMax-Forwards: 70\nContent-Length: 0")
         + "</send>",
         '<recv response="200" timeout="8000"/>',
         '<label id="end"/>',
         "</scenario>", ""])
+
+
+def agency_answers(talk_ms: int) -> str:
+    """An agency's switchboard taking the line's call back (a server scenario:
+    run it with ``calls`` > 1, since each of Asterisk's qualify OPTIONS counts as
+    a call, answered by SIPp's automatic answers): the carrier's leg from
+    Asterisk, answered after a ring."""
+    return answering("agency answers", "agency", "ag", 500, talk_ms, "agency_hangs_up")
 
 
 @dataclass
