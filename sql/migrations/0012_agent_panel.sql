@@ -185,6 +185,37 @@ $$;
 CREATE FUNCTION sb_panel_actor(p_agent agent) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT 'agent:' || p_agent.login $$;
 
+-- The case the call's lookup found (its audit row), or nothing.
+CREATE FUNCTION sb_panel_case_of(p_uniqueid text) RETURNS case_record
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT c.* FROM audit_log l JOIN case_record c ON c.ref = l.detail
+     WHERE l.uniqueid = p_uniqueid AND l.action = 'lookup' AND l.result = 'found'
+     ORDER BY l.at DESC LIMIT 1
+$$;
+
+-- Has this agent used up their calls back for now (panel_policy)?
+CREATE FUNCTION sb_panel_oob_spent(p_agent_id integer) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT (SELECT count(*) FROM oob_call c
+             WHERE c.agent_id = p_agent_id
+               AND c.started_at > now() - make_interval(mins => p.oob_window_minutes))
+           >= p.oob_per_agent
+      FROM panel_policy p
+$$;
+
+-- A disposition the site offers now.
+CREATE FUNCTION sb_panel_disposition_ok(p_code text) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM disposition_code WHERE code = p_code AND retired_at IS NULL)
+$$;
+
+-- What the audit row says of an agent's note: its SHA-256, never its text.
+CREATE FUNCTION sb_panel_note_detail(p_note text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_note IS NULL THEN 'no note'
+                ELSE 'note sha256 ' || encode(sha256(convert_to(p_note, 'UTF8')), 'hex') END
+$$;
+
 -- --- login and sessions --------------------------------------------------------
 
 -- The password hash of an enabled, unlocked agent (the server checks it with
@@ -313,10 +344,7 @@ BEGIN
            d.code
       FROM c
       CROSS JOIN LATERAL sb_panel_verification(c.uniqueid) v
-      LEFT JOIN LATERAL (
-          SELECT r.ref, r.priority FROM audit_log l JOIN case_record r ON r.ref = l.detail
-           WHERE l.uniqueid = c.uniqueid AND l.action = 'lookup' AND l.result = 'found'
-           ORDER BY l.at DESC LIMIT 1) k ON true
+      LEFT JOIN LATERAL sb_panel_case_of(c.uniqueid) k ON true
       LEFT JOIN call_disposition d ON d.uniqueid = c.uniqueid
      ORDER BY c.is_mine DESC, c.entered_at DESC
      LIMIT 50;
@@ -341,9 +369,7 @@ BEGIN
         RETURN;
     END IF;
     v := sb_panel_verification(p_uniqueid);
-    SELECT c.* INTO r FROM audit_log l JOIN case_record c ON c.ref = l.detail
-     WHERE l.uniqueid = p_uniqueid AND l.action = 'lookup' AND l.result = 'found'
-     ORDER BY l.at DESC LIMIT 1;
+    r := sb_panel_case_of(p_uniqueid);
     v_why := CASE
         WHEN NOT sb_panel_connected(me, p_uniqueid, false) THEN 'not your call'
         WHEN v.level NOT IN ('full', 'callback') THEN 'verification ' || v.level
@@ -452,9 +478,7 @@ BEGIN
         WHEN v.level IN ('full', 'callback') THEN 'already verified'
         WHEN g.agency_id IS NULL THEN 'no such agency'
         WHEN g.suspended_at IS NOT NULL THEN 'agency suspended'
-        WHEN (SELECT count(*) FROM oob_call c WHERE c.agent_id = me.agent_id
-                 AND c.started_at > now() - make_interval(mins => pol.oob_window_minutes))
-             >= pol.oob_per_agent THEN 'too many calls back: wait'
+        WHEN sb_panel_oob_spent(me.agent_id) THEN 'too many calls back: wait'
         WHEN (SELECT count(*) FROM oob_call c WHERE c.uniqueid = p_uniqueid
                  AND c.purpose = 'verify') >= pol.oob_per_call THEN 'too many calls back for this call'
     END;
@@ -555,8 +579,7 @@ BEGIN
     why := CASE
         WHEN me.agent_id IS NULL THEN 'no agent'
         WHEN NOT sb_panel_connected(me, p_uniqueid, false) THEN 'not your call'
-        WHEN NOT EXISTS (SELECT 1 FROM disposition_code WHERE code = p_code
-                            AND retired_at IS NULL) THEN 'no such disposition'
+        WHEN NOT sb_panel_disposition_ok(p_code) THEN 'no such disposition'
         WHEN length(p_note) > 2000 THEN 'note too long (2,000 characters at most)'
         WHEN EXISTS (SELECT 1 FROM call_disposition WHERE uniqueid = p_uniqueid)
              THEN 'already saved'
@@ -578,9 +601,7 @@ BEGIN
     v := sb_panel_verification(p_uniqueid);
     PERFORM sb_audit_append(sb_panel_actor(me), p_uniqueid, v.ani, v.agency_code,
                             v.officer_number, 'disposition', p_code,
-                            CASE WHEN p_note IS NULL THEN 'no note'
-                                 ELSE 'note sha256 ' || encode(sha256(convert_to(p_note, 'UTF8')),
-                                                               'hex') END);
+                            sb_panel_note_detail(p_note));
     outcome := 'saved';
 END $$;
 
@@ -685,9 +706,7 @@ BEGIN
              OR r.claimed_at <= now() - make_interval(mins => pol.claim_minutes)
              THEN 'claim it first'
         WHEN d.e164 IS NULL THEN 'no registered number for this caller'
-        WHEN (SELECT count(*) FROM oob_call c WHERE c.agent_id = me.agent_id
-                 AND c.started_at > now() - make_interval(mins => pol.oob_window_minutes))
-             >= pol.oob_per_agent THEN 'too many calls back: wait'
+        WHEN sb_panel_oob_spent(me.agent_id) THEN 'too many calls back: wait'
     END;
     IF why IS NOT NULL THEN
         IF me.agent_id IS NOT NULL THEN
@@ -719,8 +738,7 @@ BEGIN
     SELECT * INTO r FROM callback_request WHERE request_id = p_request_id FOR UPDATE;
     IF me.agent_id IS NULL OR r.request_id IS NULL OR r.status <> 'open'
        OR r.claimed_by IS DISTINCT FROM me.agent_id
-       OR NOT EXISTS (SELECT 1 FROM disposition_code WHERE code = p_code
-                         AND retired_at IS NULL)
+       OR NOT sb_panel_disposition_ok(p_code)
        OR length(p_note) > 2000 THEN
         RETURN 'refused';
     END IF;
@@ -731,9 +749,7 @@ BEGIN
     PERFORM sb_audit_append(sb_panel_actor(me), r.uniqueid, r.ani, NULL, NULL,
                             'callback-close', p_code,
                             format('request %s; %s', r.request_id,
-                                   CASE WHEN p_note IS NULL THEN 'no note'
-                                        ELSE 'note sha256 ' || encode(sha256(convert_to(
-                                             p_note, 'UTF8')), 'hex') END));
+                                   sb_panel_note_detail(p_note)));
     RETURN 'closed';
 END $$;
 
@@ -749,6 +765,8 @@ $$;
 
 REVOKE ALL ON panel_session, disposition_code, call_disposition, oob_call, panel_policy
     FROM PUBLIC;
+REVOKE ALL ON FUNCTION sb_panel_case_of(text), sb_panel_oob_spent(integer),
+    sb_panel_disposition_ok(text), sb_panel_note_detail(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION sb_panel_agent_row(integer), sb_panel_verification(text),
     sb_panel_connected(agent, text, boolean), sb_panel_login_hash(text),
     sb_panel_login(text, boolean, bytea, integer, integer), sb_panel_session(bytea),
