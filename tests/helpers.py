@@ -174,3 +174,12 @@ def judge_calls(logged: dict[tuple[str, str], QueueLogCall],
     problems += [f"{key}: in queue_log ({q.outcome}) but not in the database"
                  for key, q in sorted(logged.items()) if key not in rows]
     return right, problems
+
+
+# Browser tests: Debian's Chromium driven by Playwright (no browser download),
+# with the flags this machine's closed network needs; screenshots kept here.
+ARTIFACTS = Path(os.environ.get("SB_TEST_ARTIFACTS",
+                                Path(__file__).resolve().parents[1] / "test-artifacts"))
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]

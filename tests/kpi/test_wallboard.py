@@ -6,7 +6,6 @@ the server; and a screenshot is kept in test-artifacts/."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import urllib.error
 import urllib.request
@@ -18,14 +17,9 @@ from playwright.async_api import Page, async_playwright
 
 from ami_listener.replay import Capture, Refresher, Segment, ServerOptions
 from switchboard.pgcluster import free_port
-from tests.helpers import as_service, ingest
+from tests.helpers import ARGS, ARTIFACTS, CHROMIUM, as_service, ingest
 from web.wallboard import Board, BoardConfig
 
-ARTIFACTS = Path(os.environ.get("SB_TEST_ARTIFACTS",
-                                Path(__file__).resolve().parents[2] / "test-artifacts"))
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TOKEN = "wallboard-test-token"
 
 

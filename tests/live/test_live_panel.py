@@ -8,18 +8,17 @@ and talks 25 s, so that she has time to work the panel during the call."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Page, async_playwright
 
+from tests.helpers import ARGS, ARTIFACTS, CHROMIUM
 from tests.live import sipp
 from tests.live.calls import caller, finish, national, start_calls, uniqueids
 from tests.live.harness import (
@@ -36,11 +35,6 @@ from tests.live.node import AMI_PORT, CARRIER_IP, CLI
 if (_reason := skip_reason()) is not None:
     pytest.skip(_reason, allow_module_level=True)
 
-ARTIFACTS = Path(os.environ.get("SB_TEST_ARTIFACTS",
-                                Path(__file__).resolve().parents[2] / "test-artifacts"))
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DANA = 3  # phone index: 2004
 PASSWORD = "dana-desk-password-1"
 TALK_MS = 25_000

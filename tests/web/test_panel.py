@@ -22,8 +22,8 @@ from ami_listener.actions import AmiLogin
 from ami_listener.replay import ServerOptions
 from switchboard import auditlog
 from switchboard.pgcluster import free_port
-from tests.agi.conftest import AGENCY, LINE, OFFICER, PIN, agi_settings
-from tests.helpers import as_service, db_env, fetch, ingest
+from tests.agi.conftest import AGENCY, CASE_FOUND, LINE, OFFICER, PIN, agi_settings
+from tests.helpers import ARGS, ARTIFACTS, CHROMIUM, as_service, db_env, fetch, ingest
 from tests.web.conftest import (
     PASSWORD,
     FakeAmi,
@@ -38,11 +38,6 @@ from tests.web.conftest import (
 from web.panel import Panel, PanelConfig
 from web.wallboard import Board, BoardConfig
 
-ARTIFACTS = Path(os.environ.get("SB_TEST_ARTIFACTS",
-                                Path(__file__).resolve().parents[2] / "test-artifacts"))
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 CLI = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "switchboard"
 WRONG = "000000"
 LIVE = ServerOptions(speed=1.0, stamp_on_send=True)  # as Asterisk sends it, now
@@ -217,7 +212,6 @@ def test_unverified_caller_verified_by_calling_the_agency_back(db_url: str,
     env = keyed(tmp_path)
     asyncio.run(seed(db_url, env))
     uid, frames = answered_call()
-    from tests.agi.conftest import CASE_FOUND
 
     async def main() -> dict[str, Any]:
         out: dict[str, Any] = {}
