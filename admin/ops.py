@@ -52,6 +52,16 @@ async def agency_suspend(conn: Any, code: str) -> None:
         await _audit(conn, code, None, "ops-agency-suspend")
 
 
+async def policy_set_unattested(conn: Any, counts: bool) -> None:
+    """Whether a registered line counts toward a full verification when its
+    caller ID carries no A attestation (carriers that send nothing); a failed
+    validation never counts either way (sql/migrations/0018)."""
+    async with conn.transaction():
+        await conn.fetchval(Q["policy_set_unattested"], counts)
+        await _audit(conn, None, None, "ops-policy-set",
+                     detail=f"unattested_line_counts={'yes' if counts else 'no'}")
+
+
 def e164(number: str, region: str) -> str:
     value = normalise_ani(number, region)
     if value is None:

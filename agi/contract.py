@@ -11,7 +11,7 @@ from __future__ import annotations
 
 # handler -> variables it sets on the channel
 SETS: dict[str, frozenset[str]] = {
-    "verify": frozenset({"SB_VERIFIED", "SB_AGENCY", "SB_OFFICER"}),
+    "verify": frozenset({"SB_VERIFIED", "SB_AGENCY", "SB_OFFICER", "SB_CALLER_ID"}),
     "lookup": frozenset({"SB_LOOKUP", "SB_CASE_REF", "SB_CASE_PRIORITY"}),
     "callback": frozenset({"SB_CALLBACK"}),
     "oob": frozenset({"SB_OOB", "SB_OOB_ID", "SB_OOB_NUMBER"}),
@@ -21,7 +21,9 @@ SETS: dict[str, frozenset[str]] = {
 # handler -> variables it reads from the channel (set earlier by the dialplan or
 # by another handler)
 READS: dict[str, frozenset[str]] = {
-    "verify": frozenset(),
+    # SB_ATTEST: the caller ID's attestation as the dialplan collected it
+    # ([sb-attest], from the site's CALLER_ID_ATTEST; agi/attest.py reads it)
+    "verify": frozenset({"SB_ATTEST"}),
     "lookup": frozenset({"SB_VERIFIED"}),
     "callback": frozenset({"SB_CASE_REF"}),
     "oob": frozenset(),

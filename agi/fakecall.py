@@ -75,11 +75,18 @@ def parse_args(text: str) -> list[str]:
     return args
 
 
+def attested(callerid: str, verstat: str = "TN-Validation-Passed-A") -> dict[str, str]:
+    """SB_ATTEST as [sb-attest] sets it for a carrier that put ``verstat`` on the
+    From URI (CALLER_ID_ATTEST=verstat): what a signed, validated call brings."""
+    number = "".join(c for c in callerid if c in "+0123456789")[:20] or "anonymous"
+    return {"SB_ATTEST": f"verstat sip:{number};verstat={verstat}@carrier.invalid;user=phone"}
+
+
 @dataclass
 class Call:
     script: str
     uniqueid: str
-    callerid: str = "+442079460100"
+    callerid: str = "+16155550100"
     keys: list[str] = field(default_factory=list)  # per GET DATA: digits, "" or HANGUP
     variables: dict[str, str] = field(default_factory=dict)  # the channel's variables
     key_delay_s: float = 0.0  # time the caller takes per GET DATA

@@ -4,6 +4,9 @@ interface, so FastAGI and the pyst2 process-AGI fallback run the same code.
 What the dialplan gets (channel variables):
 
     SB_VERIFIED       full | line-only | failed | locked | error   (always set)
+    SB_CALLER_ID      the caller ID's attestation check (verify): A-passed |
+                      B-passed | C-passed | passed | failed | not-validated |
+                      absent | not-provided | error (agi/attest.py)
     SB_AGENCY         agency code       (full / line-only only)
     SB_OFFICER        officer number    (full / line-only only)
     SB_LOOKUP         found | not-found | invalid | error          (always set)
@@ -12,7 +15,9 @@ What the dialplan gets (channel variables):
     SB_CALLBACK       stored | duplicate | no-number | error       (callback)
 
 ``line-only``: the credentials were right but the caller ID is not a registered
-line of that agency; the agent calls back before disclosing anything.
+line of that agency, or it is one and its caller ID was not validated with
+attestation A (SB_ATTEST, read by verify; the database applies the site's
+policy); the agent calls back before disclosing anything.
 ``locked`` also covers a calling number blocked by the per-number throttle.
 ``invalid`` (lookup): no valid case number in the tries allowed (check digit
 wrong, not digits, timeout), or the call was never verified.
@@ -30,6 +35,7 @@ from typing import Any
 
 import asyncpg
 
+from agi import attest
 from agi.channel import Channel, ChannelHangup
 from agi.server import Registration
 from agi.validate import WITHHELD, case_number_ok, digits, normalise_ani
@@ -62,7 +68,7 @@ class Prompts:
 
 @dataclass(frozen=True)
 class Flow:
-    region: str = "GB"
+    region: str = "US"
     tries: int = 3
     dtmf_timeout_ms: int = 6000
     pin_timeout_ms: int = 8000
@@ -121,6 +127,13 @@ async def verify(channel: Channel, verifier: Verifier, flow: Flow) -> None:
     ani = caller_ani(channel, flow.region)
     p = flow.prompts
     async with _guarded(channel, verifier, ani, "verify") as logger:
+        check = attest.parse(await channel.get_variable("SB_ATTEST"), ani)
+        await verifier.caller_id(channel.uniqueid, ani, check)
+        logger.info("caller_id_checked", ani=ani, source=check.source, attest=check.attest,
+                    result=check.result, reason=check.reason)
+        if check.result == "failed":
+            logger.warning("caller_id_validation_failed", ani=ani, reason=check.reason)
+        await _set(channel, SB_CALLER_ID=check.label)
         for attempt in range(1, flow.tries + 1):
             agency = digits(await channel.get_data(p.agency, flow.dtmf_timeout_ms, 6), 2, 6)
             officer = (digits(await channel.get_data(p.officer, flow.dtmf_timeout_ms, 10),

@@ -17,11 +17,14 @@ _WITHHELD_WORDS = {"", "anonymous", "unknown", "unavailable", "restricted", "pri
 
 
 def normalise_ani(raw: str | None, region: str) -> str | None:
-    """Caller ID as E.164 (``+442079460123``), or None when withheld or unusable.
+    """Caller ID as E.164 (``+16155550123``), or None when withheld or unusable.
 
-    Accepts what trunks send: ``+44...``, ``0044...`` and national ``020...`` (read
-    in ``region``); blanks, dashes and dots are dropped first.  Anything else
-    (letters, SQL, control characters, 200 characters of digits) is unusable.
+    Accepts what trunks send: ``+1...``, ``1`` + 10 digits, 10 digits, with or
+    without formatting (``(615) 555-0123``), ``011`` + an international number,
+    and national numbers of ``region`` (default US); blanks, dashes, dots and
+    brackets are dropped first.  A number only dialable locally (seven digits
+    in the U.S.) is unusable: it has no E.164 form.  Anything else (letters, SQL,
+    control characters, 200 characters of digits) is unusable.
     """
     if raw is None or len(raw) > 40:
         return None
@@ -32,7 +35,8 @@ def normalise_ani(raw: str | None, region: str) -> str | None:
         number = phonenumbers.parse(cleaned, region)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_possible_number(number):
+    if (phonenumbers.is_possible_number_with_reason(number)
+            != phonenumbers.ValidationResult.IS_POSSIBLE):
         return None
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return e164 if re.fullmatch(r"\+[1-9][0-9]{6,14}", e164) else None

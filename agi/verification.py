@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from agi.attest import CallerIdCheck
 from agi.pins import PinHasher
 from switchboard.auditlog import session_settings
 from switchboard.sqlfile import queries
@@ -154,6 +155,17 @@ class Verifier:
         """(right, the PIN re-hashed when its hash has old parameters)."""
         async with self._hash_slots:
             return await asyncio.to_thread(self.hasher.verify_and_rehash, pin_hash, pin)
+
+    async def caller_id(self, uniqueid: str, ani: str, check: CallerIdCheck) -> None:
+        """Record the call's caller-ID check (once per call, with its audit row)."""
+        try:
+            async with self.db.connection() as conn:
+                await conn.fetchval(Q["caller_id"], uniqueid, ani, check.source, check.attest,
+                                    check.result, check.reason)
+        except TimeoutError:
+            if self.shed is not None:  # overloaded: this call's verification is shed
+                self.shed.add(uniqueid, ani)
+            raise
 
     async def verify(self, uniqueid: str, *, channel: str, ani: str, agency: str,
                      officer: str, pin: str) -> str:

@@ -81,14 +81,14 @@ async def prepare(cluster: LocalCluster, sessions: int) -> tuple[str, list[str]]
     await conn.execute(
         "INSERT INTO verify_attempt (uniqueid, channel, ani, agency, officer, officer_id, "
         "status, line_ok, begun_xid, hash_given_at, finished_at, outcome) "
-        "SELECT u, $2, '+442079460100', '42', '1001', NULL, 'ok', true, 0, now(), now(), "
+        "SELECT u, $2, '+16155550100', '42', '1001', NULL, 'ok', true, 0, now(), now(), "
         "'full' FROM unnest($1::text[]) AS u", uids, channel)
     await conn.close()
     return url, uids
 
 
 def lookup_call(uid: str, key_delay_s: float = 0.0) -> fakecall.Call:
-    return fakecall.Call("lookup", uid, "+442079460100", [CASE], {"SB_VERIFIED": "full"},
+    return fakecall.Call("lookup", uid, "+16155550100", [CASE], {"SB_VERIFIED": "full"},
                          key_delay_s=key_delay_s)
 
 

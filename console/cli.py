@@ -50,6 +50,7 @@ from switchboard.settings import (
     load,
     parse_ami_ops,
     parse_ami_panel,
+    site_tz,
 )
 from web import panel, wallboard
 
@@ -152,7 +153,8 @@ def _ops_parsers(sub: Any) -> None:
         dest="action", required=True, metavar="ACTION")
     a = ln.add_parser("add", help="register a number as an agency's line")
     a.add_argument("code")
-    a.add_argument("number", help="E.164 (+4420...) or national in SB_DEFAULT_REGION")
+    a.add_argument("number", help="E.164 (+1615...) or national in SB_DEFAULT_REGION "
+                   "(US: 10 digits)")
     a.add_argument("--label", default=None)
     ln.add_parser("remove", help="unregister a number").add_argument("number")
 
@@ -223,7 +225,8 @@ def _ops_parsers(sub: Any) -> None:
                         "the state directory when unset; the login URL is printed). Live "
                         "figures also as Prometheus gauges on SB_WALLBOARD_METRICS_ADDR "
                         "(127.0.0.1:9469).")
-    wb.add_argument("--tz", default=None, help="time zone of 'today' (SB_TZ, default UTC)")
+    wb.add_argument("--tz", default=None, help="time zone of 'today' (SB_TZ, default "
+                    "America/Chicago)")
 
     sub.add_parser("panel", help="serve the agent panel",
                    description="Serve the agent panel on SB_PANEL_LISTEN (default "
@@ -268,6 +271,19 @@ def _ops_parsers(sub: Any) -> None:
     d_ret = dps.add_parser("retire", help="take an outcome off the list (calls keep it)")
     d_ret.add_argument("code")
     dps.add_parser("list", help="the outcomes, retired ones marked")
+
+    po = sub.add_parser("policy", help="the verification policy",
+                        description="What a verification needs.  A registered line counts "
+                        "toward a full verification only when the caller ID was validated "
+                        "with STIR/SHAKEN attestation A, unless the site says its carrier "
+                        "sends nothing (docs/ops.md).  Each change is audited.")
+    pos = po.add_subparsers(dest="action", required=True)
+    pos.add_parser("show", help="print the policy")
+    p_set = pos.add_parser("set", help="change the policy")
+    p_set.add_argument("--unattested-line-counts", required=True, choices=("yes", "no"),
+                       help="yes: a registered line counts without an A attestation "
+                       "(only for a carrier that gives none; a failed validation never "
+                       "counts); no: the default")
 
     rp = sub.add_parser("report", help="call-center figures for a day or a range",
                         description="Queue and agent figures (definitions: sql/kpi.md). "
@@ -408,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "agi":
             return _agi(args, settings)
         if args.command in ("agency", "line", "officer", "agent", "case", "audit",
-                            "disposition"):
+                            "disposition", "policy"):
             return asyncio.run(_ops(settings, args))
     except ConfigError as exc:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)
@@ -484,7 +500,7 @@ def board_config(settings: Settings, tz: str | None) -> wallboard.BoardConfig:
     except ValueError as exc:
         raise ConfigError("SB_WALLBOARD_IDLE_S must be seconds, SB_CALLBACK_STALE_MIN "
                           "whole minutes, SB_WAIT_ALERT_S whole seconds") from exc
-    zone = tz or env.get("SB_TZ") or "UTC"
+    zone = site_tz(env, tz)
     try:
         report.Range.parse(None, None, None, zone, "day")
         return wallboard.BoardConfig(host=host or "127.0.0.1", port=int(port), token=token,
@@ -501,7 +517,8 @@ def _range_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--day", default=None, help="YYYY-MM-DD (default: today so far)")
     p.add_argument("--from", dest="start", default=None, help="ISO time (with --to)")
     p.add_argument("--to", dest="end", default=None, help="ISO time")
-    p.add_argument("--tz", default="UTC", help="time zone of the intervals (UTC)")
+    p.add_argument("--tz", default=None, help="time zone of the intervals (SB_TZ, default "
+                   "America/Chicago; daylight saving days have 23 or 25 hours)")
     p.add_argument("--bucket", default="hour", choices=("15min", "hour", "day"))
     p.add_argument("--sl-s", type=int, default=20, help="service-level threshold T (20)")
     p.add_argument("--wrapup-s", type=int, default=15, help="wrap-up added to talk time "
@@ -526,7 +543,8 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
                 raise ValueError("--calls-per-hour needs --aht-s")
             return report.what_if(args.calls_per_hour, args.aht_s, sl_target=args.target,
                                   sl_s=args.sl_s, shrinkage=args.shrinkage)
-        rng = report.Range.parse(args.day, args.start, args.end, args.tz, args.bucket)
+        rng = report.Range.parse(args.day, args.start, args.end,
+                                 site_tz(os.environ, args.tz), args.bucket)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     url = db.service_url(settings, "reports")
@@ -713,6 +731,18 @@ async def _ops(settings: Settings, args: argparse.Namespace) -> int:
         elif cmd == "disposition":
             for r in await conn.fetch(ops.Q["disposition_list"]):
                 print(f"{r['code']:<20} {r['label']}{'  RETIRED' if r['retired'] else ''}")
+        elif cmd == "policy" and action == "set":
+            await ops.policy_set_unattested(conn, args.unattested_line_counts == "yes")
+            print(f"unattested_line_counts set to {args.unattested_line_counts}")
+        elif cmd == "policy":
+            pol = await conn.fetchrow(ops.Q["policy_show"])
+            if pol is None:
+                raise ops.OpsError("no verification policy: run switchboard db migrate")
+            print(f"officer lock after {pol['max_failures']} failures for "
+                  f"{pol['lock_minutes']} min; calling number blocked after "
+                  f"{pol['ani_max_failures']} failures for {pol['ani_block_minutes']} min\n"
+                  f"registered line counts without an A attestation: "
+                  f"{'yes' if pol['unattested_line_counts'] else 'no'}")
         elif cmd == "case" and action == "set":
             ref = await ops.case_set(conn, args.number, args.priority, args.status,
                                      args.office)

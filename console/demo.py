@@ -21,7 +21,7 @@ from console.demo_agi import print_agi_summary, run_agi_traffic
 from figures.summary import print_summary
 from switchboard import db, log
 from switchboard.pgcluster import free_port, port_free
-from switchboard.settings import AmiNode, Settings
+from switchboard.settings import AmiNode, Settings, site_tz
 from web.wallboard import Board, BoardConfig, token_from
 
 DEMO_CAPTURES = ("a_answered_ts", "b_abandon_ts", "c_ringnoanswer", "d_queue_timeout_ts",
@@ -55,7 +55,7 @@ async def start_board(settings: Settings, url: str) -> Board | None:
     host, _, port_s = os.environ.get("SB_WALLBOARD_LISTEN", "127.0.0.1:8088").rpartition(":")
     port = int(port_s) if port_free(int(port_s)) else free_port()
     board = Board(url, BoardConfig(host=host or "127.0.0.1", port=port, token=token,
-                                   tz=os.environ.get("SB_TZ", "UTC"), metrics_port=0))
+                                   tz=site_tz(os.environ), metrics_port=0))
     try:
         await board.start()
     except OSError as exc:

@@ -56,23 +56,30 @@ def demo_calls(round_no: int) -> list[list[fakecall.Call]]:
         return f"demo-{int(time.time())}-{round_no}.{next(uid)}"
 
     right = ["42", "1001", DEMO_PIN]
+    a = fakecall.attested
     calls: list[list[fakecall.Call]] = []
-    for number, case in (("+442079460100", FOUND), ("02079460101", "10000024"),
-                         ("+442079460100", MISSING)):
+    # the agency's registered lines: attested A (full), attested B and failed
+    # validation (both line-only: the agent calls back first)
+    for number, case, verdict in (
+            ("+16155550100", FOUND, "TN-Validation-Passed-A"),
+            ("(615) 555-0101", "10000024", "TN-Validation-Passed-B"),
+            ("+16155550100", MISSING, "TN-Validation-Failed")):
         x = u()
-        calls.append([fakecall.Call("verify", x, number, right),
+        calls.append([fakecall.Call("verify", x, number, right, a(number, verdict)),
                       fakecall.Call("lookup", x, number, [case],
                                     {"SB_VERIFIED": "full"})])
     x = u()  # the right PIN from a number that is not a registered line
-    calls.append([fakecall.Call("verify", x, "+442079460555", ["42", "1002", DEMO_PIN]),
-                  fakecall.Call("lookup", x, "+442079460555", [BAD_CHECK, FOUND],
+    calls.append([fakecall.Call("verify", x, "+16155550155", ["42", "1002", DEMO_PIN],
+                                a("+16155550155")),
+                  fakecall.Call("lookup", x, "+16155550155", [BAD_CHECK, FOUND],
                                 {"SB_VERIFIED": "line-only"})])
     x = u()  # a typo, then right
-    calls.append([fakecall.Call("verify", x, "+442079460700",
-                                ["77", "5001", "000000", "77", "5001", DEMO_PIN])])
+    calls.append([fakecall.Call("verify", x, "+16155550170",
+                                ["77", "5001", "000000", "77", "5001", DEMO_PIN],
+                                a("+16155550170"))])
     calls.append([fakecall.Call("verify", u(), "anonymous", ["42", "1003", "111111"] * 3)])
-    calls.append([fakecall.Call("verify", u(), "+442079460100", ["42", fakecall.HANGUP])])
-    calls.append([fakecall.Call("verify", u(), "+442079460100", ["", "", ""])])
+    calls.append([fakecall.Call("verify", u(), "+16155550100", ["42", fakecall.HANGUP])])
+    calls.append([fakecall.Call("verify", u(), "+16155550100", ["", "", ""])])
     return calls
 
 
@@ -82,7 +89,8 @@ async def run_agi_traffic(settings: Settings, url: str, agi_url: str, *, rounds:
     variable (SB_VERIFIED, SB_LOOKUP) and value ("(hung up)" when none)."""
     logger = log.get("demo")
     s = demo_agi_settings(settings)
-    got: dict[str, Counter[str]] = {"SB_VERIFIED": Counter(), "SB_LOOKUP": Counter()}
+    got: dict[str, Counter[str]] = {"SB_VERIFIED": Counter(), "SB_CALLER_ID": Counter(),
+                                    "SB_LOOKUP": Counter()}
     await seed(url, s)
     service = AgiService(s, agi_url)  # the service's own login; seeding is ops' (owner)
     port = await service.start()
@@ -92,8 +100,10 @@ async def run_agi_traffic(settings: Settings, url: str, agi_url: str, *, rounds:
             for call in seq:
                 call.key_delay_s = 0.02
                 out = await fakecall.play(call, port)
-                name = "SB_VERIFIED" if call.script == "verify" else "SB_LOOKUP"
-                got[name][out.variables.get(name, "(hung up)")] += 1
+                names = (("SB_VERIFIED", "SB_CALLER_ID") if call.script == "verify"
+                         else ("SB_LOOKUP",))
+                for name in names:
+                    got[name][out.variables.get(name, "(hung up)")] += 1
         for r in range(rounds):
             await asyncio.gather(*(caller(c) for c in demo_calls(r)))
         # the lockout officer: two more wrong PINs lock it (5 in all)
@@ -122,7 +132,7 @@ async def print_agi_summary(url: str, since: datetime,
     for name, counts in got.items():
         print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     print("AGI attempts (audit log):")
-    for action in ("verify", "lockout", "lookup", "throttle"):
+    for action in ("caller-id", "verify", "lockout", "lookup", "throttle"):
         if action in by_action:
             print(f"  {action:>8}: " + ", ".join(by_action[action]))
     print(f"  audit chain {'intact' if report.ok else 'BROKEN'}: {report.rows} rows")

@@ -106,7 +106,9 @@ def check_modules(p: Project) -> Iterator[Finding]:
                           f"{item.value} is not a module of Asterisk 22.10.1")
     loads = explicit_loads(modules)
     if loads is not None:
-        for name in sorted(needed_modules(p.tree) - set(loads)):
+        # STIR_SHAKEN() runs only on the identity branch of [sb-attest]: its
+        # modules are needed when the site says so (check_attestation)
+        for name in sorted(needed_modules(p.tree) - set(loads) - set(STIR_MODULES)):
             yield Finding("modules.conf", 1, "SB-MODULE",
                           f"the dialplan needs {name} but modules.conf does not load it "
                           f"(autoload = no)")
@@ -115,6 +117,47 @@ def check_modules(p: Project) -> Iterator[Finding]:
                 yield Finding("modules.conf", 1, "SB-MODULE",
                               f"{why} needs {name}, but modules.conf does not load it "
                               f"(autoload = no)")
+
+
+ATTEST_SOURCES = ("verstat", "verstat-a", "identity", "none")
+STIR_MODULES = ("res_stir_shaken.so", "res_pjsip_stir_shaken.so")
+
+
+def check_attestation(p: Project) -> Iterator[Finding]:
+    """CALLER_ID_ATTEST (site/globals.conf) says what the carrier gives about the
+    caller ID's attestation; `identity` needs Asterisk's STIR/SHAKEN modules and
+    a verification profile on the trunk."""
+    given = [i for i in p.extensions.items if i.section == "globals"
+             and i.key == "CALLER_ID_ATTEST"]
+    if not given:
+        yield Finding(p.extensions.name, 1, "SB-ATTEST",
+                      "CALLER_ID_ATTEST is not set in site/globals.conf: say what the carrier "
+                      f"gives about caller-ID attestation ({', '.join(ATTEST_SOURCES)}; "
+                      f"docs/ops.md)")
+        return
+    item = given[-1]
+    if item.value not in ATTEST_SOURCES:
+        yield Finding(item.file, item.line, "SB-ATTEST",
+                      f"CALLER_ID_ATTEST={item.value!r} is not one of "
+                      f"{', '.join(ATTEST_SOURCES)}")
+        return
+    if item.value != "identity":
+        return
+    loads = explicit_loads(p.modules) if p.modules is not None else None
+    if loads is not None:
+        for name in STIR_MODULES:
+            if name not in loads:
+                yield Finding(item.file, item.line, "SB-ATTEST",
+                              f"CALLER_ID_ATTEST=identity needs {name}, but modules.conf "
+                              f"does not load it (add it to site/modules.conf)")
+    profiled = [s for s in endpoints(p.pjsip) if any(
+        i.key == "stir_shaken_profile" and i.value.strip()
+        for i in effective_items(p.pjsip, s))]
+    if not profiled:
+        yield Finding(item.file, item.line, "SB-ATTEST",
+                      "CALLER_ID_ATTEST=identity, but no PJSIP endpoint has "
+                      "stir_shaken_profile set: Asterisk verifies no Identity header "
+                      "(set it on the carrier's endpoint in site/trunk.conf)")
 
 
 def config_needs(p: Project) -> dict[str, str]:

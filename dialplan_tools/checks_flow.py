@@ -100,6 +100,11 @@ def check_variables(p: Project) -> Iterator[Finding]:
             m = re.match(r"(SB_[A-Z0-9_]+)=", s.args)
             if m:
                 set_here.add(m.group(1))
+    for handler, names in sorted(contract.READS.items()):
+        for name in sorted(names - set_here - set().union(*contract.SETS.values())):
+            yield Finding(p.extensions.name, 1, "SB-VAR",
+                          f"the {handler} handler reads {name} but the dialplan never "
+                          f"sets it")
     for handler, names in sorted(contract.SETS.items()):
         for name in sorted(names - read):
             yield Finding(p.extensions.name, 1, "SB-VAR",

@@ -42,6 +42,7 @@ from pathlib import Path
 from dialplan_tools.checks_config import (
     check_ami,
     check_asterisk_conf,
+    check_attestation,
     check_endpoints,
     check_module_deps,
     check_modules,
@@ -84,7 +85,7 @@ __all__ = ["DIALPLAN_DIR", "INCLUDE_RE", "SITE", "check", "desired_files", "endp
 CHECKS = (check_modules, check_module_deps, check_once, check_asterisk_conf,
           check_outside_includes, check_site_files_used, check_apps, check_functions,
           check_targets, check_queues, check_agi, check_variables, check_prompts,
-          check_endpoints, check_ami, check_secrets)
+          check_endpoints, check_ami, check_secrets, check_attestation)
 
 
 

@@ -9,7 +9,7 @@ import json
 import math
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
@@ -68,6 +68,17 @@ class Range:
         if b <= a:
             raise ValueError("--to must be after --from")
         return cls(a, b, tz, bucket)
+
+
+def bucket_seconds(start: datetime, bucket: str, tz: str) -> float:
+    """How long the interval starting at ``start`` is: a day runs local midnight
+    to local midnight (23 or 25 hours on daylight saving days)."""
+    if bucket != "day":
+        return float(BUCKET_S[bucket])
+    local = start.astimezone(ZoneInfo(tz))
+    d = local.date() + timedelta(days=1)
+    nxt = datetime(d.year, d.month, d.day, tzinfo=ZoneInfo(tz))
+    return (nxt.astimezone(UTC) - start.astimezone(UTC)).total_seconds()  # real seconds
 
 
 def plain(v: Any) -> Any:
@@ -181,7 +192,6 @@ async def staffing(url: str, rng: Range, *, sl_target: float, sl_s: int, shrinka
         gaps = [dict(r) for r in await conn.fetch(Q["gaps"], rng.start, rng.end)]
     finally:
         await conn.close()
-    period = BUCKET_S[rng.bucket]
     print(f"Erlang C: {sl_target:.0%} answered within {sl_s} s, shrinkage {shrinkage:.0%}, "
           f"per {rng.bucket} ({rng.tz})", file=out)
     cols = ("interval", "offered", "aht_s", "erlangs", "needed", "scheduled", "logged_in",
@@ -190,6 +200,7 @@ async def staffing(url: str, rng: Range, *, sl_target: float, sl_s: int, shrinka
     short_any = False
     for r in (r for r in qrows if r["queue"] == "(all)"):
         aht = float(r["aht_s"]) if r["aht_s"] is not None else default_aht_s
+        period = bucket_seconds(r["bucket"], rng.bucket, rng.tz)
         need = agents_needed(r["offered"], period, aht, sl_target=sl_target, target_s=sl_s,
                              shrinkage=shrinkage)
         have = logged.get(r["bucket"], 0.0) / period

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 from switchboard.resources import CHECKOUT, in_checkout
 
@@ -337,7 +338,7 @@ def parse_agi(env: Mapping[str, str], state_dir: Path | None = None) -> AgiSetti
     pepper_text = _secret(pepper_env, "SB_PIN_PEPPER")
     if pepper_text is not None and len(pepper_text) < 32:
         raise ConfigError("SB_PIN_PEPPER must be at least 32 characters")
-    region = env.get("SB_DEFAULT_REGION", "GB").upper()
+    region = env.get("SB_DEFAULT_REGION", "US").upper()
     if not re.fullmatch(r"[A-Z]{2}", region):
         raise ConfigError(f"SB_DEFAULT_REGION={region!r} must be a two-letter country code")
     return AgiSettings(
@@ -363,6 +364,21 @@ def parse_agi(env: Mapping[str, str], state_dir: Path | None = None) -> AgiSetti
 
 CONFIG_FILE = Path("/etc/switchboard/switchboard.env")
 _CONFIG_LINE = re.compile(r"^(SB_[A-Z0-9_]{1,60})=(.*)$")
+
+
+SITE_TZ = "America/Chicago"  # the reference deployment (Nashville)
+
+
+def site_tz(env: Mapping[str, str], given: str | None = None) -> str:
+    """The site's time zone (SB_TZ, default America/Chicago): "today", report
+    intervals and staffing are in it, daylight saving included."""
+    zone = (given or env.get("SB_TZ") or SITE_TZ).strip()
+    try:
+        ZoneInfo(zone)
+    except (KeyError, ValueError) as exc:  # ZoneInfoNotFoundError is a KeyError
+        raise ConfigError(f"unknown time zone {zone!r} (SB_TZ, --tz): use an IANA name "
+                          f"such as America/Chicago") from exc
+    return zone
 
 
 def config_file_values(path: Path) -> dict[str, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from ami_listener.service import Listener
 from switchboard import db
 from switchboard.settings import AmiNode, load
 
+CLI = Path(sys.executable).parent / "switchboard"  # the installed command
 TEN_YEARS = 10 * 365 * 86400.0  # the captures' Timestamps are from 2026-11-28
 CLUSTER_ROOTS: dict[int, Path] = {}  # test clusters by port (tests/conftest.make_cluster)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,9 +15,8 @@ import pytest
 from ami_listener.replay import ReplayServer, ServerOptions
 from console.doctor import required_modules
 from switchboard.pgcluster import free_port
-from tests.helpers import db_env
+from tests.helpers import CLI, db_env
 
-CLI = Path(sys.executable).parent / "switchboard"
 SECRET = "doctor-ami-secret-0123456789"
 PEPPER = "doctor-test-pepper-0123456789abcdefghijk"
 

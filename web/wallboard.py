@@ -138,6 +138,8 @@ class Board:
             silent = [dict(r) for r in await conn.fetch(Q["silent_nodes"], c.silent_s)]
             split = {r["level"]: r["calls"] for r in await conn.fetch(Q["verify_split"],
                                                                        start)}
+            cid = {r["kind"]: r["calls"] for r in await conn.fetch(Q["caller_id_split"],
+                                                                     start)}
             day = [dict(r) for r in await conn.fetch(
                 Q["queue_figures_no_peak"], start, end, "day", c.tz, c.short_s, c.sl_s,
                 "offered_excl_short", c.wrapup_s)]
@@ -187,6 +189,8 @@ class Board:
                                 "threshold_min": c.callback_stale_min},
             "verified": {k: split.get(k, 0) for k in ("full", "callback", "line-only",
                                                        "unverified")},
+            "caller_id": {k: cid.get(k, 0) for k in ("attested-a", "attested-bc",
+                                                      "not-attested", "failed")},
             "silent_nodes": [{"node": r["node"], "last_seen_at": plain(r["last_seen_at"])}
                              for r in silent],
             "abandoned_total": total.get("abandoned", 0),

@@ -6,6 +6,12 @@
 -- $1 uniqueid, $2 channel, $3 ani (E.164 or 'withheld'), $4 agency, $5 officer.
 SELECT sb_agi_attempt_begin($1, $2, $3, $4, $5);
 
+-- name: caller_id
+-- Once per call, before any PIN: the caller ID's attestation check.
+-- $1 uniqueid, $2 ani, $3 source, $4 attestation (A|B|C or NULL), $5 result,
+-- $6 reason (the carrier's verstat token or Asterisk's verify_result, or NULL).
+SELECT sb_agi_caller_id($1, $2, $3, $4, $5, $6);
+
 -- name: attempt_hash
 -- $1 attempt id, $2 uniqueid: the PIN hash, or NULL (check a dummy instead).
 SELECT sb_agi_attempt_hash($1, $2);

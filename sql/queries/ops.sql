@@ -119,3 +119,12 @@ RETURNING code;
 -- name: disposition_list
 SELECT code, label, retired_at IS NOT NULL AS retired FROM disposition_code
 ORDER BY retired_at IS NOT NULL, sort, code;
+
+-- name: policy_show
+SELECT max_failures, lock_minutes, ani_max_failures, ani_block_minutes,
+       unattested_line_counts, updated_at FROM verify_policy;
+
+-- name: policy_set_unattested
+-- $1: does a registered line count toward `full` without an A attestation?
+UPDATE verify_policy SET unattested_line_counts = $1, updated_at = now()
+RETURNING unattested_line_counts;

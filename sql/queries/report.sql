@@ -54,6 +54,11 @@ SELECT * FROM sb_live_queues_heard($1);
 -- name: silent_nodes
 SELECT node, last_seen_at FROM sb_silent_nodes($1);
 
+-- name: caller_id_split
+-- Today's callers by their caller ID's STIR/SHAKEN check (attested-a,
+-- attested-bc, not-attested, failed).
+SELECT kind, calls FROM sb_caller_id_split($1);
+
 -- name: verify_split
 -- Today's callers by their best verification (full, callback, line-only, unverified).
 SELECT level, calls FROM sb_verify_split($1);

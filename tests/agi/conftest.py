@@ -23,8 +23,8 @@ PEPPER = "test-pepper-0123456789abcdefghijklmnopqrstuvwxyz"
 PIN = "739184"
 AGENCY = "42"
 OFFICER = "1001"
-LINE = "+442079460100"  # Ofcom's drama range: never a real subscriber
-OTHER_NUMBER = "+442079460999"
+LINE = "+16155550100"  # NANP 555-0100..0199: reserved for fiction, never a subscriber
+OTHER_NUMBER = "+16155550199"
 CASE_FOUND = with_check_digit("2026001")  # a case that exists (priority high)
 CASE_MISSING = with_check_digit("2026999")  # valid check digit, no such case
 _uid = itertools.count(1)
@@ -47,8 +47,8 @@ async def seed(db_url: str, settings: AgiSettings) -> None:
     conn = await asyncpg.connect(db_url)
     try:
         hasher = make_hasher(settings)
-        await ops.agency_add(conn, AGENCY, "Demo Constabulary (FAKE)")
-        await ops.line_add(conn, AGENCY, LINE, "GB", "switchboard room")
+        await ops.agency_add(conn, AGENCY, "Demo County Sheriff's Office (FAKE)")
+        await ops.line_add(conn, AGENCY, LINE, "US", "switchboard room")
         for number in (OFFICER, "1002"):
             await ops.officer_add(conn, AGENCY, number, f"Officer {number} (FAKE)")
             await ops.officer_set_pin(conn, hasher, AGENCY, number, PIN)
@@ -66,8 +66,12 @@ class Agi:
     async def call(self, script: str, keys: list[str], *, callerid: str = LINE,
                    uid: str | None = None, variables: dict[str, str] | None = None
                    ) -> fakecall.Outcome:
+        """One call.  Unless the test says otherwise, the carrier validated the
+        caller ID with attestation A (tests/agi/test_attestation.py covers the
+        rest)."""
         return await fakecall.play(fakecall.Call(script, uid or uniqueid(), callerid, keys,
-                                                 variables or {}), self.port)
+                                                 {**fakecall.attested(callerid),
+                                                  **(variables or {})}), self.port)
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         conn = await asyncpg.connect(self.db_url)

@@ -7,16 +7,13 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from agi import fakecall
 from switchboard.pgcluster import free_port
 from tests.agi.conftest import AGENCY, LINE, OFFICER, PEPPER, PIN, agi_settings, seed, uniqueid
-from tests.helpers import db_env
-
-CLI = Path(sys.executable).parent / "switchboard"
+from tests.helpers import CLI, db_env
 
 
 def server_env(db_url: str, port: int, **extra: str) -> dict[str, str]:
@@ -50,7 +47,7 @@ def test_sigterm_lets_the_call_in_progress_finish(db_url: str) -> None:
 
         async def scenario() -> tuple[fakecall.Outcome, bool]:
             call = fakecall.Call("verify", uniqueid(), LINE, [AGENCY, OFFICER, PIN],
-                                 key_delay_s=0.4)  # a caller keying slowly
+                                 fakecall.attested(LINE), key_delay_s=0.4)  # a caller keying slowly
             running = asyncio.ensure_future(fakecall.play(call, port))
             await asyncio.sleep(0.3)
             proc.send_signal(signal.SIGTERM)

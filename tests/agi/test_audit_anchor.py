@@ -65,7 +65,7 @@ TAMPERING = [
      "DELETE FROM audit_log; UPDATE audit_head SET seq = 0, "
      "hash = sb_audit_genesis(chain)", False),
     ("append a forged 'verify full' row",
-     "SELECT sb_audit_append('agi', 'forged-1', '+442079460100', '42', '1001', 'verify', "
+     "SELECT sb_audit_append('agi', 'forged-1', '+16155550100', '42', '1001', 'verify', "
      "'full')", False),
 ]
 
@@ -118,7 +118,7 @@ async def seed_with(conn: asyncpg.Connection, settings: Any) -> None:
     from tests.agi.conftest import LINE
     hasher = make_hasher(settings)
     await ops.agency_add(conn, AGENCY, "Demo County (FAKE)")
-    await ops.line_add(conn, AGENCY, LINE, "GB", "desk")
+    await ops.line_add(conn, AGENCY, LINE, "US", "desk")
     await ops.officer_add(conn, AGENCY, OFFICER, "Deputy (FAKE)")
     await ops.officer_set_pin(conn, hasher, AGENCY, OFFICER, PIN)
     await ops.case_add(conn, CASE_FOUND, "high", "desk")

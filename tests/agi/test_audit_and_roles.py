@@ -238,7 +238,7 @@ def test_policy_is_the_databases_and_the_lock_holds_against_a_claimed_right_pin(
             for n in range(20):
                 attempt = await conn.fetchval(
                     "SELECT sb_agi_attempt_begin($1, 'PJSIP/x-1', $2, $3, $4)",
-                    f"u-p{n}", f"+44207946{n:04d}", AGENCY, OFFICER)
+                    f"u-p{n}", f"+16155550{n + 110:03d}", AGENCY, OFFICER)
                 await conn.fetchval("SELECT sb_agi_attempt_hash($1, $2)", attempt, f"u-p{n}")
                 outcomes.append(await conn.fetchval(
                     "SELECT sb_agi_attempt_finish($1, $2, false)", attempt, f"u-p{n}"))
@@ -355,5 +355,5 @@ def test_two_hundred_concurrent_verified_lookups(run_agi: RunAgi) -> None:
     # the calls spread over the 16 chains, each call's rows in one chain
     assert spread["n"] == 16 and spread["pairs"] == spread["calls"] == 200
     assert set(results) == {("full", "found")} and len(results) == 200
-    assert report.ok and report.rows == 7 + 100 + 400  # seed, 50 officers, a verify and
-    # a lookup each
+    # seed, 50 officers, then a caller-ID check, a verify and a lookup per call
+    assert report.ok and report.rows == 7 + 100 + 600

@@ -36,9 +36,9 @@ def test_every_handler_sets_and_reads_what_the_contract_says(run_agi: RunAgi) ->
 def test_callback_request_is_a_row_with_the_number_and_the_case_ref(run_agi: RunAgi) -> None:
     async def scenario(agi: Agi) -> Any:
         uid = uniqueid()
-        first = await agi.call("callback", [], uid=uid, callerid="020 7946 0555",
+        first = await agi.call("callback", [], uid=uid, callerid="(615) 555-0155",
                                variables={"SB_CASE_REF": "C0123456789AB"})
-        again = await agi.call("callback", [], uid=uid, callerid="020 7946 0555")
+        again = await agi.call("callback", [], uid=uid, callerid="(615) 555-0155")
         withheld = await agi.call("callback", [], callerid="anonymous")
         forged = await agi.call("callback", [], callerid=LINE,
                                 variables={"SB_CASE_REF": "'; DROP TABLE x; --"})
@@ -52,6 +52,6 @@ def test_callback_request_is_a_row_with_the_number_and_the_case_ref(run_agi: Run
     assert again.variables == {"SB_CALLBACK": "duplicate"}
     assert withheld.variables == {"SB_CALLBACK": "no-number"}
     assert forged.variables == {"SB_CALLBACK": "stored"}
-    assert [tuple(r) for r in rows] == [("+442079460555", "C0123456789AB", "open"),
+    assert [tuple(r) for r in rows] == [("+16155550155", "C0123456789AB", "open"),
                                         (LINE, None, "open")]
     assert [r["result"] for r in audit] == ["stored", "duplicate", "no-number", "stored"]

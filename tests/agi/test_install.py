@@ -11,7 +11,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,9 @@ import pytest
 
 from agi import fakecall
 from tests.agi.conftest import AGENCY, OFFICER, PEPPER, PIN, agi_settings, seed, uniqueid
-from tests.helpers import as_service, db_env
+from tests.helpers import CLI, as_service, db_env
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="installs root-owned files")
-CLI = Path(sys.executable).parent / "switchboard"
 
 
 def install(tmp: Path, db_url: str, *extra: str, env: dict[str, str] | None = None
@@ -47,7 +45,8 @@ def call(tmp: Path, db_url: str, *, seeded: bool = True) -> tuple[fakecall.Outco
     async def main() -> tuple[fakecall.Outcome, int, bytes]:
         if seeded:
             await seed(db_url, agi_settings())
-        c = fakecall.Call("verify", uniqueid(), "+442079460100", [AGENCY, OFFICER, PIN], {})
+        c = fakecall.Call("verify", uniqueid(), "+16155550100", [AGENCY, OFFICER, PIN],
+                          fakecall.attested("+16155550100"))
         return await fakecall.play_process(
             c, [str(tmp / "agi-bin" / "switchboard-agi"), "verify"],
             {"PATH": "/usr/bin:/bin", "SB_DATABASE_URL": "postgresql://decoy@127.0.0.1:1/x"})

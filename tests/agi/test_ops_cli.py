@@ -8,7 +8,6 @@ import atexit
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -16,10 +15,7 @@ import asyncpg
 
 from agi.validate import with_check_digit
 from tests.agi.conftest import PEPPER
-from tests.helpers import db_env
-
-CLI = Path(sys.executable).parent / "switchboard"
-
+from tests.helpers import CLI, db_env
 
 KEYS = Path(tempfile.mkdtemp(prefix="sb-ops-audit-"))  # the audit key and checkpoints
 atexit.register(shutil.rmtree, KEYS, True)
@@ -48,9 +44,9 @@ def fetch(db_url: str, sql: str) -> list[asyncpg.Record]:
 
 
 def test_ops_commands_end_to_end(db_url: str) -> None:
-    assert sb(db_url, "agency", "add", "42", "Demo Constabulary (FAKE)").returncode == 0
-    r = sb(db_url, "line", "add", "42", "020 7946 0100", "--label", "desk")
-    assert r.returncode == 0 and "+442079460100 registered" in r.stdout
+    assert sb(db_url, "agency", "add", "42", "Demo County Sheriff's Office (FAKE)").returncode == 0
+    r = sb(db_url, "line", "add", "42", "615-555-0100", "--label", "desk")
+    assert r.returncode == 0 and "+16155550100 registered" in r.stdout
     r = sb(db_url, "officer", "add", "42", "1001", "Officer (FAKE)", "--pin-stdin",
            stdin="739184\n")
     assert r.returncode == 0 and "PIN set" in r.stdout
@@ -77,7 +73,7 @@ def test_ops_commands_end_to_end(db_url: str) -> None:
 
     assert sb(db_url, "agency", "suspend", "42").returncode == 0
     assert "SUSPENDED" in sb(db_url, "agency", "list").stdout
-    assert sb(db_url, "line", "remove", "+442079460100").returncode == 0
+    assert sb(db_url, "line", "remove", "+16155550100").returncode == 0
 
     shown = sb(db_url, "audit", "show", "--officer", "42", "1001").stdout
     for action in ("ops-officer-add", "ops-pin-set", "ops-unlock"):
@@ -91,7 +87,7 @@ def test_ops_commands_end_to_end(db_url: str) -> None:
 
 
 def test_ops_errors_are_clear(db_url: str) -> None:
-    r = sb(db_url, "line", "add", "99", "+442079460100")
+    r = sb(db_url, "line", "add", "99", "+16155550100")
     assert r.returncode == 1 and "no agency 99" in r.stderr
     r = sb(db_url, "line", "add", "99", "'; DROP TABLE agency; --")
     assert r.returncode == 1 and "not a telephone number" in r.stderr

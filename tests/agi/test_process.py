@@ -57,7 +57,8 @@ def run_process(db_url: str, script: str, keys: list[str], *, callerid: str = LI
     async def main() -> tuple[fakecall.Outcome, int, bytes]:
         if seeded:
             await seed(db_url, agi_settings())
-        call = fakecall.Call(script, uid or uniqueid(), callerid, keys, variables or {})
+        call = fakecall.Call(script, uid or uniqueid(), callerid, keys,
+                             {**fakecall.attested(callerid), **(variables or {})})
         return await fakecall.play_process(call, [str(ENTRY), script],
                                            env or proc_env(db_url))
     outcome, status, err = asyncio.run(main())
@@ -81,7 +82,9 @@ def test_verify_and_lookup_through_the_process_entry_point(db_url: str) -> None:
     assert status2 == 0 and lookup.variables["SB_LOOKUP"] == "found"
     assert lookup.variables["SB_CASE_PRIORITY"] == "high"
     # same handler code as FastAGI: the same commands in the same order
-    assert verify.commands[:3] == ["GET DATA agent-user 6000 6",
+    assert verify.commands[:5] == ["GET VARIABLE SB_ATTEST",
+                                   "SET VARIABLE SB_CALLER_ID A-passed",
+                                   "GET DATA agent-user 6000 6",
                                    "GET DATA dir-pls-enter 6000 10",
                                    "GET DATA agent-pass 8000 12"]
     for text in (err, err2):
@@ -113,10 +116,10 @@ def test_hangup_during_get_data_is_a_hangup_not_an_error(db_url: str) -> None:
         conn = await asyncpg.connect(db_url)
         try:
             return [r[0] for r in await conn.fetch(
-                "SELECT result FROM audit_log WHERE uniqueid = $1", uid)]
+                "SELECT result FROM audit_log WHERE uniqueid = $1 ORDER BY seq", uid)]
         finally:
             await conn.close()
-    assert asyncio.run(rows()) == ["hangup"]
+    assert asyncio.run(rows()) == ["passed", "hangup"]  # the caller-ID check, the hang-up
 
 
 @pytest.mark.parametrize("what", ["database unreachable", "no pepper"])

@@ -36,7 +36,7 @@ def test_known_and_unknown_officers_answer_alike(run_agi: RunAgi) -> None:
             runs = []
             for n in range(7):
                 out = await agi.call("verify", [AGENCY, officer, WRONG],
-                                     callerid=f"+44207946{n:04d}")
+                                     callerid=f"+16155550{n + 110:03d}")
                 runs.append((out.variables["SB_VERIFIED"],
                              [c.split()[0:3] for c in out.commands]))
             seen[officer] = runs
@@ -51,7 +51,7 @@ def test_the_count_starts_again_when_a_lock_runs_out(run_agi: RunAgi) -> None:
     stayed at 5)."""
     async def scenario(agi: Agi) -> Any:
         for n in range(5):
-            await agi.call("verify", [AGENCY, OFFICER, WRONG], callerid=f"+44207946{n:04d}")
+            await agi.call("verify", [AGENCY, OFFICER, WRONG], callerid=f"+16155550{n + 110:03d}")
         await agi.fetch("UPDATE officer SET locked_until = now() - interval '1 second' "
                         "WHERE number = $1", OFFICER)
         after = await agi.call("verify", [AGENCY, OFFICER, WRONG], callerid=OTHER_NUMBER)
@@ -175,7 +175,7 @@ def test_every_lock_is_an_alert_ops_can_see(run_agi: RunAgi) -> None:
 
     async def scenario(agi: Agi) -> Any:
         for n in range(5):
-            await agi.call("verify", [AGENCY, OFFICER, WRONG], callerid=f"+44207946{n:04d}")
+            await agi.call("verify", [AGENCY, OFFICER, WRONG], callerid=f"+16155550{n + 110:03d}")
         board = Board(as_service(agi.db_url, "reports"),
                       BoardConfig(port=free_port(), token="t" * 32, metrics_port=free_port()))
         await board.start()
@@ -200,7 +200,7 @@ def test_claims_of_invented_ids_are_forgotten(run_agi: RunAgi, db_url: str) -> N
     async def scenario(agi: Agi) -> Any:
         for n in range(3):
             await agi.call("verify", [AGENCY, str(7000 + n), WRONG],
-                           callerid=f"+44207946{n:04d}")
+                           callerid=f"+16155550{n + 110:03d}")
         await agi.fetch("UPDATE verify_claim SET updated_at = now() - interval '2 days' "
                         "WHERE officer <> '7002'")
         import asyncpg

@@ -101,7 +101,8 @@ def test_listener_follows_a_promoted_standby_and_loses_nothing(tmp_path: Path) -
                                                                    primary.root))
             agi_port = await agi.start()
             verdicts.append((await fakecall.play(fakecall.Call(
-                "verify", "pbx-a-1795869500.1", LINE, [AGENCY, OFFICER, PIN]),
+                "verify", "pbx-a-1795869500.1", LINE, [AGENCY, OFFICER, PIN],
+                fakecall.attested(LINE)),
                 agi_port)).variables.get("SB_VERIFIED"))
             try:
                 async with asyncio.timeout(90):
@@ -115,7 +116,8 @@ def test_listener_follows_a_promoted_standby_and_loses_nothing(tmp_path: Path) -
                         await asyncio.sleep(0.1)
                     await listener.wait_idle()
                     verdicts.append((await fakecall.play(fakecall.Call(
-                        "verify", "pbx-a-1795869500.2", LINE, [AGENCY, OFFICER, PIN]),
+                        "verify", "pbx-a-1795869500.2", LINE, [AGENCY, OFFICER, PIN],
+                fakecall.attested(LINE)),
                         agi_port)).variables.get("SB_VERIFIED"))
                 assert server.stats.connections == 1  # the AMI side never noticed
             finally:

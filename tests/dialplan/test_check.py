@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from dialplan_tools import dialcheck
-
-CLI = Path(sys.executable).parent / "switchboard"
+from tests.helpers import CLI
 
 # name, file (relative to dialplan/), text to replace (None: append), new text,
 # expected code, expected words in the message, expected file in the finding

@@ -176,7 +176,7 @@ def test_overflow_callbacks_short_abandons_and_in_progress(db_url: str) -> None:
                 NULL, NULL)
         RETURNING 1"""))
     asyncio.run(fetch(db_url, "INSERT INTO callback_request (uniqueid, ani, requested_at) "
-                      "VALUES ('u1', '+442079460100', '2026-11-28 10:05:05+00') RETURNING 1"))
+                      "VALUES ('u1', '+16155550100', '2026-11-28 10:05:05+00') RETURNING 1"))
     rows = {r["queue"]: r for r in kpi(
         db_url, "SELECT * FROM sb_kpi_queue('2026-11-28', '2026-11-29', 'day', 'UTC')")}
     intake, overflow, total = rows["intake"], rows["overflow"], rows["(all)"]

@@ -9,16 +9,12 @@ import io
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from figures.staffing import agents_needed, erlang_c, service_level
-from tests.helpers import as_service, db_env, fetch, refused
+from tests.helpers import CLI, as_service, db_env, fetch, refused
 from tests.kpi.test_kpi import oracle, recorded  # noqa: F401  (fixture)
-
-CLI = Path(sys.executable).parent / "switchboard"
 
 
 def sb(url: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -76,10 +76,16 @@ def test_the_wall_board_shows_recorded_traffic_live(db_url: str, tmp_path: Path)
         # agent must not be counted
         owner = await asyncpg.connect(db_url)
         for n, result in enumerate(["full", "full", "line-only", "wrong-pin", "locked"]):
-            await owner.execute("SELECT sb_audit_append('agi', $1, '+442079460100', '42', "
+            await owner.execute("SELECT sb_audit_append('agi', $1, '+16155550100', '42', "
                                 "'1001', 'verify', $2)", f"pbx-a-1795869000.{n}", result)
         await owner.execute("SELECT sb_audit_append('agi', 'pbx-a-1795869000.3', NULL, "
                             "'42', '1001', 'lockout', '5 failures')")
+        # their caller IDs' STIR/SHAKEN checks: 3 attested A of 5
+        for n, (att, result) in enumerate([("A", "passed"), ("A", "passed"), ("B", "passed"),
+                                           (None, "failed"), ("A", "passed")]):
+            await owner.execute("INSERT INTO caller_id_check (uniqueid, ani, source, attest, "
+                                "result) VALUES ($1, '+16155550100', 'verstat', $2, $3)",
+                                f"pbx-a-1795869000.{n}", att, result)
         await owner.execute(
             "INSERT INTO listener_checkpoint (node, spool_id, seq, last_seen_at) VALUES "
             "('pbx-z', 's', 1, now() - interval '10 minutes');"
@@ -110,13 +116,18 @@ def test_the_wall_board_shows_recorded_traffic_live(db_url: str, tmp_path: Path)
                 out["verified"] = {k: await text(page, f'#verified [data-k="{k}"]')
                                    for k in ("full", "line only", "unverified",
                                              "officers locked")}
+                out["caller_id"] = {k: await text(page, f'#caller-id [data-k="{k}"]')
+                                    for k in ("attested A", "attested B/C", "not attested",
+                                              "validation failed")}
+                out["cid_share"] = await text(page, "#caller-id .cid-share")
                 for w, h in ((1920, 1080), (1280, 720)):
                     await page.set_viewport_size({"width": w, "height": h})
                     await asyncio.sleep(0.3)
                     await page.screenshot(path=str(ARTIFACTS / f"wallboard-{w}x{h}.png"))
                     out[f"fits_{w}"] = await page.evaluate(
                         "() => [...document.querySelectorAll('.queue, .panel')].every("
-                        "e => e.getBoundingClientRect().bottom <= window.innerHeight + 1)")
+                        "e => e.getBoundingClientRect().bottom <= window.innerHeight + 1 "
+                        "&& e.scrollHeight <= e.clientHeight + 1)")  # nothing clipped
                 await page.set_viewport_size({"width": 1600, "height": 900})
                 first_wait = await text(page, "[data-queue=intake] .longest")
                 await asyncio.sleep(2.2)  # the longest wait ticks between snapshots
@@ -181,6 +192,9 @@ def test_the_wall_board_shows_recorded_traffic_live(db_url: str, tmp_path: Path)
     assert "intake: a caller has waited" in out["alerts"]
     assert out["verified"] == {"full": "2", "line only": "1", "unverified": "2",
                                "officers locked": "1"}
+    assert out["caller_id"] == {"attested A": "3", "attested B/C": "1", "not attested": "0",
+                                "validation failed": "1"}
+    assert out["cid_share"] == "60%"
     assert out["fits_1920"] and out["fits_1280"]  # nothing cut at 1280x720
     assert out["favicon"] == (200, "image/svg+xml")
     assert (ARTIFACTS / "wallboard.png").stat().st_size > 10_000

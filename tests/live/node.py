@@ -22,7 +22,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import wave
 from dataclasses import dataclass, field
@@ -30,9 +29,9 @@ from pathlib import Path
 
 from dialplan_tools.dialcheck import DIALPLAN_DIR
 from switchboard.pgcluster import free_port, port_free
+from tests.helpers import CLI
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = Path(sys.executable).parent / "switchboard"
 AMI_PORT = 5038  # dialplan/manager.conf: AMI is on 127.0.0.1:5038 on every node
 SYSTEMNAME = "sb-live"
 DID = "6155550100"  # NANP fiction range (555-0100..0199), area code 615

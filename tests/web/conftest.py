@@ -27,7 +27,7 @@ PASSWORD = {"alice": "alice-password-123", "bob": "bob-password-1234",
 AGENTS = (("alice", "Alice Agent", "PJSIP/2001", "agent"),
           ("bob", "Bob Agent", "PJSIP/2002", "agent"),
           ("sue", "Sue Supervisor", "PJSIP/2009", "supervisor"))
-OTHER_LINE = "+442079460555"  # a second registered line of the agency
+OTHER_LINE = "+16155550155"  # a second registered line of the agency
 
 
 def keyed(tmp: Path) -> dict[str, str]:
@@ -45,10 +45,10 @@ async def seed(db_url: str, env: dict[str, str]) -> None:
     conn = await asyncpg.connect(db_url, server_settings=auditlog.session_settings(key))
     try:
         hasher = make_hasher(settings)
-        await ops.agency_add(conn, AGENCY, "Demo Constabulary (FAKE)")
-        await ops.line_add(conn, AGENCY, LINE, "GB", "switchboard room")
+        await ops.agency_add(conn, AGENCY, "Demo County Sheriff's Office (FAKE)")
+        await ops.line_add(conn, AGENCY, LINE, "US", "switchboard room")
         await ops.agency_add(conn, "77", "Other Force (FAKE)")
-        await ops.line_add(conn, "77", OTHER_LINE, "GB", "control room")
+        await ops.line_add(conn, "77", OTHER_LINE, "US", "control room")
         for number in (OFFICER, "1002"):
             await ops.officer_add(conn, AGENCY, number, f"Officer {number} (FAKE)")
             await ops.officer_set_pin(conn, hasher, AGENCY, number, PIN)
@@ -99,7 +99,8 @@ def call_segment(frames: list[bytes], *, end: bool) -> Segment:
 async def verify(port: int, uid: str, keys: list[str], *, callerid: str = LINE,
                  lookup: str | None = CASE_FOUND) -> dict[str, str]:
     """The caller's IVR steps through the real FastAGI service."""
-    out = await fakecall.play(fakecall.Call("verify", uid, callerid, keys), port)
+    out = await fakecall.play(fakecall.Call("verify", uid, callerid, keys,
+                                            fakecall.attested(callerid)), port)
     got = dict(out.variables)
     if lookup and got.get("SB_VERIFIED") in ("full", "line-only"):
         more = await fakecall.play(fakecall.Call("lookup", uid, callerid, [lookup],

@@ -166,7 +166,7 @@ def test_screen_pop_case_details_and_disposition(db_url: str, tmp_path: Path) ->
     assert out["ivr"]["SB_VERIFIED"] == "full" and out["ivr"]["SB_LOOKUP"] == "found"
     assert out["ringing_s"] <= 1.0 and out["connect_s"] <= 1.0
     for text in (out["ringing_text"], out["connected_text"]):
-        assert "VERIFIED (full)" in text and "Demo Constabulary (FAKE) (42)" in text
+        assert "VERIFIED (full)" in text and "Demo County Sheriff's Office (FAKE) (42)" in text
         assert "Officer 1001 (FAKE) (1001)" in text and LINE in text
         assert "yes, the agency's registered line" in text and "high priority" in text
     assert "Child last seen" not in out["connected_text"]  # details only on request
@@ -179,7 +179,8 @@ def test_screen_pop_case_details_and_disposition(db_url: str, tmp_path: Path) ->
     rows = asyncio.run(fetch(db_url, "SELECT actor, action, result, detail FROM audit_log "
                              "WHERE uniqueid = $1 ORDER BY at", uid))
     story = [(r["actor"], r["action"], r["result"]) for r in rows]
-    assert story == [("agi", "verify", "full"), ("agi", "lookup", "found"),
+    assert story == [("agi", "caller-id", "passed"), ("agi", "verify", "full"),
+                     ("agi", "lookup", "found"),
                      ("agent:alice", "disclose", "shown"), ("agent:bob", "disclose", "refused"),
                      ("agent:alice", "disposition", "info-given")]
     assert "note sha256" in rows[-1]["detail"] and "FAKE" not in rows[-1]["detail"]
@@ -217,7 +218,7 @@ def test_unverified_caller_verified_by_calling_the_agency_back(db_url: str,
         out: dict[str, Any] = {}
         async with agi_service(db_url, env) as agi_port:
             out["ivr"] = await verify(agi_port, uid, [AGENCY, OFFICER, WRONG] * 3,
-                                      callerid="+442079460999")
+                                      callerid="+16155550199")
         ami = FakeAmi()
         await ami.start()
         panel = panel_for(db_url, env, ami=AmiLogin("127.0.0.1", ami.port, "panel",
@@ -302,7 +303,7 @@ def test_callback_requests_worked_to_the_end(db_url: str, tmp_path: Path) -> Non
         agi = await asyncpg.connect(as_service(db_url, "agi"),
                                     server_settings=auditlog.session_settings(key))
         for uid, ani in (("pbx-a-1795860001.1", LINE), ("pbx-a-1795860001.2",
-                                                        "+442079460999")):
+                                                        "+16155550199")):
             await agi.fetchval("SELECT sb_agi_callback($1, $2, NULL)", uid, ani)
         await agi.close()
         ami = FakeAmi()

@@ -64,7 +64,7 @@ function showLogin(msg) {
 }
 
 const LEVEL_TEXT = {full: "VERIFIED (full)", callback: "VERIFIED by calling the agency back",
-                    "line-only": "LINE ONLY: PIN right, not from a registered line",
+                    "line-only": "LINE ONLY: PIN right, call the agency back first",
                     unverified: "UNVERIFIED"};
 
 function infoList(c) {
@@ -77,6 +77,7 @@ function infoList(c) {
   add("Calling number", c.ani || c.caller_num);
   add("Registered line", c.registered_line === null ? "not checked" :
       (c.registered_line ? "yes, the agency's registered line" : "NO"));
+  add("Caller ID check", c.caller_id);
   add("Case", c.case_ref ? `${c.case_ref} (${c.case_priority} priority)` : "");
   add("Disposition", c.disposition);
   return dl;
@@ -98,6 +99,7 @@ function card(c) {
     el("h2", {}, el("span", {class: "level " + c.level, text: LEVEL_TEXT[c.level] || c.level}),
        document.createTextNode(c.why ? "  — " + c.why : "")),
     infoList(c));
+  k.el.classList.toggle("cid-failed", !!c.caller_id_failed);
   // actions depend on the call's state and level; rebuilt only when those change
   const shape = [c.state, c.level, c.mine, !!c.case_ref, !!c.disposition].join("|");
   if (k.built !== shape) { k.built = shape; buildActions(k, c); }

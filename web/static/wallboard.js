@@ -47,6 +47,13 @@ function render() {
     ["line only", v["line-only"]], ["unverified", v.unverified],
     ["officers locked", al.lockout], ["numbers blocked", al.throttle]]
     .map(([k, n]) => `<span class="k">${esc(k)}</span><span class="v ${k.startsWith("officers") || k.startsWith("numbers") ? (n ? "warn" : "") : ""}" data-k="${esc(k)}">${n ?? 0}</span>`).join("");
+  // the caller ID's STIR/SHAKEN check: the share of today's callers attested A
+  const cid = snap.caller_id || {};
+  const cidTotal = ["attested-a", "attested-bc", "not-attested", "failed"].reduce((s, k) => s + (cid[k] || 0), 0);
+  $("caller-id").innerHTML = [["attested A", cid["attested-a"]], ["attested B/C", cid["attested-bc"]],
+    ["not attested", cid["not-attested"]], ["validation failed", cid.failed]]
+    .map(([k, n]) => `<span class="k">${esc(k)}</span><span class="v ${k === "validation failed" && n ? "warn" : ""}" data-k="${esc(k)}">${n ?? 0}</span>`).join("") +
+    `<span class="k">attested share</span><span class="v cid-share">${cidTotal ? Math.round(100 * (cid["attested-a"] || 0) / cidTotal) + "%" : "–"}</span>`;
   const cb = snap.callbacks_stale || {n: 0, waiting: 0};
   $("callbacks").innerHTML = `<span class="k">waiting</span><span class="v cb-waiting">${cb.waiting ?? 0}</span>` +
     `<span class="k">oldest</span><span class="v">${cb.waiting ? secs(cb.oldest_s) : "–"}</span>` +
