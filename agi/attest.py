@@ -4,15 +4,21 @@
 The dialplan's ``[sb-attest]`` (dialplan/extensions.conf) sets ``SB_ATTEST``
 from the site's ``CALLER_ID_ATTEST`` setting, one of:
 
-``verstat``   ``verstat <PAI URI> <From URI>``: the terminating carrier's
+``verstat``   ``verstat <P-Asserted-Identity> <From>`` (the headers as they
+              came, each cut at 250 characters): the terminating carrier's
               verdict as a ``verstat`` URI parameter (``TN-Validation-Passed``,
               ``-Failed``, ``No-TN-Validation``, optionally with ``-A``/``-B``/
-              ``-C``), in the user part or after the host.
+              ``-C``), in the URI's user part or after its host.  Only URIs
+              count: quoted display names are skipped, and of a URI written
+              without ``<>`` only the user part (what follows it are header
+              parameters).
 ``verstat-a`` the same, from a carrier that marks ``TN-Validation-Passed``
               only calls signed with attestation A (read as A).
 ``identity``  ``identity <count> <attestation> <verify_result>``: Asterisk's
               own verification of the ``Identity`` header (res_stir_shaken,
-              ``STIR_SHAKEN(0, ...)``).
+              ``STIR_SHAKEN(0, ...)``); the attestation is empty when the
+              verification failed before the PASSporT was read (a call with
+              no Identity header has count 1 and ``missing_identity_hdr``).
 ``none``      the carrier provides nothing.
 
 Everything here is hostile input (the URIs come from the caller's network): it
@@ -97,6 +103,40 @@ def same_number(uri: str, ani: str | None) -> bool:
     return len(short) >= 10 and long_.endswith(short)
 
 
+def header_uris(text: str) -> list[str]:
+    """The SIP/tel URIs of name-addr or addr-spec headers written one after the
+    other: every ``<...>`` outside a quoted string, and bare ``sip:``/``tel:``
+    tokens (cut at their host: what follows belongs to the header)."""
+    uris: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':  # a quoted display name: skipped, escapes and all
+            i += 1
+            while i < n and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+            i += 1
+        elif c == "<":
+            end = text.find(">", i + 1)
+            if end < 0:
+                break
+            uris.append(text[i + 1:end])
+            i = end + 1
+        elif c.isspace():
+            i += 1
+        else:
+            end = i
+            while end < n and not text[end].isspace() and text[end] not in '"<':
+                end += 1
+            token = text[i:end]
+            if token.lower().startswith(("sip:", "sips:", "tel:")):
+                scheme, _, rest = token.partition(":")
+                user, at, _host = rest.partition("@")
+                uris.append(f"{scheme}:{user}@-" if at else token.split(";", 1)[0])
+            i = end
+    return uris
+
+
 def _from_verstat(source: str, uris: list[str], ani: str | None) -> CallerIdCheck:
     values = {v for uri in uris if same_number(uri, ani) for v in verstat_values(uri)}
     if not values:
@@ -124,6 +164,8 @@ def _from_identity(words: list[str]) -> CallerIdCheck:
         return _error(source, "identity-unreadable")
     if int(words[0]) == 0:  # no Identity header was verified on this call
         return CallerIdCheck(source, None, "not-validated", "missing_identity_hdr")
+    if len(words) == 2:  # a failure before the PASSporT was read: no attestation
+        words = [words[0], "-", words[1]]
     if len(words) != 3:
         return _error(source, "identity-unreadable")
     attest, result = words[1].upper(), words[2].lower()
@@ -158,4 +200,4 @@ def parse(raw: str | None, ani: str | None = None) -> CallerIdCheck:
         return CallerIdCheck("none", None, "not-provided", None)
     if source == "identity":
         return _from_identity(words[1:])
-    return _from_verstat(source, words[1:], ani)
+    return _from_verstat(source, header_uris(raw.strip()[len(words[0]):]), ani)

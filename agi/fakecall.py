@@ -76,10 +76,12 @@ def parse_args(text: str) -> list[str]:
 
 
 def attested(callerid: str, verstat: str = "TN-Validation-Passed-A") -> dict[str, str]:
-    """SB_ATTEST as [sb-attest] sets it for a carrier that put ``verstat`` on the
-    From URI (CALLER_ID_ATTEST=verstat): what a signed, validated call brings."""
+    """SB_ATTEST as [sb-attest] sets it (CALLER_ID_ATTEST=verstat: no
+    P-Asserted-Identity, then the From header) for a carrier that put its
+    ``verstat`` verdict in the From URI's user part."""
     number = "".join(c for c in callerid if c in "+0123456789")[:20] or "anonymous"
-    return {"SB_ATTEST": f"verstat sip:{number};verstat={verstat}@carrier.invalid;user=phone"}
+    return {"SB_ATTEST": f'verstat  "Caller" <sip:{number};verstat={verstat}'
+                         f'@carrier.invalid;user=phone>;tag=as01'}
 
 
 @dataclass

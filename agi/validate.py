@@ -13,6 +13,7 @@ from stdnum import luhn
 
 WITHHELD = "withheld"  # the throttle key shared by every caller with no usable caller ID
 _RAW_ANI_RE = re.compile(r"\+?[0-9]{3,20}")
+_URI_PARAMS_RE = re.compile(r"[A-Za-z0-9_.+=-]*(;[A-Za-z0-9_.+=-]*)*")
 _WITHHELD_WORDS = {"", "anonymous", "unknown", "unavailable", "restricted", "private"}
 
 
@@ -21,12 +22,18 @@ def normalise_ani(raw: str | None, region: str) -> str | None:
 
     Accepts what trunks send: ``+1...``, ``1`` + 10 digits, 10 digits, with or
     without formatting (``(615) 555-0123``), ``011`` + an international number,
-    and national numbers of ``region`` (default US); blanks, dashes, dots and
-    brackets are dropped first.  A number only dialable locally (seven digits
-    in the U.S.) is unusable: it has no E.164 form.  Anything else (letters, SQL,
-    control characters, 200 characters of digits) is unusable.
+    and national numbers of ``region`` (default US); URI user parameters
+    (``;verstat=...``) are cut off, blanks, dashes, dots and brackets dropped.
+    A number only dialable locally (seven digits in the U.S.) is unusable: it
+    has no E.164 form.  Anything else (letters, SQL, control characters, 200
+    characters of digits) is unusable.
     """
-    if raw is None or len(raw) > 40:
+    if raw is None or len(raw) > 200:
+        return None
+    # a SIP URI user part's own parameters are not the number: carriers put the
+    # verdict on the caller ID there (``6155550123;verstat=TN-Validation-Passed``)
+    raw, semi, params = raw.partition(";")
+    if len(raw) > 40 or (semi and not _URI_PARAMS_RE.fullmatch(params)):
         return None
     cleaned = re.sub(r"[ \-.()]", "", raw.strip())
     if cleaned.lower() in _WITHHELD_WORDS or not _RAW_ANI_RE.fullmatch(cleaned):

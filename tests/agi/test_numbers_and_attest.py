@@ -25,6 +25,9 @@ NUMBER_FORMS = [
     ("1 615 555 0123", E164),
     ("+1 (615) 555-0123", E164),
     ("  6155550123  ", E164),
+    ("6155550123;verstat=TN-Validation-Passed-A", E164),  # verstat in the From user part
+    ("+16155550123;npdi;rn=+16155550000", E164),
+    (";verstat=TN-Validation-Passed-A", None),
     ("011 44 20 7946 0123", "+442079460123"),  # dialled internationally from the U.S.
     ("+44 20 7946 0123", "+442079460123"),  # an agency registered with a U.K. number
     ("+52 55 5555 0123", "+525555550123"),
@@ -53,9 +56,10 @@ def test_national_numbers_follow_the_region() -> None:
 
 
 def uri(verstat: str, number: str = E164, where: str = "user") -> str:
+    """A From or P-Asserted-Identity header as pjsip prints it."""
     if where == "user":
-        return f"sip:{number};verstat={verstat}@198.51.100.7;user=phone"
-    return f"sip:{number}@198.51.100.7;user=phone;verstat={verstat}"
+        return f'"Officer" <sip:{number};verstat={verstat}@198.51.100.7;user=phone>;tag=a1'
+    return f"<sip:{number}@198.51.100.7;user=phone;verstat={verstat}>"
 
 
 # SB_ATTEST as [sb-attest] sets it -> (source, attestation, result, SB_CALLER_ID)
@@ -80,26 +84,44 @@ ATTEST_TABLE = [
      ("verstat", "A", "failed", "failed")),
     ("no validation", f"verstat {uri('No-TN-Validation')}",
      ("verstat", None, "not-validated", "not-validated")),
-    ("verstat expected, none came", f"verstat sip:{E164}@198.51.100.7",
+    ("verstat expected, none came", f"verstat <sip:{E164}@198.51.100.7>;tag=1",
      ("verstat", None, "absent", "absent")),
     ("no headers at all", "verstat", ("verstat", None, "absent", "absent")),
     ("PAI passed, From failed", f"verstat {uri('TN-Validation-Passed-A')} "
      f"{uri('TN-Validation-Failed')}", ("verstat", None, "failed", "failed")),
     ("PAI and From agree", f"verstat {uri('TN-Validation-Passed-A')} "
      f"{uri('TN-Validation-Passed-A', where='host')}", ("verstat", "A", "passed", "A-passed")),
-    ("two verstat on one URI", f"verstat sip:{E164};verstat=TN-Validation-Passed-A;"
-     f"verstat=TN-Validation-Failed@h", ("verstat", None, "failed", "failed")),
+    ("two verstat on one URI", f"verstat <sip:{E164};verstat=TN-Validation-Passed-A;"
+     f"verstat=TN-Validation-Failed@h>", ("verstat", None, "failed", "failed")),
     ("verdict on another number", f"verstat {uri('TN-Validation-Passed-A', '+16155550199')}",
      ("verstat", None, "absent", "absent")),
     ("national form of the same number", f"verstat {uri('TN-Validation-Passed-A', '6155550123')}",
      ("verstat", "A", "passed", "A-passed")),
     ("an unknown verdict", f"verstat {uri('TN-Validation-Maybe')}",
      ("verstat", None, "error", "error")),
-    ("tel URI", f"verstat tel:{E164};verstat=TN-Validation-Passed-A",
+    ("tel URI", f"verstat <tel:{E164};verstat=TN-Validation-Passed-A>",
      ("verstat", "A", "passed", "A-passed")),
+    ("bare URI, verdict in the user part", f"verstat sip:{E164};verstat=TN-Validation-Passed-A"
+     "@h;tag=x", ("verstat", "A", "passed", "A-passed")),
+    ("bare URI, verdict after the host is a header parameter",
+     f"verstat sip:{E164}@h;verstat=TN-Validation-Passed-A", ("verstat", None, "absent",
+                                                              "absent")),
+    ("verdict in a quoted display name", f'verstat "<sip:{E164};verstat=TN-Validation-'
+     f'Passed-A@h>" <sip:{E164}@h>', ("verstat", None, "absent", "absent")),
+    ("escaped quote in a display name", f'verstat "a\\" <sip:{E164};verstat=TN-Validation-'
+     f'Passed-A@h>" <sip:{E164}@h>', ("verstat", None, "absent", "absent")),
+    ("display name with spaces, PAI empty", f'verstat  "Sheriff Dispatch 1" <sip:{E164};'
+     f'verstat=TN-Validation-Passed-B@h;user=phone>;tag=9', ("verstat", "B", "passed",
+                                                            "B-passed")),
+    ("unclosed bracket", f"verstat <sip:{E164};verstat=TN-Validation-Passed-A@h",
+     ("verstat", None, "absent", "absent")),
     ("identity A success", "identity 1 A success", ("identity", "A", "passed", "A-passed")),
     ("identity B success", "identity 1 B success", ("identity", "B", "passed", "B-passed")),
     ("identity unsigned", "identity 0", ("identity", None, "not-validated", "not-validated")),
+    ("identity, no Identity header", "identity 1  missing_identity_hdr",
+     ("identity", None, "not-validated", "not-validated")),
+    ("identity, no Date header", "identity 1  missing_date_hdr",
+     ("identity", None, "failed", "failed")),
     ("identity bad signature", "identity 1 A signature_validation",
      ("identity", "A", "failed", "failed")),
     ("identity number mismatch", "identity 1 A cid_orig_tn_mismatch",
@@ -132,10 +154,11 @@ def test_attestation_cases(raw: str | None, want: tuple[str, str | None, str, st
 
 
 def test_display_names_cannot_carry_a_verdict() -> None:
-    """The dialplan passes the URI alone (PJSIP_PARSE_URI_FROM drops the
-    display name); a verdict typed into the number's user part by the caller
-    still has to be the only one, and a second is a failure, never a pass."""
-    forged = f"verstat sip:{E164};verstat=TN-Validation-Passed-A@h;verstat=TN-Validation-Failed"
+    """A display name is never read; a verdict typed into the number's user part
+    by the caller still has to be the only one, and a second is a failure,
+    never a pass."""
+    forged = (f'verstat "verstat=TN-Validation-Passed-A" <sip:{E164};verstat=TN-Validation-'
+              f'Passed-A@h;verstat=TN-Validation-Failed>')
     assert attest.parse(forged, E164).result == "failed"
 
 

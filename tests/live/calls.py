@@ -34,14 +34,23 @@ def verify_keys(officer: str, pins: list[str], *, first_ms: int = FIRST_PAUSE_MS
     return groups
 
 
+ATTESTED_A = "TN-Validation-Passed-A"
+
+
 def caller(number: str, officer: str, *, pins: list[str] | None = None,
            case: str | None = None, patience_ms: int = 60_000,
-           first_ms: int = FIRST_PAUSE_MS) -> sipp.Caller:
+           first_ms: int = FIRST_PAUSE_MS, verstat: str | None = ATTESTED_A,
+           pai_verstat: str | None = None, invite_headers: tuple[str, ...] = ()
+           ) -> sipp.Caller:
+    """An officer's call.  Unless the test says otherwise the carrier validated
+    its caller ID with attestation A (``verstat`` on the From URI, as the test
+    site's CALLER_ID_ATTEST=verstat expects)."""
     groups = verify_keys(officer, pins or [PIN], first_ms=first_ms)
     if case is not None:
         groups.append((LOOKUP_PAUSE_MS, f"{case}#"))
     return sipp.Caller(national(number), tuple(groups), patience_ms, DID,
-                       name="SPOOFED NAME")
+                       name="SPOOFED NAME", verstat=verstat, pai_verstat=pai_verstat,
+                       invite_headers=invite_headers)
 
 
 @dataclass
@@ -89,16 +98,20 @@ def agent_invites(live: Live, number: str) -> list[str]:
 def shown(invite: str) -> tuple[str, str, str]:
     """(caller name on the phone, X-SB-Verified, X-SB-Case) of an agent's INVITE."""
     name = re.search(r'^From: "([^"]*)"', invite, re.M)
-    verified = re.search(r"^X-SB-Verified: *(\S*)", invite, re.M)
-    case = re.search(r"^X-SB-Case: *(\S*)", invite, re.M)
-    return (name.group(1) if name else "", verified.group(1) if verified else "",
-            case.group(1) if case else "")
+    return (name.group(1) if name else "", header(invite, "X-SB-Verified"),
+            header(invite, "X-SB-Case"))
+
+
+def header(message: str, name: str) -> str:
+    m = re.search(rf"^{re.escape(name)}: *(\S*)", message, re.M)
+    return m.group(1) if m else ""
 
 
 async def uniqueids_all(live: Live, since: float) -> dict[str, list[str]]:
-    """caller ID as sent -> the uniqueids of its calls, in order (Newchannel)."""
+    """caller ID as sent (without the URI parameters, ``;verstat=``) -> the
+    uniqueids of its calls, in order (Newchannel)."""
     rows = await live.fetch(
-        "SELECT uniqueid, fields->>'CallerIDNum' AS num FROM ami_event"
+        "SELECT uniqueid, split_part(fields->>'CallerIDNum', ';', 1) AS num FROM ami_event"
         " WHERE event = 'Newchannel' AND node = $1 AND event_time >= to_timestamp($2)"
         " AND fields->>'Channel' LIKE 'PJSIP/carrier-%' ORDER BY event_time", SYSTEMNAME,
         since - 1)

@@ -66,6 +66,14 @@ def installed_datadir(binary: Path) -> Path | None:
     return None
 
 
+def modules_dir(binary: Path) -> Path:
+    """The installation's modules folder (beside the binary's prefix)."""
+    return binary.resolve().parents[1] / "lib" / "asterisk" / "modules"
+
+
+STIR_LOADS = ("res_curl.so", "res_stir_shaken.so", "res_pjsip_stir_shaken.so")
+
+
 def asterisk_version(binary: Path) -> str:
     out = subprocess.run([str(binary), "-V"], capture_output=True, text=True, timeout=30,
                          check=False)
@@ -109,6 +117,9 @@ class LiveNode:
     queue_wait: int = 6
     overflow_wait: int = 4
     proc: subprocess.Popen[bytes] | None = None
+    # Asterisk verifies Identity headers (res_stir_shaken was built: it needs
+    # libjwt >= 1.15.3); the test CA, SP certificate and key are under root/stir
+    stir: bool = False
 
     def __post_init__(self) -> None:
         # Asterisk's folders (site/node.conf's [directories]), all under root
@@ -134,6 +145,10 @@ class LiveNode:
         installed = installed_datadir(self.binary)
         if installed is not None:
             (self.datadir / "documentation").symlink_to(installed / "documentation")
+        self.stir = all((modules_dir(self.binary) / m).is_file() for m in STIR_LOADS)
+        if self.stir:
+            from tests.live.stir import make_certs
+            self.stir_ca, self.stir_cert, self.stir_key = make_certs(self.root / "stir")
         self.phones = [Phone(str(2001 + i), f"127.0.0.{PHONE_BASE_IP + i}",
                              f"phone-{2001 + i}-secret-x7")
                        for i in range(n_phones)]
@@ -158,9 +173,25 @@ class LiveNode:
             f"bind = 127.0.0.1:{self.sip_port}\n")
         (s / "trunk.conf").write_text(
             "[carrier](sb-carrier)\n; SIPp sends the callers' digits as SIP INFO\n"
-            "dtmf_mode = info\n\n"
+            "dtmf_mode = info\n"
+            + ("stir_shaken_profile = sb-carrier-verify\n" if self.stir else "") + "\n"
             f"[carrier](sb-carrier-aor)\ncontact = sip:{CARRIER_IP}:5060\n\n"
             f"[carrier-identify](sb-carrier-identify)\nmatch = {CARRIER_IP}\n")
+        if self.stir:
+            # the Identity path: Asterisk verifies, never rejects (the verdict goes
+            # to the verify handler); the test CA alone is trusted, the x5u may be
+            # http on a loopback port
+            (s / "modules.conf").write_text("".join(f"load = {m}\n" for m in STIR_LOADS))
+            (self.root / "stir" / "cache").mkdir(exist_ok=True)
+            (s / "stir_shaken.conf").write_text(
+                "[attestation]\ntype = attestation\nglobal_disable = yes\n\n"
+                f"[verification]\ntype = verification\nca_file = {self.stir_ca}\n"
+                "load_system_certs = no\nfailure_action = continue\n"
+                f"cert_cache_dir = {self.root / 'stir' / 'cache'}\n"
+                "relax_x5u_port_scheme_restrictions = yes\n"
+                "relax_x5u_path_restrictions = yes\n"
+                "x5u_deny = 0.0.0.0/0.0.0.0\nx5u_permit = 127.0.0.0/255.0.0.0\n\n"
+                "[sb-carrier-verify]\ntype = profile\nendpoint_behavior = verify\n")
         phones = []
         for p in self.phones:
             phones.append(f"[{p.name}](sb-phone)\nauth = {p.name}-auth\naors = {p.name}\n"
@@ -176,7 +207,8 @@ class LiveNode:
         (s / "globals.conf").write_text(f"AGI_SERVER=127.0.0.1:{self.agi_port}\n"
                                         f"AGI_SERVER2=127.0.0.1:{self.agi_port2}\n"
                                         f"QUEUE_WAIT={self.queue_wait}\n"
-                                        f"OVERFLOW_WAIT={self.overflow_wait}\n")
+                                        f"OVERFLOW_WAIT={self.overflow_wait}\n"
+                                        "CALLER_ID_ATTEST=verstat\n")
         users = (DIALPLAN_DIR / "site.example" / "manager-users.conf").read_text()
         users = users.replace("/etc/asterisk/secrets/", f"{sec}/")
         (s / "manager-users.conf").write_text(users)

@@ -75,10 +75,20 @@ class Caller:
     did: str
     name: str = ""
     digit_gap_ms: int = 120
+    # the terminating carrier's verdict on the caller ID (STIR/SHAKEN): a verstat
+    # parameter in the From URI's user part, and/or on a P-Asserted-Identity
+    verstat: str | None = None
+    pai_verstat: str | None = None
+    invite_headers: tuple[str, ...] = ()  # more INVITE headers (Identity, Date)
 
     def scenario(self) -> str:
+        user = self.callerid + (f";verstat={self.verstat}" if self.verstat else "")
         frm = (f'"{escape(self.name)}" ' if self.name else "") + \
-              f"<sip:{self.callerid}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]"
+              f"<sip:{user}@[local_ip]:[local_port];user=phone>;tag=[pid]SIPpTag00[call_number]"
+        more = "".join(f"{h}\n" for h in self.invite_headers)
+        if self.pai_verstat:
+            more += (f"P-Asserted-Identity: <sip:{self.callerid};verstat={self.pai_verstat}"
+                     f"@[local_ip];user=phone>\n")
         to = f"<sip:{self.did}@[remote_ip]:[remote_port]>"
         uri = f"sip:{self.did}@[remote_ip]:[remote_port]"
         common = (f"Call-ID: [call_id]\nContact: <sip:{self.callerid}@[local_ip]:[local_port]>\n"
@@ -89,7 +99,7 @@ class Caller:
                      f"INVITE {uri} SIP/2.0\n"
                      "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
                      f"From: {frm}\nTo: {to}\nCSeq: 1 INVITE\n{common}\nAllow: {ALLOW}\n"
-                     "Content-Type: application/sdp\nContent-Length: [len]\n\n" + _sdp())
+                     f"{more}Content-Type: application/sdp\nContent-Length: [len]\n\n" + _sdp())
                  + "</send>",
                  '<recv response="100" optional="true" response_txn="invite"/>',
                  '<recv response="180" optional="true" response_txn="invite"/>',

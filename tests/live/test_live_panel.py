@@ -325,7 +325,7 @@ def test_agent_works_verified_unverified_and_callback_calls(live: Live,
     for r in story:
         by_call.setdefault(r["uniqueid"], []).append((r["actor"], r["action"], r["result"]))
     assert by_call[out["uid1"]] == [
-        ("agi", "verify", "full"), ("agi", "lookup", "found"),
+        ("agi", "caller-id", "passed"), ("agi", "verify", "full"), ("agi", "lookup", "found"),
         ("agent:dana", "disclose", "shown"), ("agent:dana", "disposition", "info-given")]
     assert [(a, r) for _, a, r in by_call[out["uid2"]] if _ == "agent:dana"] == [
         ("oob-dial", "started"), ("oob-call", "accepted"), ("verify", "callback"),
