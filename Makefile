@@ -13,7 +13,7 @@ help:
 	@echo "make test   set everything up, run the whole test suite"
 	@echo "make run    run the AMI listener against SB_AMI_NODES"
 	@echo "make lint   ruff + mypy (strict)"
-	@echo "make bench  AMI ingest and AGI session benchmarks (each prints a JSON line last)"
+	@echo "make bench  AMI ingest, AGI session and figures-at-scale benchmarks (each prints a JSON line last)"
 	@echo "make setup  system packages, venv, local PostgreSQL, migrations (idempotent)"
 
 $(STAMP): pyproject.toml
@@ -53,6 +53,7 @@ lint: venv
 bench: venv
 	$(BIN)/python bench/ami_ingest.py
 	$(BIN)/python bench/agi_sessions.py
+	$(BIN)/python bench/kpi_scale.py
 
 clean:
 	-$(BIN)/switchboard db down

@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit
 
 import asyncpg
 
-from admin import agents, ops, systemd
+from admin import agents, ops, retention, systemd
 from admin import audit as admin_audit
 from agi import install as agi_install
 from agi.app import make_hasher, run_agi_server
@@ -89,6 +89,22 @@ def _parser() -> argparse.ArgumentParser:
     dbsub.add_parser("status", help="say whether the local cluster runs")
     dbsub.add_parser("url", help="print the database URL the services use")
     dbsub.add_parser("migrate", help="apply pending migrations from sql/migrations")
+    ret = dbsub.add_parser(
+        "retention", help="drop (or archive, then drop) raw AMI event days past an age",
+        description="Raw AMI events are kept one table per UTC day; days older than "
+        "--keep-days are dropped, after being written to --archive DIR as CSV (gzip) if "
+        "given.  Calls, agent states, the figures and the audit log are other tables and "
+        "stay.  Each drop waits at most --lock-timeout-ms for its moment of exclusive lock "
+        "(the listener waits that long at worst) and tries again later when it does not get "
+        "it.  Run it daily (cron or a systemd timer).")
+    ret.add_argument("--keep-days", type=int,
+                     default=int(os.environ.get("SB_EVENT_KEEP_DAYS", "90")),
+                     help="days of raw events kept (SB_EVENT_KEEP_DAYS, default 90; at "
+                     "least 2)")
+    ret.add_argument("--archive", type=Path, default=None, metavar="DIR",
+                     help="write each day to DIR/ami_event_YYYYMMDD.csv.gz before dropping it")
+    ret.add_argument("--dry-run", action="store_true", help="list what would go")
+    ret.add_argument("--lock-timeout-ms", type=int, default=200)
 
     sub.add_parser("ami-listener", help="run the AMI listener against SB_AMI_NODES",
                    description="Connect to every node in SB_AMI_NODES and stream queue and "
@@ -384,6 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         log.configure(settings.log_format, settings.log_level)
     try:
+        if args.command == "db" and args.db_command == "retention":
+            return _retention(settings, args)
         if args.command == "db":
             return _db(settings, args.db_command)
         if args.command == "ami-listener":
@@ -776,6 +794,26 @@ async def _ops(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await conn.close()
+
+
+def _retention(settings: Settings, args: argparse.Namespace) -> int:
+    if args.keep_days < 2 or not 10 <= args.lock_timeout_ms <= 10_000:
+        raise ConfigError("--keep-days is at least 2 (today's and yesterday's events are "
+                          "still arriving); --lock-timeout-ms is 10 to 10000")
+    try:
+        done = asyncio.run(retention.run(db.database_url(settings), args.keep_days,
+                                         archive_dir=args.archive, dry_run=args.dry_run,
+                                         lock_timeout_ms=args.lock_timeout_ms))
+    except TimeoutError as exc:
+        print(f"switchboard db retention: {exc}; try again later", file=sys.stderr)
+        return 1
+    if not done:
+        print(f"nothing older than {args.keep_days} days")
+    for d in done:
+        what = "would drop" if args.dry_run else "dropped"
+        print(f"{what} {d.partition} ({d.rows} events)"
+              + (f", archived to {d.archive}" if d.archive else ""))
+    return 0
 
 
 def _db(settings: Settings, action: str) -> int:

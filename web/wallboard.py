@@ -141,10 +141,10 @@ class Board:
             cid = {r["kind"]: r["calls"] for r in await conn.fetch(Q["caller_id_split"],
                                                                      start)}
             day = [dict(r) for r in await conn.fetch(
-                Q["queue_figures_no_peak"], start, end, "day", c.tz, c.short_s, c.sl_s,
+                Q["queue_figures"], start, end, "day", c.tz, c.short_s, c.sl_s,
                 "offered_excl_short", c.wrapup_s)]
             hours = [dict(r) for r in await conn.fetch(
-                Q["queue_figures_no_peak"], start, end, "hour", c.tz, c.short_s, c.sl_s,
+                Q["queue_figures"], start, end, "hour", c.tz, c.short_s, c.sl_s,
                 "offered_excl_short", c.wrapup_s)]
             abandoned = [dict(r) for r in await conn.fetch(Q["abandoned_today"], start,
                                                             c.short_s)]

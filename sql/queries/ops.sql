@@ -128,3 +128,15 @@ SELECT max_failures, lock_minutes, ani_max_failures, ani_block_minutes,
 -- $1: does a registered line count toward `full` without an A attestation?
 UPDATE verify_policy SET unattested_line_counts = $1, updated_at = now()
 RETURNING unattested_line_counts;
+
+-- name: event_partitions
+-- The partitions of ami_event (one per UTC day, and the default one).
+SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'ami_event'::regclass;
+
+-- name: event_partition_rows
+SELECT sb_event_partition_rows($1);
+
+-- name: event_partition_drop
+-- in a transaction whose lock_timeout bounds the wait (set_config(..., true))
+SELECT set_config('lock_timeout', $2, true), sb_event_partition_drop($1);

@@ -1,10 +1,7 @@
 -- name: queue_figures
 -- $1 from, $2 to, $3 bucket, $4 time zone, $5 short s, $6 SL s, $7 variant, $8 wrap-up s
-SELECT * FROM sb_kpi_queue($1, $2, $3, $4, $5, $6, $7, $8);
-
--- name: queue_figures_no_peak
--- The same without max_waiting and overflowed (0), for the wall board.
-SELECT * FROM sb_kpi_queue($1, $2, $3, $4, $5, $6, $7, $8, false);
+-- From the per-interval bins when it can (sql/migrations/0020), else the rows.
+SELECT * FROM sb_kpi_figures($1, $2, $3, $4, $5, $6, $7, $8);
 
 -- name: agent_figures
 SELECT * FROM sb_kpi_agent($1, $2, $3, $4, $5);

@@ -12,11 +12,9 @@ from typing import Any
 
 import pytest
 
-from ami_listener.replay import Capture, concat, segment_from
-from tests.helpers import fetch, ingest
+from tests.helpers import fetch
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk"
-RUNS = ["a_answered_ts", "b_abandon_ts", "d_queue_timeout_ts", "f_burst_50_calls_ts"]
 SINCE, UNTIL = 1795859370, 1795859520  # the queue_log lines of those runs
 
 
@@ -62,15 +60,6 @@ def oracle(short_s: int, sl_s: int, wrapup_s: int) -> dict[str, dict[str, Any]]:
             if ans else None,
         }
     return out
-
-
-@pytest.fixture(scope="module")
-def recorded(pg_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
-    from tests.conftest import fresh_database
-    url = fresh_database(pg_cluster)
-    segment = concat(segment_from(Capture.load(n)) for n in RUNS)
-    asyncio.run(ingest(url, tmp_path_factory.mktemp("kpi"), [segment], node="pbx-a"))
-    return url
 
 
 def kpi(url: str, sql: str, *args: Any) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ import pytest
 
 from figures.staffing import agents_needed, erlang_c, service_level
 from tests.helpers import CLI, as_service, db_env, fetch, refused
-from tests.kpi.test_kpi import oracle, recorded  # noqa: F401  (fixture)
+from tests.kpi.test_kpi import oracle
 
 
 def sb(url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -23,7 +23,7 @@ def sb(url: str, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120, check=False)
 
 
-def test_report_json_csv_and_table_agree_with_the_definitions(recorded: str) -> None:  # noqa: F811
+def test_report_json_csv_and_table_agree_with_the_definitions(recorded: str) -> None:
     day = ("--day", "2026-11-28", "--bucket", "day", "--tz", "UTC")
     js = sb(recorded, "report", *day, "--json")
     assert js.returncode == 0, js.stderr
@@ -42,7 +42,7 @@ def test_report_json_csv_and_table_agree_with_the_definitions(recorded: str) -> 
     assert "(all)" in text.stdout and "18.9%" in text.stdout and "Agent Alice" in text.stdout
 
 
-def test_a_listener_gap_makes_the_report_fail_loudly(recorded: str) -> None:  # noqa: F811
+def test_a_listener_gap_makes_the_report_fail_loudly(recorded: str) -> None:
     asyncio.run(fetch(recorded, "INSERT INTO listener_gap (gap_key, node, started_at, "
                       "ended_at, reason) VALUES ('\\x01', 'pbx-a', '2026-11-28 03:00+00', "
                       "'2026-11-28 03:05+00', 'test') RETURNING 1"))
@@ -64,7 +64,7 @@ def test_a_listener_gap_makes_the_report_fail_loudly(recorded: str) -> None:  # 
                           "RETURNING 1"))
 
 
-def test_report_refuses_bad_ranges(recorded: str) -> None:  # noqa: F811
+def test_report_refuses_bad_ranges(recorded: str) -> None:
     assert sb(recorded, "report", "--tz", "Mars/Olympus").returncode == 2
     r = sb(recorded, "report", "--from", "2026-11-28T10:00")
     assert r.returncode == 2 and "both --from and --to" in r.stderr
@@ -81,7 +81,7 @@ def test_erlang_c_against_known_values() -> None:
     assert agents_needed(0, 3600, 240).agents == 0
 
 
-def test_staffing_cli_over_the_recorded_day(recorded: str) -> None:  # noqa: F811
+def test_staffing_cli_over_the_recorded_day(recorded: str) -> None:
     r = sb(recorded, "staffing", "--day", "2026-11-28", "--tz", "UTC", "--bucket", "hour")
     assert r.returncode == 0, r.stderr
     line = next(x for x in r.stdout.splitlines() if x.strip().startswith("2026-11-28 09:00"))
@@ -95,7 +95,7 @@ def test_staffing_cli_over_the_recorded_day(recorded: str) -> None:  # noqa: F81
     assert bad.returncode == 2
 
 
-def test_reports_read_as_a_role_that_sees_no_pins_or_audit(recorded: str) -> None:  # noqa: F811
+def test_reports_read_as_a_role_that_sees_no_pins_or_audit(recorded: str) -> None:
     import asyncpg
 
     from figures.report import reader_settings

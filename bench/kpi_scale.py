@@ -1,0 +1,250 @@
+"""Figures at scale: the real schema (all migrations) in a fresh local
+PostgreSQL, filled with calls at 1x (6,500 a day), 10x and 100x (650,000 a day)
+the reference volume, 31 days at 100x and 365 days at 10x; then the time of:
+
+  today         sb_kpi_figures, one day, all queues ('day' and 'hour' buckets),
+                with the bin the listener is writing dirty (as on a live node),
+                against the baseline measured here too: sb_kpi_queue over the
+                call rows (the definitions, as every figure was computed before)
+  wall board    one full refresh of web/wallboard.Board.compute() (every query
+                the wall board runs), the 100x day being its "today"
+  31-day, 365-day report   sb_kpi_figures over the range, daily buckets
+
+Calls are generated in SQL (fixed seed): queues, outcomes, waits, talk times
+and dispositions in the proportions of the recorded traffic; loading them bulk
+(triggers off), then sb_kpi_rebuild for the bins, as on first install (timed).
+Each time is the median of --repeat runs.  Prints a table, then one JSON line
+(the last line).  Figures, not assertions.
+
+Usage: python bench/kpi_scale.py [--repeat N] [--quick]
+  --quick: 31 days at 10x and 365 days at 1x (a smoke run; keys say so)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from switchboard import db
+from switchboard.sqlfile import queries
+from tests.conftest import make_cluster
+from web.wallboard import Board, BoardConfig
+
+TZ = "America/Chicago"
+REPORT = queries("report.sql")
+REF = 6500  # calls a day at the reference deployment
+
+# One day of calls, [$1, $2) local day in UTC, $3 calls, $4 seed, $5 call id prefix.
+GENERATE = """
+WITH s AS (SELECT setseed($4)),
+c AS (
+    SELECT n, $1::timestamptz + (random() * extract(epoch FROM $2::timestamptz - $1))
+                                * interval '1 second' AS t,
+           random() AS r, random() AS r2, random() AS r3
+      FROM s, generate_series(1, $3) n
+)
+INSERT INTO queue_call (call_id, node, uniqueid, queue, entered_at, outcome, hold_s, talk_s,
+                        member_interface, answered_at, left_at, ended_at)
+SELECT convert_to($5 || n, 'UTF8'), 'pbx-b', $5 || n,
+       CASE WHEN r3 < 0.7 THEN 'intake' WHEN r3 < 0.9 THEN 'priority' ELSE 'overflow' END, t,
+       o, w::int, CASE WHEN o = 'answered' THEN talk END,
+       CASE WHEN o = 'answered' THEN 'PJSIP/2' || lpad((n % 200)::text, 3, '0') END,
+       CASE WHEN o = 'answered' THEN t + w * interval '1 second' END,
+       CASE WHEN o <> 'answered' THEN t + w * interval '1 second' END,
+       t + (w + coalesce(CASE WHEN o = 'answered' THEN talk END, 0)) * interval '1 second'
+  FROM (SELECT *, CASE WHEN r < 0.72 THEN 'answered' WHEN r < 0.92 THEN 'abandoned'
+                       WHEN r < 0.97 THEN 'timeout' ELSE 'transferred' END AS o,
+               round((-ln(1 - r2) * 25)::numeric, 3) AS w, 60 + (r2 * 900)::int AS talk
+          FROM c) x
+ ORDER BY t  -- in the order the listener writes them
+"""
+
+
+# What the AGI service writes for each of a day's calls, as the wall board reads
+# it: the caller-ID check and the verification's audit row (bulk, unsigned: the
+# chain is not what is measured here).  $1 the call id prefix.
+VERIFICATIONS = """
+WITH c AS (SELECT uniqueid, entered_at, row_number() OVER () AS n FROM queue_call
+            WHERE starts_with(uniqueid, $1)),
+x AS (INSERT INTO caller_id_check (uniqueid, checked_at, ani, source, attest, result)
+      SELECT uniqueid, entered_at, '+16155550123', 'verstat',
+             CASE WHEN n % 10 < 8 THEN 'A' END,
+             CASE WHEN n % 10 < 8 THEN 'passed' ELSE 'not-validated' END FROM c)
+INSERT INTO audit_log (chain, seq, at, actor, uniqueid, action, result, prev_hash, hash)
+SELECT n % 16, 1000000000 + n * 2 + k, entered_at, 'agi', uniqueid,
+       CASE k WHEN 0 THEN 'caller-id' ELSE 'verify' END,
+       CASE k WHEN 0 THEN 'passed' WHEN 1 THEN
+            CASE WHEN n % 10 < 7 THEN 'full' WHEN n % 10 < 9 THEN 'line-only'
+                 ELSE 'wrong-pin' END END, '\\x00', '\\x00'
+  FROM c, (VALUES (0), (1)) AS v (k)
+"""
+
+
+def local_day(d: date) -> tuple[datetime, datetime]:
+    z = ZoneInfo(TZ)
+    n = d + timedelta(days=1)
+    return (datetime(d.year, d.month, d.day, tzinfo=z).astimezone(UTC),
+            datetime(n.year, n.month, n.day, tzinfo=z).astimezone(UTC))
+
+
+async def fill(conn: asyncpg.Connection, days: list[date], per_day: int, tag: str) -> float:
+    """Bulk load (as a restore would: the bins' triggers off), then the bins;
+    seconds."""
+    t0 = time.perf_counter()
+    # a restore's way for many days: the indexes built once afterwards
+    indexes = [] if len(days) < 10 else await conn.fetch(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'queue_call' "
+        "AND indexname <> 'queue_call_pkey'")
+    for ix in indexes:
+        await conn.execute(f'DROP INDEX "{ix["indexname"]}"')
+    await conn.execute("ALTER TABLE queue_call DISABLE TRIGGER USER")
+    for i, d in enumerate(days):
+        a, b = local_day(d)
+        await conn.execute(GENERATE, a, b, per_day, (hash((tag, i)) % 1000) / 1000,
+                           f"{tag}-{d.isoformat()}-")
+    await conn.execute("ALTER TABLE queue_call ENABLE TRIGGER USER")
+    for ix in indexes:
+        await conn.execute(ix["indexdef"])
+    lo, hi = local_day(days[0])[0], local_day(days[-1])[1]
+    await conn.execute("ANALYZE queue_call")
+    await conn.fetchval("SELECT sb_kpi_rebuild($1, $2)", lo, hi)
+    return time.perf_counter() - t0
+
+
+async def timed(fn: Callable[[], Awaitable[Any]], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        await fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+FIGURES = "SELECT * FROM sb_kpi_figures($1, $2, $3, $4, 5, 20, 'offered_excl_short', 15)"
+ROWS = "SELECT * FROM sb_kpi_queue($1, $2, $3, $4, 5, 20, 'offered_excl_short', 15)"
+# as the listener does, all the time: a call in the current bin changes
+TOUCH = ("UPDATE queue_call SET updated_at = now() WHERE call_id = "
+         "(SELECT call_id FROM queue_call WHERE entered_at >= $1 ORDER BY entered_at LIMIT 1)")
+
+
+async def day_figures(conn: asyncpg.Connection, d: date, repeat: int,
+                      baseline: bool) -> dict[str, float]:
+    a, b = local_day(d)
+    mid = a + (b - a) / 2
+
+    async def today() -> None:
+        await conn.execute(TOUCH, mid)  # one bin dirty, as on a live node
+        await conn.fetch(FIGURES, a, b, "day", TZ)
+        await conn.fetch(FIGURES, a, b, "hour", TZ)
+
+    out = {"figures_ms": await timed(today, repeat)}
+    if baseline:
+        async def rows() -> None:
+            await conn.fetch(ROWS, a, b, "day", TZ)
+            await conn.fetch(ROWS, a, b, "hour", TZ)
+        out["rows_ms"] = await timed(rows, max(1, repeat // 2))
+        fast = [dict(r) for r in await conn.fetch(FIGURES, a, b, "hour", TZ)]
+        slow = [dict(r) for r in await conn.fetch(ROWS, a, b, "hour", TZ)]
+        out["equal"] = float(fast == slow)
+    return out
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    today = datetime.now(ZoneInfo(TZ)).date()
+    m31, m365 = (10, 1) if args.quick else (100, 10)
+    cluster = await asyncio.to_thread(make_cluster, "sb-bench-kpi-")
+    results: dict[str, Any] = {}
+    rows: list[tuple[str, Any]] = []
+    try:
+        url = cluster.app_url()
+        await db.migrate(url)
+        conn = await asyncpg.connect(url)
+        try:
+            # 1x, 10x on past days; 100x is today (the wall board's day)
+            for mult, d in ((1, today - timedelta(days=400)), (10, today - timedelta(days=401)),
+                            (100, today)):
+                load_s = await fill(conn, [d], REF * mult, f"d{mult}")
+                if mult == 100:  # the wall board's day: its verifications too
+                    await conn.execute(VERIFICATIONS, "d100-")
+                    await conn.execute("ANALYZE audit_log; ANALYZE caller_id_check")
+                fig = await day_figures(conn, d, args.repeat, baseline=True)
+                rows += [(f"{mult}x day: load + bins, s", round(load_s, 1)),
+                         (f"{mult}x today, figures (bins) ms", round(fig["figures_ms"], 1)),
+                         (f"{mult}x today, baseline (rows) ms", round(fig["rows_ms"], 1)),
+                         (f"{mult}x today, same rows both ways", bool(fig["equal"]))]
+                results[f"today_ms_{mult}x"] = round(fig["figures_ms"], 1)
+                results[f"today_rows_ms_{mult}x"] = round(fig["rows_ms"], 1)
+            results["today_speedup_100x"] = round(
+                results["today_rows_ms_100x"] / results["today_ms_100x"], 1)
+
+            board = Board(url, BoardConfig(port=0, token="x" * 32, tz=TZ, metrics_port=0))
+            board.pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+            try:
+                a, b = local_day(today)
+                async def refresh() -> None:
+                    await conn.execute(TOUCH, a + (b - a) / 2)
+                    await board.compute()
+                results["wallboard_refresh_ms_100x"] = round(await timed(refresh,
+                                                                         args.repeat), 1)
+            finally:
+                await board.pool.close()
+            rows.append(("wall board refresh (100x today) ms",
+                         results["wallboard_refresh_ms_100x"]))
+            # where a refresh goes: each of its queries alone
+            start = a
+            for name, args_ in (("live_heard", (60,)), ("silent_nodes", (60,)),
+                                ("verify_split", (start,)), ("caller_id_split", (start,)),
+                                ("abandoned_today", (start, 5)), ("security_counts", (start,)),
+                                ("callbacks_waiting", (15,))):
+                ms = await timed(lambda n=name, x=args_: conn.fetch(REPORT[n], *x), args.repeat)
+                rows.append((f"  wall board query {name} ms", round(ms, 1)))
+
+            d31 = [today - timedelta(days=40 + i) for i in range(31)][::-1]
+            load31 = await fill(conn, d31, REF * m31, "m31")
+            a, b = local_day(d31[0])[0], local_day(d31[-1])[1]
+            r31 = await timed(lambda: conn.fetch(FIGURES, a, b, "day", TZ), args.repeat)
+            d365 = [today - timedelta(days=800 + i) for i in range(365)][::-1]
+            load365 = await fill(conn, d365, REF * m365, "m365")
+            a, b = local_day(d365[0])[0], local_day(d365[-1])[1]
+            r365 = await timed(lambda: conn.fetch(FIGURES, a, b, "day", TZ), args.repeat)
+            results[f"report_31d_ms_{m31}x"] = round(r31, 1)
+            results[f"report_365d_ms_{m365}x"] = round(r365, 1)
+            calls = await conn.fetchval("SELECT count(*) FROM queue_call")
+            bins = await conn.fetchval("SELECT count(*) FROM kpi_bin")
+            rows += [(f"31 days at {m31}x: load + bins, s", round(load31, 1)),
+                     (f"31-day report ({m31}x) ms", results[f"report_31d_ms_{m31}x"]),
+                     (f"365 days at {m365}x: load + bins, s", round(load365, 1)),
+                     (f"365-day report ({m365}x) ms", results[f"report_365d_ms_{m365}x"]),
+                     ("call rows in all", calls), ("bins in all", bins)]
+            results["calls"] = calls
+        finally:
+            await conn.close()
+    finally:
+        await asyncio.to_thread(cluster.destroy)
+        shutil.rmtree(cluster.root.parent, ignore_errors=True)
+    print(f"{'measure':<44}{'value':>14}")
+    for label, value in rows:
+        print(f"{label:<44}{value!s:>14}")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
