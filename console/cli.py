@@ -415,7 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "summary":
             since = (_when(args.since, "--since") if args.since
                      else datetime.now(UTC) - timedelta(days=1))
-            return asyncio.run(print_summary(db.service_url(settings, "reports"), since))
+            return asyncio.run(print_summary(db.service_url(settings, "reports"), since,
+                                             tz=site_tz(os.environ)))
         if args.command == "agi-server":
             settings.agi.require_pepper()
             return loop.run(run_agi_server(settings.agi, db.service_url(settings, "agi")),

@@ -104,6 +104,6 @@ async def run_demo(settings: Settings, *, speed: float, rounds: int,
         if board is not None:
             await board.stop()
     print()
-    await print_summary(url, started, written_since=True)
+    await print_summary(url, started, written_since=True, tz=site_tz(os.environ))
     await print_agi_summary(url, started, got)
     return 0

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from switchboard.sqlfile import queries
 
 
-async def print_summary(url: str, since: datetime, *, written_since: bool = False) -> int:
+async def print_summary(url: str, since: datetime, *, written_since: bool = False,
+                        tz: str = "UTC") -> int:
+    """``since`` and the gaps' times are shown in ``tz`` (the site's zone)."""
     q = queries("summary.sql")
     conn = await asyncpg.connect(url)
     try:
@@ -18,7 +21,8 @@ async def print_summary(url: str, since: datetime, *, written_since: bool = Fals
         gaps = await conn.fetch(q["gaps_since"], since)
     finally:
         await conn.close()
-    print(f"since {since.isoformat(timespec='seconds')}: {events} events stored")
+    shown = since.astimezone(ZoneInfo(tz))
+    print(f"since {shown:%Y-%m-%d %H:%M:%S} {shown.tzname()} ({tz}): {events} events stored")
     header = ("queue", "offered", "answered", "abandoned", "timeout", "unknown", "open",
               "avg hold s")
     print("  ".join(f"{h:>10}" for h in header))
@@ -28,7 +32,9 @@ async def print_summary(url: str, since: datetime, *, written_since: bool = Fals
                  "-" if r["avg_hold_s"] is None else r["avg_hold_s"])
         print("  ".join(f"{c!s:>10}" for c in cells))
     for g in gaps:
-        print(f"listener gap on {g['node']}: {g['started_at']} .. {g['ended_at']} "
+        a = g["started_at"].astimezone(ZoneInfo(tz))
+        b = g["ended_at"].astimezone(ZoneInfo(tz)) if g["ended_at"] else "now"
+        print(f"listener gap on {g['node']}: {a} .. {b} "
               f"({g['reason']}; {g['calls_closed']} calls closed as unknown)")
     if not rows:
         print("(no queued calls)")
