@@ -131,6 +131,23 @@ async def fill(conn: asyncpg.Connection, days: list[date], per_day: int, tag: st
     return time.perf_counter() - t0
 
 
+class Table(list[tuple[str, Any]]):
+    """The measures, each printed as it is taken."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        print(f"{'measure':<44}{'value':>14}", flush=True)
+
+    def append(self, row: tuple[str, Any]) -> None:
+        super().append(row)
+        print(f"{row[0]:<44}{row[1]!s:>14}", flush=True)
+
+    def __iadd__(self, more: Any) -> Table:
+        for row in more:
+            self.append(row)
+        return self
+
+
 async def timed(fn: Callable[[], Awaitable[Any]], repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -178,7 +195,7 @@ async def main() -> None:
     m31, m365 = (10, 1) if args.quick else (100, 10)
     cluster = await asyncio.to_thread(make_cluster, "sb-bench-kpi-")
     results: dict[str, Any] = {}
-    rows: list[tuple[str, Any]] = []
+    rows = Table()
     try:
         url = cluster.app_url()
         await db.migrate(url)
@@ -246,10 +263,7 @@ async def main() -> None:
     finally:
         await asyncio.to_thread(cluster.destroy)
         shutil.rmtree(cluster.root.parent, ignore_errors=True)
-    print(f"{'measure':<44}{'value':>14}")
-    for label, value in rows:
-        print(f"{label:<44}{value!s:>14}")
-    print(json.dumps(results))
+    print(json.dumps(results), flush=True)
 
 
 if __name__ == "__main__":
