@@ -196,26 +196,6 @@ BEGIN
                                 THEN sb_caller_id_detail(left(p_uniqueid, 150)) END);
 END $$;
 
--- Housekeeping (0010) also forgets caller-ID checks after 30 days, with the
--- attempts (the audit log keeps what happened).
-CREATE OR REPLACE FUNCTION sb_agi_housekeeping() RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
-DECLARE
-    n integer;
-    m integer;
-    k integer;
-BEGIN
-    DELETE FROM verify_claim
-     WHERE updated_at < now() - interval '1 day'
-       AND (locked_until IS NULL OR locked_until < now());
-    GET DIAGNOSTICS n = ROW_COUNT;
-    DELETE FROM verify_attempt WHERE started_at < now() - interval '30 days';
-    GET DIAGNOSTICS m = ROW_COUNT;
-    DELETE FROM caller_id_check WHERE checked_at < now() - interval '30 days';
-    GET DIAGNOSTICS k = ROW_COUNT;
-    RETURN n + m + k;
-END $$;
-
 -- What the agent is told about a call's caller ID, in words.
 CREATE FUNCTION sb_caller_id_words(p_uniqueid text) RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$

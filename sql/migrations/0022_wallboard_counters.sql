@@ -154,8 +154,9 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
      GROUP BY l.rank, l.level ORDER BY l.rank DESC
 $$;
 
--- Housekeeping (0018) also forgets each call's best verification after 30 days
--- (the counters stay).
+-- Housekeeping (0010) also forgets caller-ID checks (0018) and each call's best
+-- verification after 30 days, with the attempts (the counters and the audit log
+-- keep what happened).
 CREATE OR REPLACE FUNCTION sb_agi_housekeeping() RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
