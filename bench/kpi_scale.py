@@ -125,9 +125,11 @@ async def fill(conn: asyncpg.Connection, days: list[date], per_day: int, tag: st
         if "USING gist" not in ix["indexdef"]:
             await conn.execute(ix["indexdef"])
     await conn.execute("RESET maintenance_work_mem")
-    lo, hi = local_day(days[0])[0], local_day(days[-1])[1]
     await conn.execute("ANALYZE queue_call")
-    await conn.fetchval("SELECT sb_kpi_rebuild($1, $2)", lo, hi)
+    # the bins a day at a time (a transaction each): a long history in one
+    # pass holds every dirty bin and every window sweep in one statement
+    for d in days:
+        await conn.fetchval("SELECT sb_kpi_rebuild($1, $2)", *local_day(d))
     return time.perf_counter() - t0
 
 
