@@ -16,7 +16,7 @@ help:
 	@echo "make bench  AMI ingest, AGI session and figures-at-scale benchmarks (each prints a JSON line last)"
 	@echo "make setup  system packages, venv, local PostgreSQL, migrations (idempotent)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py ami_listener/_fastframe.pyx
 	./scripts/bootstrap
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip

@@ -25,6 +25,7 @@ SYNTHETIC_PREFIX = b"\x00sb:"
 RESYNC_ACTION_PREFIX = "sb-resync-"
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:@/+\-]{1,150}$")
 _NODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+# the Timestamp form accepted (parse_timestamp_us; its test checks the two agree)
 _TS_RE = re.compile(r"^(\d{1,12})(?:\.(\d{1,9}))?$")
 MAX_TEXT = 256
 MAX_INT = 10**9
@@ -85,13 +86,16 @@ def integer(value: str | None) -> int | None:
 
 
 def parse_timestamp_us(value: str | None) -> int | None:
+    """``Timestamp: 1795859365.581120`` in microseconds (what ``_TS_RE`` accepts;
+    string methods instead of the regex: this runs for every event)."""
     if value is None:
         return None
-    m = _TS_RE.match(value.strip())
-    if not m:
+    whole, dot, frac = value.strip().partition(".")
+    if not (0 < len(whole) <= 12 and whole.isdecimal()):
         return None
-    frac = (m.group(2) or "").ljust(6, "0")[:6]
-    return int(m.group(1)) * 1_000_000 + int(frac)
+    if dot and not (0 < len(frac) <= 9 and frac.isdecimal()):
+        return None
+    return int(whole) * 1_000_000 + int(frac[:6].ljust(6, "0"))
 
 
 # ast_escape_c (main/utils.c), applied by Asterisk 22 to every channel snapshot's
@@ -275,6 +279,7 @@ class FrameNormaliser:
         self.max_skew_us = int(max_skew_s * 1_000_000)
         self.stats = NormaliseStats()
         self._node_b = node.encode()
+        self._system_name = ""  # the last valid SystemName
 
     def _synthetic(self, rec: Record) -> ev.Item | None:
         kind, _, rest = rec.frame[len(SYNTHETIC_PREFIX):].partition(b"\r\n")
@@ -347,8 +352,8 @@ class FrameNormaliser:
         node = self.node
         system_name = m.get("SystemName")
         if system_name is not None:
-            if _NODE_RE.match(system_name):
-                node = system_name
+            if system_name == self._system_name or _NODE_RE.match(system_name):
+                node = self._system_name = system_name  # the same on every event
             else:
                 self.stats.invalid["systemname"] += 1
         ts = parse_timestamp_us(m.get("Timestamp"))
@@ -368,12 +373,11 @@ class FrameNormaliser:
             fields_json = fields_json.replace("\\u0000", "\\ufffd")
             self.stats.invalid["nul"] += 1
         interface = m.get("Interface")
-        raw = ev.RawRow(
-            event_time_us=event_time, dedupe_key=key, node=node,
-            received_at_us=rec.received_at_us, event=name[:64],
-            uniqueid=ident(m.get("Uniqueid")), linkedid=ident(m.get("Linkedid")),
-            queue=_clean(text(m.get("Queue"))), interface=_clean(text(interface)),
-            spool_seq=rec.seq, fields_json=fields_json)
+        raw = ev.RawRow(  # positional (the hot path): event_time_us, dedupe_key, node,
+            # received_at_us, event, uniqueid, linkedid, queue, interface, spool_seq, fields_json
+            event_time, key, node, rec.received_at_us, name[:64], ident(m.get("Uniqueid")),
+            ident(m.get("Linkedid")), _clean(text(m.get("Queue"))), _clean(text(interface)),
+            rec.seq, fields_json)
         normaliser = DISPATCH.get(name)
         domain = None
         if normaliser is not None:

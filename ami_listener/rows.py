@@ -18,7 +18,8 @@ Q = queries("ami_listener.sql")
 
 
 def ts(us: int | None) -> datetime | None:
-    return None if us is None else EPOCH + timedelta(microseconds=us)
+    # timedelta(0, 0, us): positional is measurably faster (every row, twice)
+    return None if us is None else EPOCH + timedelta(0, 0, us)
 
 
 def us(value: datetime | None) -> int | None:

@@ -16,6 +16,7 @@ import asyncpg
 from prometheus_client import start_http_server
 
 from ami_listener.client import AmiClient
+from ami_listener.framing import parser_name
 from ami_listener.metrics import Metrics
 from ami_listener.normalise import FrameNormaliser
 from ami_listener.spool import Spool
@@ -90,7 +91,8 @@ class Listener:
         if s.lease_s > 0:
             self._tasks.append(asyncio.ensure_future(self._keep_leases()))
         self._tasks.append(asyncio.ensure_future(self._fsync_ticker()))
-        self.log.info("listener_started", nodes=[p.client.node.name for p in self.pipelines])
+        self.log.info("listener_started", nodes=[p.client.node.name for p in self.pipelines],
+                      frame_parser=parser_name())
 
     def _start_node(self, node: AmiNode) -> None:
         s = self.settings

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -45,6 +46,11 @@ def test_the_wheel_carries_sql_dialplan_and_captures(artifacts: dict[str, Path])
                    "switchboard_dialplan/lint/sounds-en-core.txt",
                    "switchboard_captures/ami/a_answered_ts.ami", "web/static/panel.js"):
         assert needed in names, needed
+    # the frame parser's fast path, compiled from the sdist's .pyx (issue 15)
+    assert any(n.startswith("ami_listener/_fastframe.") and n.endswith(".so") for n in names)
+    assert "ami_listener/_fastframe.pyi" in names
+    with tarfile.open(artifacts["sdist"]) as sdist:
+        assert "ami_listener/_fastframe.pyx" in {n.split("/", 1)[-1] for n in sdist.getnames()}
     migrations = {p.name for p in (ROOT / "sql" / "migrations").glob("*.sql")}
     assert {n.rsplit("/", 1)[1] for n in names
             if n.startswith("switchboard_sql/migrations/")} == migrations
@@ -76,6 +82,10 @@ def test_installed_wheel_runs_from_any_directory_with_the_config_file(
                  "print(switchboard.__file__); print(r.data_dir('sql'))",
                  cwd=elsewhere, env=env).stdout.split()
     assert all(str(venv) in w for w in where), where
+    parser = _run(str(venv / "bin" / "python"), "-c",
+                  "import ami_listener.framing as f; print(f.parser_name())",
+                  cwd=elsewhere, env=env).stdout.strip()
+    assert parser == "c"
     assert _run(sb, "--help", cwd=elsewhere, env=env).returncode == 0
     checked = _run(sb, "dialplan", "check", cwd=elsewhere, env=env, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
