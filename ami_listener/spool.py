@@ -22,8 +22,8 @@ import struct
 import zlib
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 _HEAD = struct.Struct("<IIQq")
 _SEG_PREFIX = "seg-"
@@ -31,8 +31,10 @@ _SEG_SUFFIX = ".log"
 _READ_CHUNK = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
+    """One spooled frame (a NamedTuple: one is built per frame read, on the hot
+    path, where a frozen dataclass's __init__ cost measurably more)."""
+
     seq: int
     received_at_us: int
     frame: bytes
