@@ -22,7 +22,7 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -31,6 +31,7 @@ import asyncpg
 
 from admin import agents, ops, retention, systemd
 from admin import audit as admin_audit
+from admin import figures as figures_admin
 from agi import install as agi_install
 from agi.app import make_hasher, run_agi_server
 from ami_listener import reconcile
@@ -105,6 +106,18 @@ def _parser() -> argparse.ArgumentParser:
                      help="write each day to DIR/ami_event_YYYYMMDD.csv.gz before dropping it")
     ret.add_argument("--dry-run", action="store_true", help="list what would go")
     ret.add_argument("--lock-timeout-ms", type=int, default=200)
+
+    rb = dbsub.add_parser(
+        "rebuild-figures", help="recompute the figures' 15-minute bins from the call rows",
+        description="The figures (report, staffing, the wall board) read per-interval bins "
+        "that the listener keeps up to date.  After restoring queue_call with triggers off, "
+        "or after changing the site's thresholds (kpi_agg_config), recompute them: a UTC day "
+        "per transaction, with its progress; stop it and run it again from any day.  "
+        "Readers are not blocked meanwhile.")
+    rb.add_argument("--from", dest="first", type=_day, default=None, metavar="YYYY-MM-DD",
+                    help="first UTC day (default: the first call's)")
+    rb.add_argument("--to", dest="last", type=_day, default=None, metavar="YYYY-MM-DD",
+                    help="last UTC day, included (default: the last call's)")
 
     sub.add_parser("ami-listener", help="run the AMI listener against SB_AMI_NODES",
                    description="Connect to every node in SB_AMI_NODES and stream queue and "
@@ -402,6 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "db" and args.db_command == "retention":
             return _retention(settings, args)
+        if args.command == "db" and args.db_command == "rebuild-figures":
+            return _rebuild_figures(settings, args)
         if args.command == "db":
             return _db(settings, args.db_command)
         if args.command == "ami-listener":
@@ -814,6 +829,33 @@ def _retention(settings: Settings, args: argparse.Namespace) -> int:
         what = "would drop" if args.dry_run else "dropped"
         print(f"{what} {d.partition} ({d.rows} events)"
               + (f", archived to {d.archive}" if d.archive else ""))
+    return 0
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day (YYYY-MM-DD): {text!r}") from None
+
+
+def _rebuild_figures(settings: Settings, args: argparse.Namespace) -> int:
+    url = db.database_url(settings)
+    first, last = args.first, args.last
+    if first is None or last is None:
+        covered = asyncio.run(figures_admin.span(url))
+        if covered is None:
+            print("no calls stored: nothing to rebuild")
+            return 0
+        first, last = first or covered[0], last or covered[1]
+    if last < first:
+        raise ConfigError(f"--to {last} is before --from {first}")
+
+    def progress(day: date, bins: int, seconds: float) -> None:
+        print(f"{day}: {bins} bins ({seconds:.1f} s)", flush=True)
+
+    total = asyncio.run(figures_admin.rebuild(url, first, last, progress))
+    print(f"rebuilt {total} bins, {first} to {last} (UTC days)")
     return 0
 
 

@@ -140,3 +140,11 @@ SELECT sb_event_partition_rows($1);
 -- name: event_partition_drop
 -- in a transaction whose lock_timeout bounds the wait (set_config(..., true))
 SELECT set_config('lock_timeout', $2, true), sb_event_partition_drop($1);
+
+-- name: kpi_rebuild
+-- The figures' bins of [$1, $2) from the call rows (migration 0020), in the
+-- caller's transaction: `switchboard db rebuild-figures` runs it a day at a time.
+SELECT sb_kpi_rebuild($1, $2);
+
+-- name: kpi_calls_span
+SELECT min(entered_at) AS first, max(entered_at) AS last FROM queue_call;
