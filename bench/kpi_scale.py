@@ -16,8 +16,9 @@ and dispositions in the proportions of the recorded traffic; loading them bulk
 Each time is the median of --repeat runs.  Prints a table, then one JSON line
 (the last line).  Figures, not assertions.
 
-Usage: python bench/kpi_scale.py [--repeat N] [--quick]
+Usage: python bench/kpi_scale.py [--repeat N] [--quick] [--parts today,31d,365d]
   --quick: 31 days at 10x and 365 days at 1x (a smoke run; keys say so)
+  --parts: which parts, each in a fresh database of its own
 """
 
 from __future__ import annotations
@@ -187,83 +188,106 @@ async def day_figures(conn: asyncpg.Connection, d: date, repeat: int,
     return out
 
 
-async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args()
-    today = datetime.now(ZoneInfo(TZ)).date()
-    m31, m365 = (10, 1) if args.quick else (100, 10)
+async def part_today(conn: asyncpg.Connection, url: str, today: date, repeat: int, *,
+                     results: dict[str, Any], rows: Table) -> None:
+    """1x and 10x on past days, 100x today (the wall board's day), each against
+    the rows; then the wall board's refresh and each of its queries alone."""
+    for mult, d in ((1, today - timedelta(days=400)), (10, today - timedelta(days=401)),
+                    (100, today)):
+        load_s = await fill(conn, [d], REF * mult, f"d{mult}")
+        if mult == 100:  # the wall board's day: its verifications too
+            await conn.execute(VERIFICATIONS, "d100-")
+            await conn.execute("ANALYZE audit_log; ANALYZE caller_id_check")
+        fig = await day_figures(conn, d, repeat, baseline=True)
+        rows += [(f"{mult}x day: load + bins, s", round(load_s, 1)),
+                 (f"{mult}x today, figures (bins) ms", round(fig["figures_ms"], 1)),
+                 (f"{mult}x today, baseline (rows) ms", round(fig["rows_ms"], 1)),
+                 (f"{mult}x today, same rows both ways", bool(fig["equal"]))]
+        results[f"today_ms_{mult}x"] = round(fig["figures_ms"], 1)
+        results[f"today_rows_ms_{mult}x"] = round(fig["rows_ms"], 1)
+    results["today_speedup_100x"] = round(
+        results["today_rows_ms_100x"] / results["today_ms_100x"], 1)
+
+    board = Board(url, BoardConfig(port=0, token="x" * 32, tz=TZ, metrics_port=0))
+    board.pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    a, b = local_day(today)
+    try:
+        async def refresh() -> None:
+            await conn.execute(TOUCH, a + (b - a) / 2)
+            await board.compute()
+        results["wallboard_refresh_ms_100x"] = round(await timed(refresh, repeat), 1)
+    finally:
+        await board.pool.close()
+    rows.append(("wall board refresh (100x today) ms", results["wallboard_refresh_ms_100x"]))
+    # where a refresh goes: each of its queries alone
+    for name, args_ in (("live_heard", (60,)), ("silent_nodes", (60,)),
+                        ("verify_split", (a,)), ("caller_id_split", (a,)),
+                        ("abandoned_today", (a, 5)), ("security_counts", (a,)),
+                        ("callbacks_waiting", (15,))):
+        ms = await timed(lambda n=name, x=args_: conn.fetch(REPORT[n], *x), repeat)
+        rows.append((f"  wall board query {name} ms", round(ms, 1)))
+
+
+async def part_history(conn: asyncpg.Connection, days: list[date], mult: int, repeat: int, *,
+                       results: dict[str, Any], rows: Table) -> None:
+    """A history of len(days) days at mult x, then the report over all of it."""
+    load_s = await fill(conn, days, REF * mult, f"h{len(days)}")
+    a, b = local_day(days[0])[0], local_day(days[-1])[1]
+    ms = await timed(lambda: conn.fetch(FIGURES, a, b, "day", TZ), repeat)
+    key = f"report_{len(days)}d_ms_{mult}x"
+    results[key] = round(ms, 1)
+    calls = await conn.fetchval("SELECT count(*) FROM queue_call")
+    bins = await conn.fetchval("SELECT count(*) FROM kpi_bin")
+    rows += [(f"{len(days)} days at {mult}x: load + indexes + bins, s", round(load_s, 1)),
+             ("  call rows, bins", f"{calls}, {bins}"),
+             (f"{len(days)}-day report ({mult}x) ms", results[key])]
+
+
+async def in_fresh_database(fn: Callable[[asyncpg.Connection, str], Awaitable[None]]) -> None:
+    """A local cluster of its own with every migration, for one part."""
     cluster = await asyncio.to_thread(make_cluster, "sb-bench-kpi-")
-    results: dict[str, Any] = {}
-    rows = Table()
     try:
         url = cluster.app_url()
         await db.migrate(url)
         conn = await asyncpg.connect(url)
         try:
-            # 1x, 10x on past days; 100x is today (the wall board's day)
-            for mult, d in ((1, today - timedelta(days=400)), (10, today - timedelta(days=401)),
-                            (100, today)):
-                load_s = await fill(conn, [d], REF * mult, f"d{mult}")
-                if mult == 100:  # the wall board's day: its verifications too
-                    await conn.execute(VERIFICATIONS, "d100-")
-                    await conn.execute("ANALYZE audit_log; ANALYZE caller_id_check")
-                fig = await day_figures(conn, d, args.repeat, baseline=True)
-                rows += [(f"{mult}x day: load + bins, s", round(load_s, 1)),
-                         (f"{mult}x today, figures (bins) ms", round(fig["figures_ms"], 1)),
-                         (f"{mult}x today, baseline (rows) ms", round(fig["rows_ms"], 1)),
-                         (f"{mult}x today, same rows both ways", bool(fig["equal"]))]
-                results[f"today_ms_{mult}x"] = round(fig["figures_ms"], 1)
-                results[f"today_rows_ms_{mult}x"] = round(fig["rows_ms"], 1)
-            results["today_speedup_100x"] = round(
-                results["today_rows_ms_100x"] / results["today_ms_100x"], 1)
-
-            board = Board(url, BoardConfig(port=0, token="x" * 32, tz=TZ, metrics_port=0))
-            board.pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
-            try:
-                a, b = local_day(today)
-                async def refresh() -> None:
-                    await conn.execute(TOUCH, a + (b - a) / 2)
-                    await board.compute()
-                results["wallboard_refresh_ms_100x"] = round(await timed(refresh,
-                                                                         args.repeat), 1)
-            finally:
-                await board.pool.close()
-            rows.append(("wall board refresh (100x today) ms",
-                         results["wallboard_refresh_ms_100x"]))
-            # where a refresh goes: each of its queries alone
-            start = a
-            for name, args_ in (("live_heard", (60,)), ("silent_nodes", (60,)),
-                                ("verify_split", (start,)), ("caller_id_split", (start,)),
-                                ("abandoned_today", (start, 5)), ("security_counts", (start,)),
-                                ("callbacks_waiting", (15,))):
-                ms = await timed(lambda n=name, x=args_: conn.fetch(REPORT[n], *x), args.repeat)
-                rows.append((f"  wall board query {name} ms", round(ms, 1)))
-
-            d31 = [today - timedelta(days=40 + i) for i in range(31)][::-1]
-            load31 = await fill(conn, d31, REF * m31, "m31")
-            a, b = local_day(d31[0])[0], local_day(d31[-1])[1]
-            r31 = await timed(lambda: conn.fetch(FIGURES, a, b, "day", TZ), args.repeat)
-            results[f"report_31d_ms_{m31}x"] = round(r31, 1)
-            rows += [(f"31 days at {m31}x: load + indexes + bins, s", round(load31, 1)),
-                     (f"31-day report ({m31}x) ms", results[f"report_31d_ms_{m31}x"])]
-            d365 = [today - timedelta(days=800 + i) for i in range(365)][::-1]
-            load365 = await fill(conn, d365, REF * m365, "m365")
-            a, b = local_day(d365[0])[0], local_day(d365[-1])[1]
-            r365 = await timed(lambda: conn.fetch(FIGURES, a, b, "day", TZ), args.repeat)
-            results[f"report_365d_ms_{m365}x"] = round(r365, 1)
-            calls = await conn.fetchval("SELECT count(*) FROM queue_call")
-            bins = await conn.fetchval("SELECT count(*) FROM kpi_bin")
-            rows += [(f"365 days at {m365}x: load + indexes + bins, s", round(load365, 1)),
-                     (f"365-day report ({m365}x) ms", results[f"report_365d_ms_{m365}x"]),
-                     ("call rows in all", calls), ("bins in all", bins)]
-            results["calls"] = calls
+            await fn(conn, url)
         finally:
             await conn.close()
     finally:
         await asyncio.to_thread(cluster.destroy)
         shutil.rmtree(cluster.root.parent, ignore_errors=True)
+
+
+PARTS = ("today", "31d", "365d")
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--parts", default=",".join(PARTS),
+                    help="which parts, each in a database of its own (default: all; the "
+                    "365-day history alone takes about 40 minutes on 2 cores)")
+    args = ap.parse_args()
+    parts = args.parts.split(",")
+    if not parts or set(parts) - set(PARTS):
+        ap.error(f"--parts: a comma-separated list of {', '.join(PARTS)}")
+    today = datetime.now(ZoneInfo(TZ)).date()
+    m31, m365 = (10, 1) if args.quick else (100, 10)
+    results: dict[str, Any] = {}
+    rows = Table()
+    if "today" in parts:
+        await in_fresh_database(lambda conn, url: part_today(conn, url, today, args.repeat,
+                                                             results=results, rows=rows))
+    if "31d" in parts:
+        d31 = [today - timedelta(days=40 + i) for i in range(31)][::-1]
+        await in_fresh_database(lambda conn, url: part_history(conn, d31, m31, args.repeat,
+                                                               results=results, rows=rows))
+    if "365d" in parts:
+        d365 = [today - timedelta(days=800 + i) for i in range(365)][::-1]
+        await in_fresh_database(lambda conn, url: part_history(conn, d365, m365, args.repeat,
+                                                               results=results, rows=rows))
     print(json.dumps(results), flush=True)
 
 
