@@ -69,9 +69,22 @@ def text(value: str | None, limit: int = MAX_TEXT) -> str | None:
     return value[:limit]
 
 
+# identifiers already found valid: a call's Uniqueid and Linkedid come back in
+# each of its events, and the regex is a measurable share of the hot path
+_VALID_IDS: set[str] = set()
+_MAX_VALID_IDS = 1 << 16
+
+
 def ident(value: str | None) -> str | None:
-    if value is None or not _ID_RE.match(value):
+    if value is None:
         return None
+    if value in _VALID_IDS:
+        return value
+    if not _ID_RE.match(value):
+        return None
+    if len(_VALID_IDS) >= _MAX_VALID_IDS:  # bounded: a flood of new ids only clears it
+        _VALID_IDS.clear()
+    _VALID_IDS.add(value)
     return value
 
 

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ami_listener import framing
+from ami_listener import framing, normalise
 from ami_listener.framing import MAX_HEADERS, Framer, Message, parse_frame, parse_frame_py
-from ami_listener.normalise import _TS_RE, parse_timestamp_us
+from ami_listener.normalise import _ID_RE, _TS_RE, ident, parse_timestamp_us
 from ami_listener.replay import FIXTURES, Capture, Refresher, concat, frames_segment, segment_from
 from switchboard.pgcluster import LocalCluster
 from tests.conftest import fresh_database
@@ -117,6 +117,26 @@ def reference_timestamp_us(value: str | None) -> int | None:
 @example("1.1234567891")
 def test_timestamps_parse_as_the_regex_did(value: str | None) -> None:
     assert parse_timestamp_us(value) == reference_timestamp_us(value)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(st.sampled_from("1795.-_:@/+aZ; \x00é'"), max_size=20))
+@example("1795859427.3")
+@example("'; DROP TABLE ami_event; --")
+def test_identifiers_are_checked_as_the_regex_says_cached_or_not(value: str) -> None:
+    want = value if _ID_RE.match(value) else None
+    assert ident(value) == want
+    assert ident(value) == want  # the second time from the cache of valid ones
+    assert (value in normalise._VALID_IDS) == (want is not None)
+
+
+def test_the_cache_of_identifiers_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(normalise, "_MAX_VALID_IDS", 100)
+    monkeypatch.setattr(normalise, "_VALID_IDS", set())
+    for i in range(1000):
+        assert ident(f"pbx-a-{i}.1") == f"pbx-a-{i}.1"
+        assert len(normalise._VALID_IDS) <= 100
+    assert ident("bad id") is None
 
 
 # --- end to end: the same rows from the real listener, either parser ---------------
