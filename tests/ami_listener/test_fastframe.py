@@ -73,7 +73,7 @@ ENDS = st.sampled_from(["\r\n", "\r\n", "\r\n", "\n", "\r", "\r\r\n", ""])
 LINE = st.tuples(NAMES, SEPS, VALUES, ENDS).map(lambda t: "".join(t))
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(st.lists(LINE, min_size=1, max_size=8), st.sampled_from([b"", b"\xff", b"\xe2\x82",
                                                                b"\xc3\xa9", b"\x00"]))
 @example(["Event: A\r\n", "Event: B"], b"")        # a repeated header
