@@ -12,7 +12,8 @@ the reference volume, 31 days at 100x and 365 days at 10x; then the time of:
 
 Calls are generated in SQL (fixed seed): queues, outcomes, waits, talk times
 and dispositions in the proportions of the recorded traffic; loading them bulk
-(triggers off), then sb_kpi_rebuild for the bins, as on first install (timed).
+(triggers off), then the bins a UTC day at a time as `switchboard db
+rebuild-figures` builds them after a restore (timed).
 Each time is the median of --repeat runs.  Prints a table, then one JSON line
 (the last line).  Figures, not assertions.
 
@@ -30,6 +31,7 @@ import shutil
 import statistics
 import sys
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -40,6 +42,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from admin import figures as figures_admin
 from switchboard import db
 from switchboard.sqlfile import queries
 from tests.conftest import make_cluster
@@ -102,9 +105,11 @@ def local_day(d: date) -> tuple[datetime, datetime]:
             datetime(n.year, n.month, n.day, tzinfo=z).astimezone(UTC))
 
 
-async def fill(conn: asyncpg.Connection, days: list[date], per_day: int, tag: str) -> float:
+async def fill(conn: asyncpg.Connection, url: str, days: list[date], per_day: int,
+               tag: str) -> float:
     """Bulk load (as a restore would: the bins' triggers off; for many days the
-    indexes dropped first and built after), then the bins; seconds."""
+    indexes dropped first and built after), then the bins as `switchboard db
+    rebuild-figures` builds them; seconds."""
     t0 = time.perf_counter()
     # a restore's way for many days: the indexes built once afterwards
     indexes = [] if len(days) < 10 else await conn.fetch(
@@ -115,8 +120,8 @@ async def fill(conn: asyncpg.Connection, days: list[date], per_day: int, tag: st
     await conn.execute("ALTER TABLE queue_call DISABLE TRIGGER USER")
     for i, d in enumerate(days):
         a, b = local_day(d)
-        await conn.execute(GENERATE, a, b, per_day, (hash((tag, i)) % 1000) / 1000,
-                           f"{tag}-{d.isoformat()}-")
+        seed = zlib.crc32(f"{tag}-{i}".encode()) % 1000 / 1000  # the same every run
+        await conn.execute(GENERATE, a, b, per_day, seed, f"{tag}-{d.isoformat()}-")
     await conn.execute("ALTER TABLE queue_call ENABLE TRIGGER USER")
     await conn.execute("SET maintenance_work_mem = '1GB'")  # as a restore would
     for ix in indexes:
@@ -126,10 +131,9 @@ async def fill(conn: asyncpg.Connection, days: list[date], per_day: int, tag: st
         await conn.execute(ix["indexdef"])
     await conn.execute("RESET maintenance_work_mem")
     await conn.execute("ANALYZE queue_call")
-    # the bins a day at a time (a transaction each): a long history in one
-    # pass holds every dirty bin and every window sweep in one statement
-    for d in days:
-        await conn.fetchval("SELECT sb_kpi_rebuild($1, $2)", *local_day(d))
+    # the bins a UTC day at a time (a transaction each), as after a restore
+    first, last = local_day(days[0])[0], local_day(days[-1])[1] - timedelta(microseconds=1)
+    await figures_admin.rebuild(url, first.date(), last.date(), lambda *_: None)
     return time.perf_counter() - t0
 
 
@@ -194,7 +198,7 @@ async def part_today(conn: asyncpg.Connection, url: str, today: date, repeat: in
     the rows; then the wall board's refresh and each of its queries alone."""
     for mult, d in ((1, today - timedelta(days=400)), (10, today - timedelta(days=401)),
                     (100, today)):
-        load_s = await fill(conn, [d], REF * mult, f"d{mult}")
+        load_s = await fill(conn, url, [d], REF * mult, f"d{mult}")
         if mult == 100:  # the wall board's day: its verifications too
             await conn.execute(VERIFICATIONS, "d100-")
             await conn.execute("ANALYZE audit_log; ANALYZE caller_id_check")
@@ -228,10 +232,11 @@ async def part_today(conn: asyncpg.Connection, url: str, today: date, repeat: in
         rows.append((f"  wall board query {name} ms", round(ms, 1)))
 
 
-async def part_history(conn: asyncpg.Connection, days: list[date], mult: int, repeat: int, *,
+async def part_history(conn: asyncpg.Connection, url: str, days: list[date], mult: int,
+                       repeat: int, *,
                        results: dict[str, Any], rows: Table) -> None:
     """A history of len(days) days at mult x, then the report over all of it."""
-    load_s = await fill(conn, days, REF * mult, f"h{len(days)}")
+    load_s = await fill(conn, url, days, REF * mult, f"h{len(days)}")
     a, b = local_day(days[0])[0], local_day(days[-1])[1]
     ms = await timed(lambda: conn.fetch(FIGURES, a, b, "day", TZ), repeat)
     key = f"report_{len(days)}d_ms_{mult}x"
@@ -282,11 +287,11 @@ async def main() -> None:
                                                              results=results, rows=rows))
     if "31d" in parts:
         d31 = [today - timedelta(days=40 + i) for i in range(31)][::-1]
-        await in_fresh_database(lambda conn, url: part_history(conn, d31, m31, args.repeat,
+        await in_fresh_database(lambda conn, url: part_history(conn, url, d31, m31, args.repeat,
                                                                results=results, rows=rows))
     if "365d" in parts:
         d365 = [today - timedelta(days=800 + i) for i in range(365)][::-1]
-        await in_fresh_database(lambda conn, url: part_history(conn, d365, m365, args.repeat,
+        await in_fresh_database(lambda conn, url: part_history(conn, url, d365, m365, args.repeat,
                                                                results=results, rows=rows))
     print(json.dumps(results), flush=True)
 
