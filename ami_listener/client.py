@@ -66,6 +66,9 @@ class AmiClient:
         self._oversize_seen = 0
         self._oversize_logged = 0.0
         self.dropped: Counter[bytes] = Counter()  # by event name, flushed to metrics
+        # Asterisk said it is stopping (Shutdown, or an action refused "Asterisk is
+        # shutting down"): no more Pings on this connection, it is about to close
+        self.asterisk_stopping = False
 
     # -- public ----------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -109,6 +112,7 @@ class AmiClient:
             timeout=s.connect_timeout_s)
         self._writer = writer
         self.framer.reset()
+        self.asterisk_stopping = False
         reader_task = asyncio.ensure_future(self._read_loop(reader))
         stop_task = asyncio.ensure_future(stop.wait())
         try:
@@ -231,11 +235,19 @@ class AmiClient:
         s = self.settings
         while True:
             await asyncio.sleep(s.ping_interval_s)
+            if self.asterisk_stopping:
+                continue  # it closes the connection itself; the reader sees that
             try:
-                await asyncio.wait_for(self.action("Ping", {}), timeout=s.ping_timeout_s)
+                reply = await asyncio.wait_for(self.action("Ping", {}),
+                                               timeout=s.ping_timeout_s)
             except TimeoutError as exc:
+                if self.asterisk_stopping:  # it said so meanwhile: no answer is due
+                    continue
                 self.log.warning("ami_ping_timeout", timeout_s=s.ping_timeout_s)
                 raise AmiError("no reply to Ping") from exc
+            if reply.name == "Error" and "shutting down" in (reply.get("Message") or ""):
+                self._stopping("ping refused")
+                continue
             # the connection was alive now: a gap that follows starts no earlier
             self._spool([synthetic_frame("alive")])
 
@@ -292,6 +304,8 @@ class AmiClient:
                         events.append(frame)
                     else:
                         self.dropped[event_name] += 1
+                    if event_name == b"Shutdown":
+                        self._stopping("Shutdown event")
                 elif frame.startswith(b"Response:"):
                     msg = parse_frame(frame)
                     if (mark := self._logged_in_frame(msg)) is not None:
@@ -311,6 +325,12 @@ class AmiClient:
             reads += 1
             if self.dropped and reads % 64 == 0:
                 self.flush_dropped()
+
+    def _stopping(self, why: str) -> None:
+        if not self.asterisk_stopping:
+            self.asterisk_stopping = True
+            self.log.info("ami_asterisk_stopping", why=why, note="no more Pings on this "
+                          "connection")
 
     def _oversize(self) -> None:
         n = self.framer.stats.oversize - self._oversize_seen
