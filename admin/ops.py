@@ -62,6 +62,25 @@ async def policy_set_unattested(conn: Any, counts: bool) -> None:
                      detail=f"unattested_line_counts={'yes' if counts else 'no'}")
 
 
+async def policy_set_outbound(conn: Any, minutes_per_hour: int | None,
+                              call_max_minutes: int | None) -> tuple[int, int]:
+    """The line's outbound budget (toll fraud's bound, sql/migrations/0024): minutes
+    per hour over every node, and the most one call may be granted."""
+    if minutes_per_hour is not None and not 0 <= minutes_per_hour <= 1_000_000:
+        raise OpsError("--outbound-minutes-per-hour is 0 (nothing goes out) to 1000000")
+    if call_max_minutes is not None and not 1 <= call_max_minutes <= 600:
+        raise OpsError("--outbound-call-max-minutes is 1 to 600")
+    async with conn.transaction():
+        row = await conn.fetchrow(Q["outbound_policy_set"], minutes_per_hour,
+                                  call_max_minutes)
+        if row is None:
+            raise OpsError("no outbound policy: run switchboard db migrate")
+        await _audit(conn, None, None, "ops-policy-set",
+                     detail=f"outbound_minutes_per_hour={row['minutes_per_hour']} "
+                     f"outbound_call_max_minutes={row['call_max_minutes']}")
+    return int(row["minutes_per_hour"]), int(row["call_max_minutes"])
+
+
 def e164(number: str, region: str) -> str:
     value = normalise_ani(number, region)
     if value is None:

@@ -20,6 +20,10 @@ from the site's ``CALLER_ID_ATTEST`` setting, one of:
               verification failed before the PASSporT was read (a call with
               no Identity header has count 1 and ``missing_identity_hdr``).
 ``none``      the carrier provides nothing.
+``unproven``  the call was matched to the carrier but did not arrive on the
+              carrier's own transport ([sb-carrier-proof]: its address may be
+              forged): whatever it says about its caller ID is not read, and it
+              counts as not attested.
 
 Everything here is hostile input (the URIs come from the caller's network): it
 is bounded, must be printable ASCII, and anything unreadable is ``error``
@@ -31,8 +35,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-SOURCES = ("verstat", "verstat-a", "identity", "none")
-RESULTS = ("passed", "failed", "not-validated", "absent", "not-provided", "error")
+SOURCES = ("verstat", "verstat-a", "identity", "none", "unproven")
+RESULTS = ("passed", "failed", "not-validated", "absent", "not-provided", "error",
+           "unproven")
 MAX_LEN = 600
 _TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 _VERSTAT = re.compile(r"(?i)(TN-Validation-Passed|TN-Validation-Failed|No-TN-Validation)"
@@ -198,6 +203,8 @@ def parse(raw: str | None, ani: str | None = None) -> CallerIdCheck:
         return _error("none", "unknown-source")
     if source == "none":
         return CallerIdCheck("none", None, "not-provided", None)
+    if source == "unproven":
+        return CallerIdCheck("unproven", None, "unproven", "off-carrier-transport")
     if source == "identity":
         return _from_identity(words[1:])
     return _from_verstat(source, header_uris(raw.strip()[len(words[0]):]), ani)

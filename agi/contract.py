@@ -16,6 +16,10 @@ SETS: dict[str, frozenset[str]] = {
     "callback": frozenset({"SB_CALLBACK"}),
     "oob": frozenset({"SB_OOB", "SB_OOB_ID", "SB_OOB_NUMBER"}),
     "oob-confirm": frozenset({"SB_OOB_CONFIRM"}),
+    "outbound": frozenset({"SB_OUTBOUND", "SB_OUTBOUND_ID", "SB_OUTBOUND_GRANT_S",
+                           "SB_OUTBOUND_REASON"}),
+    "outbound-end": frozenset({"SB_OUTBOUND_END"}),
+    "emergency": frozenset({"SB_E911"}),
 }
 
 # handler -> variables it reads from the channel (set earlier by the dialplan or
@@ -29,6 +33,15 @@ READS: dict[str, frozenset[str]] = {
     "oob": frozenset(),
     # SB_OOB_DIAL: the dialplan's copy of DIALSTATUS after dialling the agency
     "oob-confirm": frozenset({"SB_OOB_ID", "SB_OOB_DIAL"}),
+    # the outbound gate ([sb-outbound]): what is dialled, why, and this node's
+    # outbound legs now (GROUP_COUNT, this call included) against its cap
+    "outbound": frozenset({"SB_OUTBOUND_PURPOSE", "SB_OUTBOUND_NUMBER", "SB_OUTBOUND_LEGS",
+                           "SB_OUTBOUND_MAX_LEGS"}),
+    # at hangup: the grant and what was used of it (ANSWEREDTIME)
+    "outbound-end": frozenset({"SB_OUTBOUND_ID", "SB_OUTBOUND_ANSWERED_S"}),
+    # at the end of a 911 call ([sb-emergency-end]): who, where, and how it went
+    "emergency": frozenset({"SB_E911_PHONE", "SB_E911_ELIN", "SB_E911_PLACE",
+                            "SB_E911_STATUS", "SB_E911_ANSWERED_S"}),
 }
 
 HANDLERS = frozenset(SETS)

@@ -13,6 +13,11 @@ What the dialplan gets (channel variables):
     SB_CASE_REF       the case's opaque reference (found only)
     SB_CASE_PRIORITY  high | normal | low (normal unless found)
     SB_CALLBACK       stored | duplicate | no-number | error       (callback)
+    SB_OUTBOUND       granted | refused | error (outbound: the toll-fraud gate before
+                      every call to the carrier but 911), with SB_OUTBOUND_GRANT_S,
+                      SB_OUTBOUND_ID and SB_OUTBOUND_REASON (legs | minutes | number)
+    SB_OUTBOUND_END   recorded | unknown | error  (outbound-end, at hangup)
+    SB_E911           recorded | error            (emergency: a 911 call's audit row)
 
 ``line-only``: the credentials were right but the caller ID is not a registered
 line of that agency, or it is one and its caller ID was not validated with
@@ -94,6 +99,10 @@ FAIL_CLOSED: dict[str, dict[str, str]] = {
     "callback": {"SB_CALLBACK": "error"},
     "oob": {"SB_OOB": "error"},
     "oob-confirm": {"SB_OOB_CONFIRM": "error"},
+    # nothing goes out without the database's grant
+    "outbound": {"SB_OUTBOUND": "error", "SB_OUTBOUND_GRANT_S": "0"},
+    "outbound-end": {"SB_OUTBOUND_END": "error"},
+    "emergency": {"SB_E911": "error"},
 }
 
 
@@ -266,6 +275,85 @@ async def oob_confirm(channel: Channel, verifier: Verifier, flow: Flow) -> None:
                                   else p.oob_unreachable)
 
 
+_NODE_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,62})-[0-9]+\.[0-9]+$")
+OUTBOUND_PURPOSES = ("panel", "desk-phone")
+
+
+def node_of(uniqueid: str) -> str:
+    """The node a call is on: its uniqueid's systemname prefix (``pbx-a`` of
+    ``pbx-a-1795859365.0``), ``local`` for a node without one."""
+    m = _NODE_RE.match(uniqueid)
+    return m.group(1) if m else "local"
+
+
+def _count(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() and len(value) <= 6 else None
+
+
+async def outbound(channel: Channel, verifier: Verifier, flow: Flow) -> None:
+    """The gate before every call the line places to the carrier ([sb-outbound]):
+    the database grants seconds from the line's hourly budget, or refuses (over
+    this node's leg cap, a number that is no agency's registered line, the
+    budget spent).  SB_OUTBOUND = granted | refused, SB_OUTBOUND_GRANT_S,
+    SB_OUTBOUND_ID, SB_OUTBOUND_REASON."""
+    async with _guarded(channel, verifier, "", "outbound", audit_hangup=False) as logger:
+        purpose = await channel.get_variable("SB_OUTBOUND_PURPOSE")
+        number = (await channel.get_variable("SB_OUTBOUND_NUMBER") or "")[:20]
+        legs = _count(await channel.get_variable("SB_OUTBOUND_LEGS"))
+        max_legs = _count(await channel.get_variable("SB_OUTBOUND_MAX_LEGS"))
+        if purpose not in OUTBOUND_PURPOSES:
+            logger.warning("outbound_refused_unknown_purpose", purpose=(purpose or "")[:20])
+            await _set(channel, SB_OUTBOUND_GRANT_S="0", SB_OUTBOUND_REASON="purpose",
+                       SB_OUTBOUND="refused")
+            return
+        outcome, reason, leg_id, grant_s = await verifier.outbound_begin(
+            channel.uniqueid, node=node_of(channel.uniqueid), purpose=purpose, number=number,
+            legs=legs, max_legs=max_legs)
+        if outcome == "granted":
+            logger.info("outbound_granted", purpose=purpose, leg=leg_id, grant_s=grant_s,
+                        legs=legs, max_legs=max_legs)
+        else:  # an alert for ops (the audit row and the wall board say it too)
+            logger.warning("outbound_refused", purpose=purpose, reason=reason, leg=leg_id,
+                           legs=legs, max_legs=max_legs)
+        await _set(channel, SB_OUTBOUND_ID=str(leg_id or ""), SB_OUTBOUND_GRANT_S=str(grant_s),
+                   SB_OUTBOUND_REASON=reason or "", SB_OUTBOUND=outcome)
+
+
+async def outbound_end(channel: Channel, verifier: Verifier, flow: Flow) -> None:
+    """At the hangup of a granted outbound call: what it used of its grant."""
+    async with _guarded(channel, verifier, "", "outbound-end", audit_hangup=False) as logger:
+        leg_id = digits(await channel.get_variable("SB_OUTBOUND_ID"), 1, 18)
+        answered = _count(await channel.get_variable("SB_OUTBOUND_ANSWERED_S"))
+        if leg_id is None:
+            await _set(channel, SB_OUTBOUND_END="unknown")
+            return
+        outcome = await verifier.outbound_end(int(leg_id), channel.uniqueid, answered)
+        logger.info("outbound_ended", leg=leg_id, answered_s=answered, outcome=outcome)
+        await _set(channel, SB_OUTBOUND_END=outcome)
+
+
+def _printable(value: str | None, limit: int) -> str:
+    return "".join(c for c in (value or "") if c.isprintable())[:limit]
+
+
+async def emergency(channel: Channel, verifier: Verifier, flow: Flow) -> None:
+    """The audit row of a 911 call, at its end ([sb-emergency-end]): which phone,
+    its emergency caller ID and place, how the call went.  The call itself never
+    waited for this."""
+    async with _guarded(channel, verifier, "", "emergency", audit_hangup=False) as logger:
+        phone = _printable(await channel.get_variable("SB_E911_PHONE"), 40)
+        elin = _printable(await channel.get_variable("SB_E911_ELIN"), 20)
+        place = _printable(await channel.get_variable("SB_E911_PLACE"), 200)
+        status = _printable(await channel.get_variable("SB_E911_STATUS"), 20)
+        answered = _count(await channel.get_variable("SB_E911_ANSWERED_S"))
+        outcome = await verifier.emergency(channel.uniqueid, node=node_of(channel.uniqueid),
+                                           phone=phone, elin=elin, place=place, status=status,
+                                           answered_s=answered)
+        logger.warning("emergency_call_ended", phone=phone, elin=elin, place=place,
+                       status=status, answered_s=answered)
+        await _set(channel, SB_E911=outcome)
+
+
 def registry(verifier: Verifier, flow: Flow) -> dict[str, Registration]:
     """Handlers by script name (``agi://host/verify``), each with what the dialplan
     gets when it fails unexpectedly (fail closed)."""
@@ -284,7 +372,19 @@ def registry(verifier: Verifier, flow: Flow) -> dict[str, Registration]:
     async def run_oob_confirm(channel: Channel) -> None:
         await oob_confirm(channel, verifier, flow)
 
+    async def run_outbound(channel: Channel) -> None:
+        await outbound(channel, verifier, flow)
+
+    async def run_outbound_end(channel: Channel) -> None:
+        await outbound_end(channel, verifier, flow)
+
+    async def run_emergency(channel: Channel) -> None:
+        await emergency(channel, verifier, flow)
+
     return {
+        "outbound": Registration(run_outbound, on_error=FAIL_CLOSED["outbound"]),
+        "outbound-end": Registration(run_outbound_end, on_error=FAIL_CLOSED["outbound-end"]),
+        "emergency": Registration(run_emergency, on_error=FAIL_CLOSED["emergency"]),
         "oob": Registration(run_oob, on_error=FAIL_CLOSED["oob"]),
         "oob-confirm": Registration(run_oob_confirm, on_error=FAIL_CLOSED["oob-confirm"]),
         "verify": Registration(run_verify, on_error=FAIL_CLOSED["verify"]),

@@ -212,6 +212,27 @@ class Verifier:
                                                confirmed)
         return outcome
 
+    async def outbound_begin(self, uniqueid: str, *, node: str, purpose: str, number: str,
+                             legs: int | None, max_legs: int | None
+                             ) -> tuple[str, str | None, int | None, int]:
+        """An outbound call: (granted | refused, why, leg id, seconds granted)."""
+        async with self.db.connection() as conn:
+            row = await conn.fetchrow(Q["outbound_begin"], node, uniqueid, purpose, number,
+                                      legs, max_legs)
+        return row["outcome"], row["reason"], row["leg_id"], row["grant_s"]
+
+    async def outbound_end(self, leg_id: int, uniqueid: str, answered_s: int | None) -> str:
+        async with self.db.connection() as conn:
+            outcome: str = await conn.fetchval(Q["outbound_end"], leg_id, uniqueid, answered_s)
+        return outcome
+
+    async def emergency(self, uniqueid: str, *, node: str, phone: str, elin: str,
+                        place: str, status: str, answered_s: int | None) -> str:
+        async with self.db.connection() as conn:
+            outcome: str = await conn.fetchval(Q["emergency"], node, uniqueid, phone, elin,
+                                               place, status, answered_s)
+        return outcome
+
     async def audit(self, uniqueid: str, ani: str, action: str, result: str) -> None:
         async with self.db.connection() as conn:
             await conn.fetchval(Q["audit"], uniqueid, ani, action, result)

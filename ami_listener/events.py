@@ -193,10 +193,18 @@ class Alive:
     """Synthetic: Asterisk answered a Ping (the connection was alive then)."""
 
 
+@dataclass(frozen=True, slots=True)
+class EdgeAlert:
+    """Something the wall board shows at once: a security event (someone failed
+    to authenticate) or a 911 call (the dialplan's SBEmergency).  Nothing is
+    derived from it; the writer notifies the board when a batch holds one."""
+    kind: str  # security | emergency
+
+
 Domain = (CallerJoin | CallerLeave | CallerAbandon | AgentCalled | AgentConnect | AgentComplete
           | AgentRingNoAnswer | HangupRequest | Hangup | MemberState | MemberRemoved
           | QueueResult | QueueEntrySnapshot | ResyncComplete | Connected | Disconnected
-          | SoftHangup | AsteriskShutdown | Alive | Transfer)
+          | SoftHangup | AsteriskShutdown | Alive | Transfer | EdgeAlert)
 
 
 class Item(NamedTuple):

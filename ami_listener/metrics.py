@@ -42,6 +42,11 @@ class Metrics:
         self.lag = Histogram("sb_ami_commit_lag_seconds", "Frame receive to commit",
                              ["node"], registry=r,
                              buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60))
+        # Asterisk's security events (failed authentications, ACL refusals...), by
+        # name: a fixed list (normalise.SECURITY_EVENTS), so the labels are bounded
+        self.security = Counter("sb_ami_security_events", "Asterisk security events "
+                                "stored (someone failed to authenticate or was refused)",
+                                ["node", "event"], registry=r)
         self.reconciled = Counter("sb_reconcile_fixed", "Calls the queue_log reconciler "
                                   "created or corrected, by what was off",
                                   ["node", "kind"], registry=r)

@@ -28,6 +28,15 @@ _NODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 MAX_TEXT = 256
 MAX_INT = 10**9
 
+# Asterisk's security events (class security): each says someone failed to
+# prove who they are or was refused.  ChallengeSent and SuccessfulAuth (every
+# phone's every registration) are excluded on the AMI user (manager-users.conf).
+SECURITY_EVENTS: frozenset[str] = frozenset({
+    "InvalidAccountID", "ChallengeResponseFailed", "InvalidPassword", "FailedACL",
+    "UnexpectedAddress", "RequestBadFormat", "RequestNotAllowed", "AuthMethodNotAllowed",
+    "RequestNotSupported", "InvalidTransport", "SessionLimit", "MemoryLimit", "LoadAverage",
+})
+
 # Events stored raw.  Everything else is dropped at the edge (and should be
 # excluded in manager.conf with eventfilter so Asterisk never sends it).
 KEPT_EVENTS: frozenset[str] = frozenset({
@@ -39,7 +48,7 @@ KEPT_EVENTS: frozenset[str] = frozenset({
     "DialBegin", "DialEnd", "BridgeEnter", "BridgeLeave", "BlindTransfer",
     "AttendedTransfer", "Cdr", "UserEvent",
     "FullyBooted", "Shutdown", "Reload",
-})
+}) | SECURITY_EVENTS
 
 
 _KEPT_B = frozenset(n.encode() for n in KEPT_EVENTS)
@@ -58,6 +67,7 @@ def session_filter_regex() -> str:
 class NormaliseStats:
     dropped: Counter[str] = field(default_factory=Counter)
     invalid: Counter[str] = field(default_factory=Counter)
+    security: Counter[str] = field(default_factory=Counter)  # kept security events
     kept: int = 0
 
 
@@ -245,8 +255,19 @@ class _NotOurs:
 NOT_OURS = _NotOurs()
 
 
+_EMERGENCY = ev.EdgeAlert("emergency")
+_SECURITY = ev.EdgeAlert("security")
+
+
+def _security(m: Message) -> ev.Domain:
+    return _SECURITY
+
+
 def _user_event(m: Message) -> ev.Domain | _NotOurs | None:
-    if m.get("UserEvent") != "SBQueueResult":
+    name = m.get("UserEvent")
+    if name == "SBEmergency":
+        return _EMERGENCY  # a 911 call: the wall board is told at once
+    if name != "SBQueueResult":
         return NOT_OURS  # SBStep and other dialplan events: stored, nothing derived
     uid, queue, status = ident(m.get("Uniqueid")), text(m.get("Queue")), m.get("Status")
     if not uid or not queue or not status:
@@ -274,6 +295,7 @@ DISPATCH: dict[str, Normaliser] = {
     "QueueMemberAdded": _member,
     "QueueMemberRemoved": _member_removed,
     "UserEvent": _user_event,
+    **dict.fromkeys(SECURITY_EVENTS, _security),
 }
 
 
@@ -390,6 +412,8 @@ class FrameNormaliser:
             event_time, key, node, rec.received_at_us, name[:64], ident(m.get("Uniqueid")),
             ident(m.get("Linkedid")), _clean(text(m.get("Queue"))), _clean(text(interface)),
             rec.seq, fields_json)
+        if name in SECURITY_EVENTS:
+            self.stats.security[name] += 1
         normaliser = DISPATCH.get(name)
         domain = None
         if normaliser is not None:

@@ -313,6 +313,10 @@ class Writer:
                     written = self._apply(items, new_keys)
                     await self._write_changes(conn, self.deriver.take_changes())
                     await self._checkpoint(conn, last_seq)
+                    if any(type(i.domain) is ev.EdgeAlert for i in items):
+                        # a 911 call or a failed login: the wall board now, not at
+                        # its next periodic refresh (delivered at commit)
+                        await conn.execute(Q["notify_edge"])
             except Exception as exc:
                 if isinstance(exc, (LeaseLost, *CONNECTION_ERRORS)):
                     raise
@@ -454,5 +458,8 @@ class Writer:
             m.drop(node, reason, n)
         for kind, n in stats.invalid.items():
             m.invalid_fields(node, kind, n)
+        for name, n in stats.security.items():
+            m.security.labels(node, name).inc(n)
         stats.dropped.clear()
         stats.invalid.clear()
+        stats.security.clear()

@@ -31,13 +31,14 @@ import asyncpg
 
 from admin import agents, ops, retention, systemd
 from admin import audit as admin_audit
+from admin import edge as admin_edge
 from admin import figures as figures_admin
 from agi import install as agi_install
 from agi.app import make_hasher, run_agi_server
 from ami_listener import reconcile
 from ami_listener.actions import AmiLogin
 from ami_listener.service import run_listener
-from console import doctor
+from console import doctor, edge_cli
 from console.demo import run_demo
 from dialplan_tools import deploy, dialcheck
 from figures import report
@@ -308,11 +309,17 @@ def _ops_parsers(sub: Any) -> None:
                         "sends nothing (docs/ops.md).  Each change is audited.")
     pos = po.add_subparsers(dest="action", required=True)
     pos.add_parser("show", help="print the policy")
-    p_set = pos.add_parser("set", help="change the policy")
-    p_set.add_argument("--unattested-line-counts", required=True, choices=("yes", "no"),
+    p_set = pos.add_parser("set", help="change the policy (one setting or more)")
+    p_set.add_argument("--unattested-line-counts", choices=("yes", "no"),
                        help="yes: a registered line counts without an A attestation "
                        "(only for a carrier that gives none; a failed validation never "
                        "counts); no: the default")
+    p_set.add_argument("--outbound-minutes-per-hour", type=int, metavar="N",
+                       help="the line's outbound minutes per hour, over every node (calls "
+                       "to agencies' registered numbers; 911 is never counted): a call "
+                       "over it is refused, audited and alerted (default 120)")
+    p_set.add_argument("--outbound-call-max-minutes", type=int, metavar="M",
+                       help="the most one outbound call may last (default 30)")
 
     rp = sub.add_parser("report", help="call-center figures for a day or a range",
                         description="Queue and agent figures (definitions: sql/kpi.md). "
@@ -378,6 +385,8 @@ def _ops_parsers(sub: Any) -> None:
         if action != "confirm":
             a.add_argument("--dry-run", action="store_true",
                            help="show the diff and the actions; touch nothing")
+
+    edge_cli.add_parser(sub)
 
     ag = sub.add_parser("agi", help="the process-AGI fallback on an Asterisk node"
                         ).add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -457,6 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _dialplan(args, settings)
         if args.command == "agi":
             return _agi(args, settings)
+        if args.command == "edge":
+            return edge_cli.run(args, settings)
         if args.command in ("agency", "line", "officer", "agent", "case", "audit",
                             "disposition", "policy"):
             return asyncio.run(_ops(settings, args))
@@ -464,7 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)
         return 2
     except (ClusterError, db.MigrationError, ops.OpsError,
-            deploy.DeployError, agi_install.InstallError, systemd.SystemdError) as exc:
+            deploy.DeployError, agi_install.InstallError, systemd.SystemdError,
+            admin_edge.EdgeError) as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `... | head`: the reader has what it wanted
@@ -766,17 +778,27 @@ async def _ops(settings: Settings, args: argparse.Namespace) -> int:
             for r in await conn.fetch(ops.Q["disposition_list"]):
                 print(f"{r['code']:<20} {r['label']}{'  RETIRED' if r['retired'] else ''}")
         elif cmd == "policy" and action == "set":
-            await ops.policy_set_unattested(conn, args.unattested_line_counts == "yes")
-            print(f"unattested_line_counts set to {args.unattested_line_counts}")
+            outbound = (args.outbound_minutes_per_hour, args.outbound_call_max_minutes)
+            if args.unattested_line_counts is None and outbound == (None, None):
+                raise ConfigError("policy set: give at least one setting (--help)")
+            if args.unattested_line_counts is not None:
+                await ops.policy_set_unattested(conn, args.unattested_line_counts == "yes")
+                print(f"unattested_line_counts set to {args.unattested_line_counts}")
+            if outbound != (None, None):
+                per_hour, per_call = await ops.policy_set_outbound(conn, *outbound)
+                print(f"outbound: {per_hour} min per hour, at most {per_call} min a call")
         elif cmd == "policy":
             pol = await conn.fetchrow(ops.Q["policy_show"])
-            if pol is None:
+            out = await conn.fetchrow(ops.Q["outbound_policy_show"])
+            if pol is None or out is None:
                 raise ops.OpsError("no verification policy: run switchboard db migrate")
             print(f"officer lock after {pol['max_failures']} failures for "
                   f"{pol['lock_minutes']} min; calling number blocked after "
                   f"{pol['ani_max_failures']} failures for {pol['ani_block_minutes']} min\n"
                   f"registered line counts without an A attestation: "
-                  f"{'yes' if pol['unattested_line_counts'] else 'no'}")
+                  f"{'yes' if pol['unattested_line_counts'] else 'no'}\n"
+                  f"outbound calls: {out['minutes_per_hour']} min per hour over the line, "
+                  f"at most {out['call_max_minutes']} min a call")
         elif cmd == "case" and action == "set":
             ref = await ops.case_set(conn, args.number, args.priority, args.status,
                                      args.office)

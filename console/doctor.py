@@ -19,14 +19,16 @@ from typing import Any
 
 import asyncpg
 
+from admin import edge as admin_edge
 from ami_listener.actions import AmiActionError, AmiLogin, AmiSession
 from dialplan_tools.conf import DIALPLAN_DIR
-from dialplan_tools.deploy import modules_running
+from dialplan_tools.deploy import DEFAULT_SITE_DIR, modules_running
+from dialplan_tools.edge import JAIL, edge_of_site
 from switchboard import auditlog, db
 from switchboard.pgcluster import ClusterError
 from switchboard.settings import ConfigError, Settings, parse_ami_ops
 
-LISTENER_READ = frozenset({"system", "call", "agent", "user", "reporting"})
+LISTENER_READ = frozenset({"system", "call", "agent", "user", "reporting", "security", "cdr"})
 SKEW_WARN_S = 2.0
 SKEW_FAIL_S = 300.0
 
@@ -224,6 +226,53 @@ def check_files(settings: Settings) -> list[Check]:
     return out
 
 
+def check_edge(env: dict[str, str]) -> list[Check]:
+    """The SIP edge on this node: the site's edge files, the product's nftables
+    table as loaded now (the carrier's addresses, for a carrier without TLS the
+    only proof it has), fail2ban's jail, Asterisk's security log."""
+    site = Path(env.get("SB_SITE_DIR") or DEFAULT_SITE_DIR)
+    if not site.is_dir():
+        return [Check("edge", "WARN", f"no site files at {site} (SB_SITE_DIR): the SIP edge "
+                      "is not checked")]
+    edge, findings = edge_of_site(site)
+    if edge is None or findings:
+        return [Check("edge", "FAIL", f"the site's edge: {f}") for f in findings[:5]]
+    out: list[Check] = []
+    firewall_needed = "FAIL" if edge.carrier_link == "firewall" else "WARN"
+    try:
+        if admin_edge.nft_table_loaded(edge.nft_table) is None:
+            out.append(Check("edge", firewall_needed, f"the firewall (table inet "
+                             f"{edge.nft_table}) is not loaded: run 'switchboard edge "
+                             "install'" + (" (the carrier's calls prove nothing without it)"
+                                           if edge.carrier_link == "firewall" else "")))
+        else:
+            loaded = admin_edge.nft_set_networks(edge.nft_table, "carrier4")
+            want = {str(n) for n in edge.carrier_networks if n.version == 4}
+            bans = admin_edge.nft_bans(edge.nft_table)
+            out.append(Check("edge", "OK", f"firewall loaded: the carrier's port "
+                             f"{edge.carrier_port} admits {', '.join(sorted(loaded)) or 'nobody'}; "
+                             f"{len(bans)} address(es) banned now") if loaded == want else
+                       Check("edge", "FAIL", f"the loaded firewall admits "
+                             f"{', '.join(sorted(loaded)) or 'nobody'} to the carrier's port, "
+                             f"the site says {', '.join(sorted(want))}: run 'switchboard edge "
+                             "install'"))
+    except admin_edge.EdgeError as exc:
+        out.append(Check("edge", "WARN", f"the firewall could not be read: {exc} (run the "
+                         "doctor as root)"))
+    status = admin_edge.jail_status(JAIL, env.get("SB_FAIL2BAN_SOCKET"))
+    out.append(Check("edge", "FAIL", f"fail2ban does not run the jail {JAIL}: password "
+                     "guessing is not stopped (switchboard edge install; systemctl enable "
+                     "--now fail2ban)") if status is None else
+               Check("edge", "OK", f"fail2ban jail {JAIL} runs: " + " ".join(
+                   ln.strip("|`- \t") for ln in status.splitlines()
+                   if "Currently banned" in ln or "Total failed" in ln)))
+    log = Path(env.get("SB_SECURITY_LOG") or admin_edge.SECURITY_LOG)
+    out.append(Check("edge", "OK", f"Asterisk's security log {log} is there") if log.exists()
+               else Check("edge", "FAIL", f"no security log at {log}: fail2ban reads nothing "
+                          "(logger.conf security.log => security; res_security_log loaded)"))
+    return out
+
+
 async def run(settings: Settings, env: dict[str, str]) -> list[Check]:
     checks = check_secrets(settings)
     checks += await check_database(settings)
@@ -231,6 +280,7 @@ async def run(settings: Settings, env: dict[str, str]) -> list[Check]:
     checks += await check_agi(settings)
     checks += check_agi_fallback(env)
     checks += check_files(settings)
+    checks += check_edge(env)
     return checks
 
 

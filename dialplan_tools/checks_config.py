@@ -14,6 +14,7 @@ from pathlib import Path
 from ami_listener.normalise import KEPT_EVENTS
 from dialplan_tools.conf import (
     INCLUDE_RE,
+    PRODUCT_SITE_FILES,
     SECRET_KEYS,
     SITE,
     Conf,
@@ -48,7 +49,9 @@ def check_endpoints(p: Project) -> Iterator[Finding]:
     known = endpoints(p.pjsip)
     refs: list[tuple[str, int, str]] = []
     for s in p.dialplan.steps:
-        refs += [(s.file, s.line, n) for n in re.findall(r"PJSIP/([A-Za-z0-9_.-]+)", s.args)]
+        # PJSIP/endpoint, or PJSIP/number@endpoint
+        refs += [(s.file, s.line, n) for n in
+                 re.findall(r"PJSIP/(?:[^@,)&/]+@)?([A-Za-z0-9_.-]+)", s.args)]
     for it in p.queues.items:
         if it.key == "member":
             refs += [(it.file, it.line, n) for n in re.findall(r"PJSIP/([A-Za-z0-9_.-]+)",
@@ -287,6 +290,13 @@ def check_outside_includes(p: Project) -> Iterator[Finding]:
                               f"would ignore all of {conf.name}")
 
 
+# asterisklint names one module, func_pjsip.so, for every PJSIP_* function;
+# Asterisk 22 has one module per function
+PJSIP_FUNCTION_MODULES = {"PJSIP_AOR": "func_pjsip_aor.so",
+                          "PJSIP_CONTACT": "func_pjsip_contact.so",
+                          "PJSIP_ENDPOINT": "func_pjsip_endpoint.so"}
+
+
 def needed_modules(tree: Path) -> set[str]:
     exe = Path(sys.executable).parent / "asterisklint"
     try:
@@ -295,14 +305,20 @@ def needed_modules(tree: Path) -> set[str]:
                               timeout=120, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return set()
-    return set(re.findall(r"^load => (\S+\.so)$", proc.stdout, re.M))
+    needed = set(re.findall(r"^load => (\S+\.so)$", proc.stdout, re.M))
+    if "func_pjsip.so" in needed:
+        needed.discard("func_pjsip.so")
+        text = "\n".join(f.read_text(errors="replace") for f in tree.rglob("*.conf"))
+        needed |= {module for name, module in PJSIP_FUNCTION_MODULES.items()
+                   if f"{name}(" in text}
+    return needed
 
 
 def check_site_files_used(p: Project) -> Iterator[Finding]:
     included = {name for conf in p.confs for name in conf.included}
     for f in sorted((p.tree / SITE).glob("*.conf")):
         name = f"{SITE}/{f.name}"
-        if name not in included:
+        if name not in included and f.name not in PRODUCT_SITE_FILES:
             yield Finding(name, 1, "SB-CONF", f"no file #includes {name}: Asterisk never "
                           f"reads it (a typo in its name?)")
 

@@ -13,6 +13,8 @@ from dialplan_tools.conf import (
     Finding,
 )
 from dialplan_tools.model import (
+    Step,
+    gosub_calls,
     goto_targets,
     has_var,
     split_args,
@@ -33,10 +35,20 @@ def check_apps(p: Project) -> Iterator[Finding]:
                           f"application {s.app} does not exist in Asterisk 22{why}")
 
 
+# a function call: inside ${...}, or written to by Set (also a Set inside
+# ExecIf); anything else in capitals before a parenthesis is an application's
+# option (Dial's S(...))
+_FUNCTION_RE = re.compile(r"(?:\$\{|\bSet\()\s*([A-Z][A-Z0-9_]*)\(")
+_SET_TARGET_RE = re.compile(r"^\s*([A-Z][A-Z0-9_]*)\(")
+
+
 def check_functions(p: Project) -> Iterator[Finding]:
     known = listed(p.lint_dir / "asterisk22-functions.txt", r"^([A-Z][A-Z0-9_]*)\s")
     for s in p.dialplan.steps:
-        for name in re.findall(r"(?<![A-Za-z0-9_$])([A-Z][A-Z0-9_]*)\(", s.args):
+        names = _FUNCTION_RE.findall(s.args)
+        if s.app.lower() == "set":
+            names += _SET_TARGET_RE.findall(s.args)
+        for name in names:
             if name not in known and name.upper() == name:
                 yield Finding(s.file, s.line, "SB-FUNC",
                               f"function {name} does not exist in Asterisk 22")
@@ -64,25 +76,43 @@ def check_queues(p: Project) -> Iterator[Finding]:
 
 
 def check_agi(p: Project) -> Iterator[Finding]:
+    """Every AGI step names a handler.  A step that takes the handler's name
+    from its Gosub's first argument (``AGI(agi://.../${ARG1})`` in [sb-agi]) is
+    checked at each Gosub into its context instead."""
+    generic: set[str] = set()
     for s in p.dialplan.steps:
         if s.app.lower() not in ("agi", "eagi", "deadagi"):
             continue
-        script = split_args(s.args)[0]
-        m = re.match(r"^h?agi://[^/]+/([^?,/]+)", script)
-        if m:
-            name = m.group(1)
-        elif script == "switchboard-agi":
-            args = split_args(s.args)
-            name = args[1] if len(args) > 1 else ""
-        else:
+        name = _agi_handler(s)
+        if name is None:
             yield Finding(s.file, s.line, "SB-AGI",
-                          f"AGI script {script!r} is neither agi://HOST/NAME nor "
-                          f"switchboard-agi")
-            continue
-        if name not in contract.HANDLERS:
-            yield Finding(s.file, s.line, "SB-AGI",
-                          f"no AGI handler '{name}' in agi/ (handlers: "
-                          f"{', '.join(sorted(contract.HANDLERS))})")
+                          f"AGI script {split_args(s.args)[0]!r} is neither agi://HOST/NAME "
+                          f"nor switchboard-agi")
+        elif name == "${ARG1}":
+            generic.add(s.context)
+        elif name not in contract.HANDLERS:
+            yield _no_handler(s, name)
+    for context in sorted(generic):
+        for s, args in gosub_calls(p.dialplan.steps, context):
+            if not args or args[0] not in contract.HANDLERS:
+                yield _no_handler(s, args[0] if args else "")
+
+
+def _agi_handler(s: Step) -> str | None:
+    """The handler an AGI step runs (``${ARG1}`` when its Gosub says), or None
+    when it is not one of ours."""
+    args = split_args(s.args)
+    m = re.match(r"^h?agi://[^/]+/([^?,/]+)", args[0])
+    if m:
+        return m.group(1)
+    if args[0] == "switchboard-agi":
+        return args[1] if len(args) > 1 else ""
+    return None
+
+
+def _no_handler(s: Step, name: str) -> Finding:
+    return Finding(s.file, s.line, "SB-AGI", f"no AGI handler '{name}' in agi/ (handlers: "
+                   f"{', '.join(sorted(contract.HANDLERS))})")
 
 
 def check_variables(p: Project) -> Iterator[Finding]:
@@ -96,6 +126,8 @@ def check_variables(p: Project) -> Iterator[Finding]:
                               f"{name} is not a variable the AGI code knows "
                               f"(agi/contract.py; the dialplan's own variables are IVR_*)")
         read.update(re.findall(r"\$\{(SB_[A-Z0-9_]+)", text))
+        if s.app.lower() == "gosub":  # Gosub(sb-agi,s,1(HANDLER,STATUS)) reads STATUS
+            read.update(re.findall(r"\(\s*[a-z-]+\s*,\s*(SB_[A-Z0-9_]+)\s*\)", s.args))
         if s.app.lower() == "set":
             m = re.match(r"(SB_[A-Z0-9_]+)=", s.args)
             if m:
@@ -105,6 +137,8 @@ def check_variables(p: Project) -> Iterator[Finding]:
             yield Finding(p.extensions.name, 1, "SB-VAR",
                           f"the {handler} handler reads {name} but the dialplan never "
                           f"sets it")
+    # a handler's variable that another handler reads (SB_OUTBOUND_ID) is read too
+    read |= set().union(*contract.READS.values())
     for handler, names in sorted(contract.SETS.items()):
         for name in sorted(names - read):
             yield Finding(p.extensions.name, 1, "SB-VAR",

@@ -29,6 +29,10 @@ files, each reporting ``file:line: CODE: message``:
                 built-in folder, not the one given with -C)
     SB-CONF     a file that cannot be read or parsed, or an #include that does
                 not resolve (Asterisk then ignores the whole file)
+    SB-TLS, SB-IDENTIFY, SB-EDGE, SB-E911
+                the SIP edge (dialplan_tools/checks_edge.py): phones in clear,
+                certificates, SRTP, who can be the carrier, the firewall's
+                inputs, 911 locations
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from dialplan_tools.checks_config import (
     check_site_files_used,
     endpoints,
 )
+from dialplan_tools.checks_edge import check_e911, check_edge, check_identify, check_tls
 from dialplan_tools.checks_flow import (
     check_agi,
     check_apps,
@@ -78,48 +83,19 @@ from dialplan_tools.project import (
     explicit_loads,
     queue_strategies,
 )
+from dialplan_tools.tree import assemble, desired_files, render, source_files
 
-__all__ = ["DIALPLAN_DIR", "INCLUDE_RE", "SITE", "check", "desired_files", "endpoints",
-           "explicit_loads", "load_conf", "queue_strategies"]
+__all__ = ["DIALPLAN_DIR", "INCLUDE_RE", "SITE", "assemble", "check", "desired_files",
+           "endpoints", "explicit_loads", "load_conf", "queue_strategies", "render",
+           "source_files"]
 
 CHECKS = (check_modules, check_module_deps, check_once, check_asterisk_conf,
           check_outside_includes, check_site_files_used, check_apps, check_functions,
           check_targets, check_queues, check_agi, check_variables, check_prompts,
-          check_endpoints, check_ami, check_secrets, check_attestation)
+          check_endpoints, check_ami, check_secrets, check_attestation, check_edge,
+          check_tls, check_identify, check_e911)
 
 
-
-
-def source_files(dialplan_dir: Path, site_dir: Path) -> dict[str, Path]:
-    """What a deploy manages, by its name under the configuration folder:
-    ``extensions.conf`` ... from dialplan/, ``site/dids.conf`` ... from the site's
-    folder."""
-    files = {f.name: f for f in sorted(dialplan_dir.glob("*.conf"))}
-    if site_dir.is_dir():
-        files.update({f"{SITE}/{f.name}": f for f in sorted(site_dir.glob("*.conf"))})
-    return files
-
-
-def render(name: str, text: str, confdir: Path) -> str:
-    """The text deploy writes: as in the source, except that asterisk.conf's
-    ``#include "site/..."`` becomes absolute under ``confdir`` (Asterisk resolves
-    includes in asterisk.conf against its built-in folder)."""
-    if name != "asterisk.conf":
-        return text
-    return INCLUDE_RE.sub(lambda m: f'{m.group(1)}"{confdir / m.group(2)}"'
-                          if m.group(2).startswith(f"{SITE}/") else m.group(0), text)
-
-
-def desired_files(dialplan_dir: Path, site_dir: Path, confdir: Path) -> dict[str, str]:
-    return {name: render(name, path.read_text(encoding="utf-8"), confdir)
-            for name, path in source_files(dialplan_dir, site_dir).items()}
-
-
-def assemble(dialplan_dir: Path, site_dir: Path, into: Path) -> None:
-    """dialplan/*.conf plus the site files as site/, as deploy writes them."""
-    (into / SITE).mkdir(exist_ok=True)
-    for name, text in desired_files(dialplan_dir, site_dir, into).items():
-        (into / name).write_text(text, encoding="utf-8")
 
 
 # asterisklint's own entry point, run by this interpreter: wherever the package

@@ -154,6 +154,17 @@ def goto_targets(step: Step) -> Iterator[tuple[str, str, str]]:
             yield _target(split_args(m.group(1), "^"), here)
 
 
+def gosub_calls(steps: list[Step], context: str) -> Iterator[tuple[Step, list[str]]]:
+    """Each ``Gosub(context,...(ARG1,ARG2...))`` step into ``context``, with its
+    arguments (an empty list when it passes none)."""
+    for s in steps:
+        if s.app.lower() != "gosub":
+            continue
+        m = re.match(r"^([^,(]+),[^(]*?(?:\((.*)\))?$", s.args.strip())
+        if m and m.group(1).strip() == context:
+            yield s, split_args(m.group(2)) if m.group(2) else []
+
+
 def _target(parts: list[str], here: tuple[str, str]) -> tuple[str, str, str]:
     if len(parts) >= 3:
         return parts[0], parts[1], parts[2]

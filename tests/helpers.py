@@ -4,10 +4,15 @@ replay server, reading rows back."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
+import shutil
+import signal
+import socket
+import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +22,9 @@ import asyncpg
 from ami_listener.queue_log import QueueLogCall
 from ami_listener.replay import ReplayServer, Segment, ServerOptions
 from ami_listener.service import Listener
+from dialplan_tools.edge import EDGE_DIR
 from switchboard import db
+from switchboard.pgcluster import free_port
 from switchboard.settings import AmiNode, load
 
 CLI = Path(sys.executable).parent / "switchboard"  # the installed command
@@ -185,3 +192,74 @@ ARTIFACTS = Path(os.environ.get("SB_TEST_ARTIFACTS",
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@contextlib.contextmanager
+def fail2ban(confdir: Path, env: dict[str, str]) -> Iterator[Path]:
+    """A fail2ban server of the test's own (its folder, socket, pid file and
+    database), stopped by its PID."""
+    sock, pid = confdir / "f2b.sock", confdir / "f2b.pid"
+    (confdir / "fail2ban.conf").write_text(
+        f"[Definition]\nloglevel = INFO\nlogtarget = {confdir / 'fail2ban.log'}\n"
+        f"socket = {sock}\npidfile = {pid}\ndbfile = {confdir / 'f2b.sqlite3'}\n")
+    (confdir / "jail.conf").write_text("[DEFAULT]\n")
+    started = subprocess.run(["fail2ban-client", "-c", str(confdir), "-s", str(sock), "-p",
+                              str(pid), "start"], capture_output=True, text=True, timeout=60,
+                             env=env, check=False)
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        yield sock
+    finally:
+        subprocess.run(["fail2ban-client", "-s", str(sock), "stop"], capture_output=True,
+                       timeout=30, check=False)
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+            os.kill(int(pid.read_text().strip()), signal.SIGKILL)
+
+
+# --- the SIP edge (tests/test_edge.py, tests/test_doctor.py) ----------------------------
+EDGE_CARRIER, EDGE_PHONE = "127.0.0.2", "127.0.0.3"
+
+
+def udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_site(tmp: Path, **edge: str) -> tuple[Path, dict[str, int]]:
+    """The example site on loopback: the carrier at 127.0.0.2, a legacy phone in
+    clear at 127.0.0.3 (2009), TLS phones from anywhere; free ports; a table of
+    the test's own."""
+    site = tmp / "site"
+    shutil.copytree(EDGE_DIR.parent / "site.example", site)
+    ports = {"carrier": udp_port(), "clear": udp_port(), "tls": free_port()}
+    (site / "transports.conf").write_text(
+        f"[transport-tls]\ntype = transport\nprotocol = tls\nbind = 127.0.0.1:{ports['tls']}\n"
+        "cert_file = /etc/asterisk/secrets/tls/sip.crt\n"
+        "priv_key_file = /etc/asterisk/secrets/tls/sip.key\n\n"
+        f"[transport-carrier]\ntype = transport\nprotocol = udp\n"
+        f"bind = 127.0.0.1:{ports['carrier']}\n\n"
+        f"[transport-clear]\ntype = transport\nprotocol = udp\n"
+        f"bind = 127.0.0.1:{ports['clear']}\n")
+    trunk = (site / "trunk.conf").read_text().replace("192.0.2.10", EDGE_CARRIER)
+    (site / "trunk.conf").write_text(trunk)
+    globals_ = (site / "globals.conf").read_text().replace(
+        "CARRIER_PORT=5060", f"CARRIER_PORT={ports['carrier']}")
+    (site / "globals.conf").write_text(globals_)
+    (site / "phones.conf").write_text(
+        (site / "phones.conf").read_text().replace(
+            '#include "/etc/asterisk/secrets/phones.conf"',
+            '[2009](sb-phone-clear,loc-hq-3)\nauth = 2009-auth\naors = 2009\n'
+            f"deny = 0.0.0.0/0.0.0.0\npermit = {EDGE_PHONE}/255.255.255.255\n\n"
+            '[2009](sb-phone-aor)\n\n#include "/etc/asterisk/secrets/phones.conf"'))
+    values = {"carrier_link": "firewall", "site_networks": "127.0.0.64/26",
+              "phones_from": "any", "ban_after": "3", "ban_window_min": "1",
+              "ban_minutes": "1", "nft_table": f"sbtest{os.getpid()}_{ports['carrier']}",
+              "clear_phones": "2009", **edge}
+    (site / "edge.conf").write_text("[edge]\n" + "".join(f"{k} = {v}\n"
+                                                        for k, v in values.items()))
+    return site, ports
+
+
+def delete_table(name: str) -> None:
+    subprocess.run(["nft", "delete", "table", "inet", name], capture_output=True, check=False)

@@ -45,7 +45,7 @@ def doctor(db_url: str, tmp: Path, ami_port: int, agi_port: int,
            "SB_AMI_NODES": f"pbx-a@127.0.0.1:{ami_port}", "SB_AMI_USER": "ops",
            "SB_AMI_SECRET": SECRET, "SB_AMI_OPS_ADDR": f"127.0.0.1:{ami_port}",
            "SB_AMI_OPS_SECRET": SECRET, "SB_AGI_LISTEN": f"127.0.0.1:{agi_port}",
-           "SB_AGI_DIR": str(tmp / "agi-bin"), **extra}
+           "SB_AGI_DIR": str(tmp / "agi-bin"), "SB_SITE_DIR": str(tmp / "no-site"), **extra}
     return subprocess.run([str(CLI), "doctor"], env=env, capture_output=True, text=True,
                           timeout=120, check=False)
 
@@ -58,7 +58,7 @@ def test_doctor_says_what_is_wrong(db_url: str, tmp_path: Path, case: str,
 
     async def main() -> subprocess.CompletedProcess[str]:
         healthy = case == "healthy"
-        read = "system,call,agent,user,reporting" if healthy else "system,call"
+        read = "system,call,agent,user,reporting,security,cdr" if healthy else "system,call"
         server = ReplayServer([], ServerOptions(
             username="ops", secret=SECRET, command=fake_asterisk(
                 read, set() if healthy else {"app_queue.so"})))
@@ -87,15 +87,16 @@ def test_doctor_says_what_is_wrong(db_url: str, tmp_path: Path, case: str,
     assert has("OK", "clock", "from this host's")
     assert has("OK", "secrets", "PIN pepper present") and has("OK", "secrets", "audit key")
     assert has("WARN", "fastagi", "no process-AGI fallback")  # not installed in the test
+    assert has("WARN", "edge", "no site files")  # tests/test_edge.py checks the edge
     if case == "healthy":
         assert has("OK", "modules", "modules the dialplan needs are running")
-        assert has("OK", "ami", "reads agent, call, reporting, system, user")
+        assert has("OK", "ami", "reads agent, call, cdr, reporting, security, system, user")
         assert has("OK", "fastagi", "FastAGI answers")
         assert has("OK", "queue_log", "readable")
         assert lines[-1] == "doctor: works, with warnings"
     else:
         assert has("FAIL", "modules", "not running: app_queue.so")
-        assert has("FAIL", "ami", "may not read agent, reporting, user")
+        assert has("FAIL", "ami", "may not read agent, cdr, reporting, security, user")
         assert has("FAIL", "fastagi", "nothing answers")
         assert has("WARN", "queue_log", "no SB_QUEUE_LOG")
         assert lines[-1] == "doctor: FAILED: see the FAIL lines"

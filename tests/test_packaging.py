@@ -44,6 +44,12 @@ def test_the_wheel_carries_sql_dialplan_and_captures(artifacts: dict[str, Path])
                    "switchboard_sql/kpi.md", "switchboard_dialplan/extensions.conf",
                    "switchboard_dialplan/site.example/trunk.conf",
                    "switchboard_dialplan/lint/sounds-en-core.txt",
+                   "switchboard_dialplan/edge/nftables.nft",
+                   "switchboard_dialplan/edge/fail2ban/jail.local",
+                   "switchboard_dialplan/edge/fail2ban/filter.d/switchboard-asterisk.conf",
+                   "switchboard_dialplan/edge/fail2ban/action.d/switchboard-nftables.conf",
+                   "switchboard_dialplan/edge/prometheus/switchboard-edge.rules.yml",
+                   "switchboard_captures/security/security.log",
                    "switchboard_captures/ami/a_answered_ts.ami", "web/static/panel.js"):
         assert needed in names, needed
     # the frame parser's fast path, compiled from the sdist's .pyx (issue 15)
@@ -89,6 +95,9 @@ def test_installed_wheel_runs_from_any_directory_with_the_config_file(
     assert _run(sb, "--help", cwd=elsewhere, env=env).returncode == 0
     checked = _run(sb, "dialplan", "check", cwd=elsewhere, env=env, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    example = site / "switchboard_dialplan" / "site.example"
+    nft = _run(sb, "edge", "show", "nft", "--site", str(example), cwd=elsewhere, env=env)
+    assert "table inet switchboard {" in nft.stdout
     migrated = _run(sb, "db", "migrate", cwd=elsewhere, env=env, check=False)
     assert migrated.returncode == 0, migrated.stderr
     added = _run(sb, "agency", "add", "77", "Packaged Test Agency (FAKE)", cwd=elsewhere,

@@ -47,6 +47,7 @@ SCRIPT = STATIC / "wallboard.js"
 COOKIE = "sb_wallboard"
 SESSION_S = 12 * 3600
 MAX_STREAMS = 100  # live streams at once (a wall board or two per room)
+EMERGENCY_SHOWN_S = 1800  # a 911 call stays on the board this long after it ended
 FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
            b'<rect width="16" height="16" rx="3" fill="#1b232c"/>'
            b'<path d="M3 11h2V7H3zm4 0h2V4H7zm4 0h2V8h-2z" fill="#2e9d4f"/></svg>')
@@ -116,6 +117,20 @@ class Board:
                               registry=self.registry)
         self.g_cb_stale = Gauge("sb_callbacks_stale", "Callback requests not started within "
                                 "the site's threshold", registry=self.registry)
+        # the SIP edge (issue 22; alert rules in dialplan/edge/prometheus-rules.yml)
+        self.g_bans = Gauge("sb_sip_bans_active", "Addresses banned now (fail2ban, recorded)",
+                            registry=self.registry)
+        self.g_auth_fail = Gauge("sb_sip_auth_failures_hour", "Failed SIP authentications "
+                                 "in the last hour (Asterisk's security events)",
+                                 registry=self.registry)
+        self.g_e911_active = Gauge("sb_emergency_calls_active", "911 calls in progress",
+                                   registry=self.registry)
+        self.g_e911_today = Gauge("sb_emergency_calls_today", "911 calls today",
+                                  registry=self.registry)
+        self.g_out_refused = Gauge("sb_outbound_refused_today", "Outbound calls refused by "
+                                   "the toll-fraud caps today", registry=self.registry)
+        self.g_out_minutes = Gauge("sb_outbound_minutes_hour", "Outbound minutes granted or "
+                                   "used in the last hour", registry=self.registry)
         self._metrics_server: Any = None
         self.sessions = Sessions(config.token, cookie=COOKIE, lifetime_s=SESSION_S,
                                  purpose=b"switchboard wall board session")
@@ -153,6 +168,7 @@ class Board:
                                                                   start)}
             cbw = dict(await conn.fetchrow(Q["callbacks_waiting"], c.callback_stale_min)
                        or {"waiting": 0, "stale": 0, "oldest_s": None})
+            edge = await self._edge(conn, start, now)
         today = {r["queue"]: r for r in day}
         queues = []
         for q in sorted({r["queue"] for r in live} | {r["queue"] for r in day} - {"(all)"}):
@@ -193,13 +209,53 @@ class Board:
                                                       "not-attested", "failed")},
             "silent_nodes": [{"node": r["node"], "last_seen_at": plain(r["last_seen_at"])}
                              for r in silent],
+            "edge": edge,
             "abandoned_total": total.get("abandoned", 0),
             "abandoned_list": [{"at": plain(r["entered_at"]), "queue": r["queue"],
                                 "wait_s": plain(r["wait_s"])} for r in abandoned],
         }
 
+    async def _edge(self, conn: Any, start: datetime, now: datetime) -> dict[str, Any]:
+        """The SIP edge: bans in force, who fails to log in this hour, 911 calls
+        today (the last ended ones for EMERGENCY_SHOWN_S), the toll-fraud caps."""
+        hour = now - timedelta(hours=1)
+        f = await conn.fetchrow(Q["edge_figures"], start)
+        hour_f = await conn.fetchrow(Q["edge_figures"], hour)
+        bans = await conn.fetch(Q["edge_bans"])
+        failing = await conn.fetch(Q["edge_failing"], hour)
+        calls = await conn.fetch(Q["edge_emergencies"], start)
+        return {
+            "bans": [{"address": r["address"], "failures": r["failures"],
+                      "until": plain(r["until"])} for r in bans],
+            "auth_failures_hour": hour_f["auth_failures"],
+            "failing_addresses_hour": hour_f["failing_addresses"],
+            "failing": [{"address": r["address"], "failures": r["failures"]}
+                        for r in failing[:3]],
+            "bans_today": f["bans_since"],
+            "emergencies": [{"phone": r["phone"], "place": r["place"], "elin": r["elin"],
+                             "started_at": plain(r["started_at"]),
+                             "ended_at": plain(r["ended_at"]), "status": r["status"]}
+                            for r in calls
+                            if r["ended_at"] is None
+                            or (now - r["ended_at"]).total_seconds() < EMERGENCY_SHOWN_S],
+            "emergency_calls_today": f["emergency_calls"],
+            "emergency_calls_active": sum(1 for r in calls if r["ended_at"] is None),
+            "outbound_granted_today": f["outbound_granted"],
+            "outbound_refused_today": f["outbound_refused"],
+            "outbound_refused_hour": hour_f["outbound_refused"],
+            "outbound_minutes_hour": f["outbound_minutes_hour"],
+            "outbound_minutes_per_hour": f["minutes_per_hour"],
+        }
+
     def _metrics(self, snap: dict[str, Any]) -> None:
         self.g_cb_stale.set(snap.get("callbacks_stale", {}).get("n", 0))
+        edge = snap.get("edge") or {}
+        self.g_bans.set(len(edge.get("bans", [])))
+        self.g_auth_fail.set(edge.get("auth_failures_hour", 0))
+        self.g_e911_active.set(edge.get("emergency_calls_active", 0))
+        self.g_e911_today.set(edge.get("emergency_calls_today", 0))
+        self.g_out_refused.set(edge.get("outbound_refused_today", 0))
+        self.g_out_minutes.set(edge.get("outbound_minutes_hour", 0))
         for kind, n in snap.get("alerts", {}).items():
             self.g_alerts.labels(kind).set(n)
         for q in snap["queues"]:

@@ -41,3 +41,17 @@ SELECT * FROM sb_agi_oob_begin($1);
 
 -- name: oob_confirm
 SELECT sb_agi_oob_confirm($1, $2, $3, $4);
+
+-- name: outbound_begin
+-- $1 node, $2 uniqueid, $3 purpose (panel|desk-phone), $4 number (E.164), $5
+-- this node's outbound legs now (this one included), $6 its cap.
+SELECT * FROM sb_agi_outbound_begin($1, $2, $3, $4, $5, $6);
+
+-- name: outbound_end
+-- $1 leg id, $2 uniqueid, $3 answered seconds.
+SELECT sb_agi_outbound_end($1, $2, $3);
+
+-- name: emergency
+-- $1 node, $2 uniqueid, $3 phone, $4 emergency caller ID, $5 place, $6 DIALSTATUS,
+-- $7 answered seconds.
+SELECT sb_agi_emergency($1, $2, $3, $4, $5, $6, $7);

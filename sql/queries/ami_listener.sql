@@ -15,6 +15,11 @@ INSERT INTO ami_event SELECT * FROM ami_event_stage
 ON CONFLICT DO NOTHING
 RETURNING dedupe_key;
 
+-- name: notify_edge
+-- A batch with a 911 call or a security event: the wall board refreshes (the
+-- sb_live channel its triggers use; delivered at commit).
+SELECT pg_notify('sb_live', 'edge');
+
 -- name: load_checkpoint
 SELECT spool_id, seq, last_seen_at FROM listener_checkpoint WHERE node = $1;
 

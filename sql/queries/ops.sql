@@ -129,6 +129,16 @@ SELECT max_failures, lock_minutes, ani_max_failures, ani_block_minutes,
 UPDATE verify_policy SET unattested_line_counts = $1, updated_at = now()
 RETURNING unattested_line_counts;
 
+-- name: outbound_policy_show
+SELECT minutes_per_hour, call_max_minutes FROM outbound_policy;
+
+-- name: outbound_policy_set
+-- $1: the line's outbound minutes per hour, $2: the most one call may get (NULL:
+-- unchanged); toll fraud's bound (sql/migrations/0024)
+UPDATE outbound_policy SET minutes_per_hour = coalesce($1, minutes_per_hour),
+                           call_max_minutes = coalesce($2, call_max_minutes)
+RETURNING minutes_per_hour, call_max_minutes;
+
 -- name: event_partitions
 -- The partitions of ami_event (one per UTC day, and the default one).
 SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid

@@ -59,3 +59,20 @@ SELECT kind, calls FROM sb_caller_id_split($1);
 -- name: verify_split
 -- Today's callers by their best verification (full, callback, line-only, unverified).
 SELECT level, calls FROM sb_verify_split($1);
+
+-- name: edge_figures
+-- The SIP edge since $1 (sql/migrations/0024): failed authentications and from
+-- how many addresses, bans in force and placed, outbound calls granted and
+-- refused, this hour's outbound minutes against the budget, 911 calls.
+SELECT * FROM sb_edge_figures($1);
+
+-- name: edge_bans
+SELECT address, jail, failures, banned_at, until FROM sb_edge_bans();
+
+-- name: edge_emergencies
+-- 911 calls since $1, newest first (at most 20), each with its end when known.
+SELECT node, phone, place, elin, started_at, ended_at, status FROM sb_edge_emergencies($1);
+
+-- name: edge_failing
+-- Addresses failing to authenticate since $1, most failures first (at most 10).
+SELECT address, failures, last_at FROM sb_edge_failing($1);

@@ -60,6 +60,10 @@ CASES: list[tuple[str, dict[str, str], str, str, str, str, str]] = [
      "line-only", "absent", "absent", "full"),
     ("hostile SB_ATTEST", {"SB_ATTEST": "verstat '; DROP TABLE officer; --"}, LINE,
      "line-only", "absent", "absent", "full"),
+    # matched to the carrier but not on its own transport (a forged address):
+    # its verdict is not read, it counts as not attested (issue 22)
+    ("unproven carrier call", {"SB_ATTEST": "unproven"}, LINE,
+     "line-only", "unproven", "unproven", "full"),
 ]
 
 

@@ -21,7 +21,16 @@ def test_every_handler_sets_and_reads_what_the_contract_says(run_agi: RunAgi) ->
         lk = await agi.call("lookup", [CASE_FOUND], uid=uid, variables=v.variables)
         cb = await agi.call("callback", [], uid=uid, variables=lk.variables)
         failed = await agi.call("verify", ["", "", ""])
-        return {"verify": [v, failed], "lookup": [lk], "callback": [cb]}
+        out = await agi.call("outbound", [], uid=uid, variables={
+            "SB_OUTBOUND_PURPOSE": "panel", "SB_OUTBOUND_NUMBER": LINE,
+            "SB_OUTBOUND_LEGS": "1", "SB_OUTBOUND_MAX_LEGS": "4"})
+        end = await agi.call("outbound-end", [], uid=uid, variables={
+            "SB_OUTBOUND_ID": out.variables["SB_OUTBOUND_ID"], "SB_OUTBOUND_ANSWERED_S": "3"})
+        e911 = await agi.call("emergency", [], uid=uid, variables={
+            "SB_E911_PHONE": "2001", "SB_E911_ELIN": "+16155550190", "SB_E911_PLACE": "HQ",
+            "SB_E911_STATUS": "ANSWER", "SB_E911_ANSWERED_S": "9"})
+        return {"verify": [v, failed], "lookup": [lk], "callback": [cb], "outbound": [out],
+                "outbound-end": [end], "emergency": [e911]}
     runs = run_agi(scenario)
     # the desk phone's oob and oob-confirm need an agent on a call: checked in
     # tests/web/test_panel.py (test_desk_phone_calls_the_agency_back_with_star_30)

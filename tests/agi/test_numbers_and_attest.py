@@ -66,6 +66,10 @@ def uri(verstat: str, number: str = E164, where: str = "user") -> str:
 ATTEST_TABLE = [
     ("dialplan sets nothing", None, ("none", None, "not-provided", "not-provided")),
     ("carrier gives nothing", "none", ("none", None, "not-provided", "not-provided")),
+    ("not on the carrier's transport", "unproven",
+     ("unproven", None, "unproven", "unproven")),
+    ("not on the carrier's transport, whatever follows",
+     f"unproven {uri('TN-Validation-Passed-A')}", ("unproven", None, "unproven", "unproven")),
     ("verstat A, user part", f"verstat {uri('TN-Validation-Passed-A')}",
      ("verstat", "A", "passed", "A-passed")),
     ("verstat A, after the host", f"verstat {uri('TN-Validation-Passed-A', where='host')}",

@@ -40,14 +40,18 @@ BROKEN: list[tuple[str, str, str | None, str, str, str, str]] = [
      "extensions.conf"),
     ("undefined queue", "extensions.conf", "Queue(overflow,", "Queue(overfow,", "SB-QUEUE",
      "queue 'overfow' is not defined", "extensions.conf"),
-    ("AGI with no handler", "extensions.conf", "agi://${AGI_SERVER}/verify)",
-     "agi://${AGI_SERVER}/verfy)", "SB-AGI", "no AGI handler 'verfy'", "extensions.conf"),
-    ("SB_ variable unknown to the code", "extensions.conf", "Set(SB_VERIFIED=error)",
+    ("AGI with no handler", "extensions.conf", "Gosub(sb-agi,s,1(verify,SB_VERIFIED))",
+     "Gosub(sb-agi,s,1(verfy,SB_VERIFIED))", "SB-AGI", "no AGI handler 'verfy'",
+     "extensions.conf"),
+    ("AGI with no handler, called directly", "extensions.conf",
+     "exten => *30,1,", "exten => *31,1,AGI(agi://${AGI_SERVER}/verfy)\nexten => *30,1,",
+     "SB-AGI", "no AGI handler 'verfy'", "extensions.conf"),
+    ("SB_ variable unknown to the code", "extensions.conf", "Set(SB_CALLER_ID=error)",
      "Set(SB_VERIFY=error)", "SB-VAR", "SB_VERIFY is not a variable the AGI code knows",
      "extensions.conf"),
     ("SB_ variable set by the code, never read", "extensions.conf",
-     "ALL:${SB_CALLBACK}", "${IVR_X}", "SB-VAR",
-     "SB_CALLBACK is set by the callback handler but the dialplan never reads it",
+     "ALL:${SB_CASE_PRIORITY}", "${IVR_X}", "SB-VAR",
+     "SB_CASE_PRIORITY is set by the lookup handler but the dialplan never reads it",
      "extensions.conf"),
     ("prompt not in the sounds list", "extensions.conf", "Playback(hello-world)",
      "Playback(helo-world)", "SB-PROMPT", "prompt 'helo-world'", "extensions.conf"),
@@ -92,6 +96,50 @@ BROKEN: list[tuple[str, str, str | None, str, str, str, str]] = [
     ("a site file nothing includes", "site.example/did.conf", None,
      "exten => 6155550100,1,Goto(sb-inbound,s,1)\n", "SB-CONF",
      "no file #includes site/did.conf", "site/did.conf"),
+    # the SIP edge (issue 22)
+    ("a phone in clear not named by the site", "site.example/phones.conf",
+     "[2002](sb-phone,loc-hq-3)", "[2002](sb-phone-clear,loc-hq-3)", "SB-TLS",
+     "phone 2002 would send its SIP or media in clear", "site/phones.conf"),
+    ("a phone without SRTP", "pjsip.conf", "media_encryption = sdes\n",
+     "media_encryption = no\n", "SB-TLS", "phone 2001 would send its SIP or media in clear",
+     "site/phones.conf"),
+    ("a legacy phone named that uses TLS", "site.example/edge.conf", "clear_phones =",
+     "clear_phones = 2001", "SB-TLS", "clear_phones names 2001, which uses TLS and SRTP",
+     "site/edge.conf"),
+    ("a TLS transport without its key", "site.example/transports.conf",
+     "priv_key_file = /etc/asterisk/secrets/tls/sip.key\n", "", "SB-TLS",
+     "transport-tls is tls without priv_key_file", "site/transports.conf"),
+    ("SRTP without res_srtp", "modules.conf", "load = res_srtp.so\n", "", "SB-TLS",
+     "does not load res_srtp.so", "modules.conf"),
+    ("the carrier matched by its From user", "pjsip.conf", "identify_by = ip\n",
+     "identify_by = username,ip\n", "SB-IDENTIFY",
+     "endpoint carrier has no authentication and is matched by username, ip",
+     "pjsip.conf"),
+    ("the carrier matched by the default", "pjsip.conf", "identify_by = ip\n", "",
+     "SB-IDENTIFY", "endpoint carrier has no authentication and is matched by username, ip",
+     "pjsip.conf"),
+    ("CARRIER_PORT is not the carrier's port", "site.example/globals.conf",
+     "CARRIER_PORT=5060", "CARRIER_PORT=5070", "SB-EDGE",
+     "CARRIER_PORT (site/globals.conf) must be transport-carrier's port 5060",
+     "site/globals.conf"),
+    ("two transports on one port", "site.example/transports.conf", "bind = 192.0.2.20:5061",
+     "bind = 192.0.2.20:5060", "SB-EDGE", "share port 5060", "site/transports.conf"),
+    ("a TLS carrier link on UDP", "site.example/edge.conf", "carrier_link = firewall",
+     "carrier_link = tls", "SB-EDGE", "carrier_link = tls but transport-carrier is udp",
+     "site/transports.conf"),
+    ("ban thresholds out of bounds", "site.example/edge.conf", "ban_after = 5",
+     "ban_after = 1", "SB-EDGE", "ban_after = '1': a whole number from 2 to 50",
+     "site/edge.conf"),
+    ("every answer names Asterisk and its version", "pjsip.conf", "user_agent = switchboard",
+     "user_agent = Asterisk PBX 22.10.1", "SB-EDGE", "tells scanners what to attack",
+     "pjsip.conf"),
+    ("every challenge names Asterisk", "pjsip.conf", "default_realm = switchboard\n", "",
+     "SB-EDGE", "no default_realm in [global]", "pjsip.conf"),
+    ("a phone without a 911 location", "site.example/phones.conf", "[2002](sb-phone,loc-hq-3)",
+     "[2002](sb-phone)", "SB-E911", "phone 2002 has no 911 location", "site/phones.conf"),
+    ("an emergency caller ID that is not E.164", "site.example/globals.conf",
+     "E911_ELIN=+16155550190", "E911_ELIN=911", "SB-E911", "E911_ELIN (site/globals.conf) "
+     "must be the site's emergency caller ID in E.164", "site/globals.conf"),
     ("AMI secret inline", "site.example/manager-users.conf",
      '#include "/etc/asterisk/secrets/ami-ops.conf"', "secret = opspass", "SB-SECRET",
      "secret written inline", "site/manager-users.conf"),
@@ -167,10 +215,39 @@ def test_contract_every_agi_target_and_sb_variable_matches_the_code() -> None:
     from tests.agi.conftest import agi_settings
 
     text = (dialcheck.DIALPLAN_DIR / "extensions.conf").read_text()
-    fast = set(re.findall(r"AGI\(agi://[^/]+/([a-z-]+)\)", text))
-    process = set(re.findall(r"AGI\(switchboard-agi,([a-z-]+)\)", text))
+    # every AGI step runs the handler its Gosub names, by FastAGI (both servers)
+    # and by process AGI
+    assert re.findall(r"AGI\((agi://[^/]+/|switchboard-agi,)([^)]*)\)", text) == [
+        ("agi://${AGI_SERVER}/", "${ARG1}"), ("agi://${AGI_SERVER2}/", "${ARG1}"),
+        ("switchboard-agi,", "${ARG1}")]
+    calls = dict(re.findall(r"Gosub\(sb-agi,s,1\(([a-z-]+),(SB_[A-Z0-9_]+)\)\)", text))
     handlers = set(registry(None, make_flow(agi_settings())))  # type: ignore[arg-type]
-    assert fast == process == handlers == contract.HANDLERS
-    used = set(re.findall(r"\bSB_[A-Z_]+", text))
+    assert set(calls) == handlers == contract.HANDLERS
+    # each Gosub's status variable is one its handler sets
+    assert all(status in contract.SETS[name] for name, status in calls.items())
+    used = set(re.findall(r"\bSB_[A-Z0-9_]+", text))
     assert used <= contract.ALL
-    assert set().union(*contract.SETS.values()) <= set(re.findall(r"\$\{(SB_[A-Z_]+)", text))
+    read = (set(re.findall(r"\$\{(SB_[A-Z0-9_]+)", text)) | set(calls.values())
+            | set().union(*contract.READS.values()))
+    assert set().union(*contract.SETS.values()) <= read
+
+
+def test_a_named_legacy_phone_must_accept_only_its_own_address(tmp_path: Path) -> None:
+    """Clear SIP for a phone is the site's explicit choice (site/edge.conf names
+    it) and then only from its own address (permit/deny on its endpoint)."""
+    copy = broken_copy(tmp_path, "site.example/phones.conf", "[2002](sb-phone,loc-hq-3)",
+                       "[2002](sb-phone-clear,loc-hq-3)")
+    edge = copy / "site.example" / "edge.conf"
+    edge.write_text(edge.read_text().replace("clear_phones =", "clear_phones = 2002"))
+    transports = copy / "site.example" / "transports.conf"
+    transports.write_text(transports.read_text() + "[transport-clear]\ntype = transport\n"
+                          "protocol = udp\nbind = 192.0.2.20:5070\n")
+    findings = dialcheck.check(copy)
+    assert [(f.code, f.message.split(":")[0]) for f in findings] == [
+        ("SB-TLS", "legacy phone 2002 in clear accepts any address")]
+    phones = copy / "site.example" / "phones.conf"
+    phones.write_text(phones.read_text().replace(
+        'callerid = "Agent 2002" <2002>',
+        'callerid = "Agent 2002" <2002>\ndeny = 0.0.0.0/0.0.0.0\n'
+        "permit = 192.0.2.102/255.255.255.255"))
+    assert dialcheck.check(copy) == []

@@ -116,6 +116,9 @@ def site_source(tmp: Path) -> Path:
                        ("ami-panel.conf", "secret = z\n"),
                        ("phones.conf", "")):
         (secrets / name).write_text(text)
+    (secrets / "tls").mkdir()
+    for name in ("sip.crt", "sip.key"):  # the phones' TLS certificate and key
+        (secrets / "tls" / name).write_text("placeholder\n")
     return site
 
 

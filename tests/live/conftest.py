@@ -156,17 +156,20 @@ def live() -> Iterator[Live]:
 
 
 async def _phones_up(live: Live) -> None:
-    for i, p in enumerate(live.node.phones):
+    """The SIPp desk phones (legacy phones in clear) register and stay up; the
+    TLS phone (pjsua) registers in the edge scenarios that use it."""
+    for i, p in enumerate(live.node.clear_phones):
         # the last phone rings and is never answered (an agent away from the desk)
         ring = RING_MS if i < ANSWERING_PHONES else 600_000
         main, ooc = sipp.register_and_answer(p.name, p.password, ring, TALK_MS)
-        proc = sipp.Sipp(f"phone-{p.name}", live.sipp_dir, p.ip, live.target, main, ooc)
+        proc = sipp.Sipp(f"phone-{p.name}", live.sipp_dir, p.ip, live.phone_target, main,
+                         ooc)
         proc.start()
         live.phones.append(proc)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         shown = live.node.rx("pjsip show contacts")
-        if all(f"{p.name}/sip:{p.name}@{p.ip}" in shown for p in live.node.phones):
+        if all(f"{p.name}/sip:{p.name}@{p.ip}" in shown for p in live.node.clear_phones):
             break
         await asyncio.sleep(0.2)
     else:

@@ -107,7 +107,13 @@ class Live:
 
     @property
     def target(self) -> str:
+        """The carrier's transport (callers come from the carrier's address)."""
         return f"127.0.0.1:{self.node.sip_port}"
+
+    @property
+    def phone_target(self) -> str:
+        """transport-clear: the SIPp desk phones (named legacy phones in clear)."""
+        return f"127.0.0.1:{self.node.clear_port}"
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         conn = await asyncpg.connect(self.db_url, timeout=10)
@@ -143,6 +149,20 @@ class Live:
         self.listener.start()
         self.wait_log(self.listener, "ami_logged_in", mark)
 
+    def carrier_available(self, timeout_s: float = 15) -> None:
+        """Until the carrier's contact answers Asterisk's OPTIONS (qualify): Asterisk
+        dials only a contact that does, and nobody listened on the carrier's
+        address before a scenario started its SIPp there."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.node.rx("pjsip qualify carrier")
+            if re.search(r"carrier/sip:127\.0\.0\.2:5060\s+\S+\s+Avail",
+                         self.node.rx("pjsip show contacts")):
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"the carrier contact never became available: "
+                           f"{self.node.rx('pjsip show contacts')}")
+
     def unregistered_number(self) -> str:
         return next(self._numbers)
 
@@ -159,7 +179,7 @@ class Live:
         """Log exactly these phones' agents in (``*11``), the others out (``*12``),
         and unpause them (``*20``), from the desk phones, as agents do."""
         members = self.members()
-        for i, p in enumerate(self.node.phones):
+        for i, p in enumerate(self.node.clear_phones):
             member = f"PJSIP/{p.name}" in members
             if i in logged_in and not member:
                 assert await self.feature(i, "*11") == 0
@@ -167,7 +187,7 @@ class Live:
                 assert await self.feature(i, "*12") == 0
             if i in logged_in and "paused" in members.get(f"PJSIP/{p.name}", ""):
                 assert await self.feature(i, "*20") == 0
-        want = {f"PJSIP/{self.node.phones[i].name}" for i in logged_in}
+        want = {f"PJSIP/{self.node.clear_phones[i].name}" for i in logged_in}
         members = self.members()
         assert set(members) == want, members
         assert not any("paused" in v for v in members.values()), members
@@ -175,7 +195,7 @@ class Live:
     async def feature(self, phone: int, code: str) -> int:
         p = self.node.phones[phone]
         proc = sipp.Sipp(f"feature-{p.name}-{code.strip('*')}-{time.monotonic_ns()}",
-                         self.sipp_dir, p.ip, self.target,
+                         self.sipp_dir, p.ip, self.phone_target,
                          sipp.feature_call(p.name, p.password, code))
         proc.start()
         return await proc.wait(30)

@@ -87,6 +87,17 @@ def free_udp_port() -> int:
         return int(s.getsockname()[1])
 
 
+def make_tls_cert(folder: Path) -> None:
+    """The node's TLS certificate (self-signed, for 127.0.0.1) and its key, as a
+    site keeps them in the secrets folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(folder / "sip.key"), "-out", str(folder / "sip.crt")],
+                   check=True, capture_output=True, timeout=60)
+    (folder / "sip.key").chmod(0o600)
+
+
 def placeholder_sound(path: Path, ms: int = 200) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as w:
@@ -101,6 +112,7 @@ class Phone:
     name: str  # endpoint and SIP user, e.g. 2001
     ip: str
     password: str
+    tls: bool = False  # a TLS + SRTP phone (pjsua); else a legacy phone in clear (SIPp)
 
 
 @dataclass
@@ -110,6 +122,8 @@ class LiveNode:
     sip_port: int
     agi_port: int
     agi_port2: int = 0  # the second FastAGI server (0: a free port found at prepare)
+    clear_port: int = 0  # transport-clear, the SIPp phones' (0: found at prepare)
+    tls_port: int = 0  # transport-tls, the TLS phones' (0: found at prepare)
     ami_secret: str = "live-ops-secret-0123456789"
     listener_secret: str = "live-listener-secret-0123456789"
     panel_secret: str = "live-panel-secret-0123456789"
@@ -138,8 +152,10 @@ class LiveNode:
         self.conf = self.etc / "asterisk.conf"
 
     # -- preparing the folder ----------------------------------------------------------
-    def prepare(self, n_phones: int = 4) -> None:
+    def prepare(self, n_phones: int = 4, n_tls_phones: int = 1) -> None:
         self.agi_port2 = self.agi_port2 or free_port()
+        self.clear_port = self.clear_port or free_udp_port()
+        self.tls_port = self.tls_port or free_port()
         for d in (*self.folders.values(), self.site_src, self.secrets):
             d.mkdir(parents=True, exist_ok=True)
         installed = installed_datadir(self.binary)
@@ -150,10 +166,20 @@ class LiveNode:
             from tests.live.stir import make_certs
             self.stir_ca, self.stir_cert, self.stir_key = make_certs(self.root / "stir")
         self.phones = [Phone(str(2001 + i), f"127.0.0.{PHONE_BASE_IP + i}",
-                             f"phone-{2001 + i}-secret-x7")
-                       for i in range(n_phones)]
+                             f"phone-{2001 + i}-secret-x7", tls=i >= n_phones)
+                       for i in range(n_phones + n_tls_phones)]
+        self.tls_dir = self.secrets / "tls"
+        make_tls_cert(self.tls_dir)
         self._sounds()
         self._site()
+
+    @property
+    def clear_phones(self) -> list[Phone]:
+        return [p for p in self.phones if not p.tls]
+
+    @property
+    def tls_phones(self) -> list[Phone]:
+        return [p for p in self.phones if p.tls]
 
     def _sounds(self) -> None:
         """A placeholder for every core prompt (so Asterisk never misses one),
@@ -168,9 +194,25 @@ class LiveNode:
         (s / "node.conf").write_text(
             f"; live test node\nsystemname = {SYSTEMNAME}\n\n[directories]\n"
             + "".join(f"{key} => {folder}\n" for key, folder in self.folders.items()))
+        # the carrier on UDP behind the firewall (site/edge.conf carrier_link),
+        # the SIPp phones in clear (named legacy phones), pjsua over TLS
         (s / "transports.conf").write_text(
-            "[transport-udp]\ntype = transport\nprotocol = udp\n"
-            f"bind = 127.0.0.1:{self.sip_port}\n")
+            "[transport-carrier]\ntype = transport\nprotocol = udp\n"
+            f"bind = 127.0.0.1:{self.sip_port}\n\n"
+            "[transport-clear]\ntype = transport\nprotocol = udp\n"
+            f"bind = 127.0.0.1:{self.clear_port}\n\n"
+            "[transport-tls]\ntype = transport\nprotocol = tls\n"
+            f"bind = 127.0.0.1:{self.tls_port}\n"
+            f"cert_file = {self.tls_dir / 'sip.crt'}\npriv_key_file = {self.tls_dir / 'sip.key'}\n"
+            "method = tlsv1_2\n")
+        (s / "edge.conf").write_text(
+            "[edge]\ncarrier_link = firewall\nsite_networks = 127.0.0.64/26\n"
+            "phones_from = any\nban_after = 5\nban_window_min = 10\nban_minutes = 1\n"
+            f"nft_table = sblive{os.getpid()}\n"
+            f"clear_phones = {', '.join(p.name for p in self.clear_phones)}\n")
+        (s / "locations.conf").write_text(
+            "[loc-hq-3](!)\nset_var = IVR_E911_ELIN=+16155550190\n"
+            "set_var = IVR_E911_PLACE=HQ 100 Main St Nashville TN floor 3 room 301\n")
         (s / "trunk.conf").write_text(
             "[carrier](sb-carrier)\n; SIPp sends the callers' digits as SIP INFO\n"
             "dtmf_mode = info\n"
@@ -194,8 +236,11 @@ class LiveNode:
                 "[sb-carrier-verify]\ntype = profile\nendpoint_behavior = verify\n")
         phones = []
         for p in self.phones:
-            phones.append(f"[{p.name}](sb-phone)\nauth = {p.name}-auth\naors = {p.name}\n"
-                          f'callerid = "Agent {p.name}" <{p.name}>\n\n'
+            # a legacy phone is accepted from its own address only
+            kind = "sb-phone" if p.tls else "sb-phone-clear"
+            acl = "" if p.tls else f"deny = 0.0.0.0/0.0.0.0\npermit = {p.ip}/255.255.255.255\n"
+            phones.append(f"[{p.name}]({kind},loc-hq-3)\nauth = {p.name}-auth\n"
+                          f'aors = {p.name}\ncallerid = "Agent {p.name}" <{p.name}>\n{acl}\n'
                           f"[{p.name}](sb-phone-aor)\n")
         (s / "phones.conf").write_text("\n".join(phones)
                                        + f'\n#include "{sec / "phones.conf"}"\n')
@@ -208,7 +253,11 @@ class LiveNode:
                                         f"AGI_SERVER2=127.0.0.1:{self.agi_port2}\n"
                                         f"QUEUE_WAIT={self.queue_wait}\n"
                                         f"OVERFLOW_WAIT={self.overflow_wait}\n"
-                                        "CALLER_ID_ATTEST=verstat\n")
+                                        "CALLER_ID_ATTEST=verstat\n"
+                                        f"CARRIER_PORT={self.sip_port}\n"
+                                        "CARRIER_UNPROVEN=unattested\n"
+                                        "OUTBOUND_MAX_LEGS=2\n"
+                                        "E911_ELIN=+16155550190\nE911_NAME=SWITCHBOARD HQ\n")
         users = (DIALPLAN_DIR / "site.example" / "manager-users.conf").read_text()
         users = users.replace("/etc/asterisk/secrets/", f"{sec}/")
         (s / "manager-users.conf").write_text(users)

@@ -58,7 +58,7 @@ def panel(live: Live) -> Iterator[tuple[Service, int]]:
     old = live.phones[DANA]
     old.kill()
     main, ooc = sipp.register_and_answer(phone.name, phone.password, RING_MS, TALK_MS)
-    long_talker = sipp.Sipp(f"phone-{phone.name}-long", live.sipp_dir, phone.ip, live.target,
+    long_talker = sipp.Sipp(f"phone-{phone.name}-long", live.sipp_dir, phone.ip, live.phone_target,
                             main, ooc)
     long_talker.start()
     live.phones[DANA] = long_talker
@@ -77,7 +77,8 @@ def panel(live: Live) -> Iterator[tuple[Service, int]]:
         service.stop()
         long_talker.kill()
         main, ooc = sipp.register_and_answer(phone.name, phone.password, RING_MS, 3000)
-        back = sipp.Sipp(f"phone-{phone.name}-again", live.sipp_dir, phone.ip, live.target,
+        back = sipp.Sipp(f"phone-{phone.name}-again", live.sipp_dir, phone.ip,
+                         live.phone_target,
                          main, ooc)
         back.start()
         live.phones[DANA] = back
@@ -97,17 +98,8 @@ def agency(live: Live, tag: str) -> sipp.Sipp:
     proc = sipp.Sipp(f"agency-{tag}", live.sipp_dir, CARRIER_IP, live.target,
                      sipp.agency_answers(3000), port=5060, calls=1000)
     proc.start()
-    # Asterisk only dials a carrier contact that answers its OPTIONS (qualify):
-    # nobody listened on the carrier's address until now
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        live.node.rx("pjsip qualify carrier")
-        if re.search(r"carrier/sip:127\.0\.0\.2:5060\s+\S+\s+Avail",
-                     live.node.rx("pjsip show contacts")):
-            return proc
-        time.sleep(0.3)
-    raise RuntimeError(f"the carrier contact never became available: "
-                       f"{live.node.rx('pjsip show contacts')}")
+    live.carrier_available()
+    return proc
 
 
 async def agency_call_done(sw: sipp.Sipp, timeout_s: float = 30) -> list[str]:
@@ -290,8 +282,9 @@ def test_agent_works_verified_unverified_and_callback_calls(live: Live,
                 sw = agency(live, "desk")
                 phone = live.node.phones[DANA]
                 star30 = sipp.Sipp(f"star30-{phone.name}", live.sipp_dir, phone.ip,
-                                   live.target, sipp.feature_call(phone.name, phone.password,
-                                                                  "*30", 60_000))
+                                   live.phone_target,
+                                   sipp.feature_call(phone.name, phone.password, "*30",
+                                                     60_000))
                 star30.start()
                 out["desk_invite"] = await agency_call_done(sw)
                 out["star30_rc"] = await star30.wait(60)
@@ -362,7 +355,7 @@ def test_doctor_on_the_live_node(live: Live) -> None:
     assert not [line for line in lines if line.startswith("FAIL")], r.stdout
     assert any(line.startswith("OK") and "the listener" not in line
                and "modules the dialplan needs are running" in line for line in lines)
-    assert any("listener reads agent, call, reporting, system, user" in line
+    assert any("listener reads agent, call, cdr, reporting, security, system, user" in line
                for line in lines), r.stdout
     assert any(line.startswith("OK") and "clock" in line for line in lines)
     assert r.returncode in (0, 1), r.stdout + r.stderr

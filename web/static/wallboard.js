@@ -58,8 +58,30 @@ function render() {
   $("callbacks").innerHTML = `<span class="k">waiting</span><span class="v cb-waiting">${cb.waiting ?? 0}</span>` +
     `<span class="k">oldest</span><span class="v">${cb.waiting ? secs(cb.oldest_s) : "–"}</span>` +
     `<span class="k">not started in ${cb.threshold_min} min</span><span class="v cb-stale ${cb.n ? "bad" : "ok"}">${cb.n}</span>`;
+  const e = snap.edge || {};
+  $("edge").innerHTML = [["failed logins (1 h)", e.auth_failures_hour, e.auth_failures_hour ? "warn" : ""],
+    ["from addresses", e.failing_addresses_hour, ""],
+    ["banned now", (e.bans || []).length, (e.bans || []).length ? "bad" : "ok"],
+    ["out min (1 h)", `${e.outbound_minutes_hour ?? 0}/${e.outbound_minutes_per_hour ?? "–"}`, ""],
+    ["out refused", e.outbound_refused_today, e.outbound_refused_today ? "bad" : ""],
+    ["911 today", e.emergency_calls_today, e.emergency_calls_today ? "bad" : ""]]
+    .map(([k, n, c]) => `<span class="k">${esc(k)}</span><span class="v ${c}" data-k="${esc(k)}">${esc(n ?? 0)}</span>`).join("");
   alerts();
   chart(snap.hours, t.service_level);
+}
+
+const clock = (iso) => new Date(iso).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
+
+function edgeAlerts() {  // [css class, text]: 911 first, it matters most
+  const e = snap.edge || {}, out = [];
+  for (const c of e.emergencies || []) {
+    out.push(c.ended_at
+      ? ["info", `911 call from phone ${c.phone} (${c.place}) at ${clock(c.started_at)} ended ${clock(c.ended_at)}: ${c.status || "?"}`]
+      : ["e911", `911 CALL IN PROGRESS from phone ${c.phone}, ${c.place}, since ${clock(c.started_at)} (callback ${c.elin})`]);
+  }
+  for (const b of e.bans || []) out.push(["info", `SIP: ${b.address} banned until ${clock(b.until)} after ${b.failures ?? "?"} failed logins`]);
+  if (e.outbound_refused_hour) out.push(["", `${e.outbound_refused_hour} outbound call${e.outbound_refused_hour > 1 ? "s" : ""} refused by the toll-fraud caps in the last hour`]);
+  return out;
 }
 
 function alerts() {  // re-run every second: waits grow between snapshots
@@ -75,7 +97,8 @@ function alerts() {  // re-run every second: waits grow between snapshots
   for (const n of snap.silent_nodes || []) out.push(`node ${n.node}: nothing heard since ${n.last_seen_at ? new Date(n.last_seen_at).toLocaleTimeString() : "ever"}; its agents are not counted`);
   const cb = snap.callbacks_stale || {n: 0};
   if (cb.n) out.push(`${cb.n} callback request${cb.n > 1 ? "s" : ""} not started within ${cb.threshold_min} min`);
-  $("alerts").innerHTML = out.map((a) => `<div class="alert">${esc(a)}</div>`).join("");
+  $("alerts").innerHTML = edgeAlerts().map(([c, a]) => `<div class="alert ${c}">${esc(a)}</div>`).join("") +
+    out.map((a) => `<div class="alert">${esc(a)}</div>`).join("");
 }
 
 function chart(hours, target) {
