@@ -233,22 +233,32 @@ CREATE INDEX ami_event_edge_idx ON ami_event (event_time)
                     'RequestNotAllowed', 'AuthMethodNotAllowed', 'InvalidTransport')
        OR (event = 'UserEvent' AND fields->>'UserEvent' = 'SBEmergency');
 
+-- Failed authentications since p_since, by address (the one place that says
+-- which security events are failures; the index above holds the same list).
+CREATE FUNCTION sb_edge_failures(p_since timestamptz)
+RETURNS TABLE (address text, failures bigint, last_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT split_part(e.fields->>'RemoteAddress', '/', 3), count(*), max(e.event_time)
+      FROM ami_event e
+     WHERE e.event_time >= p_since
+       AND e.event IN ('InvalidAccountID', 'ChallengeResponseFailed', 'InvalidPassword',
+                       'FailedACL', 'UnexpectedAddress', 'RequestBadFormat',
+                       'RequestNotAllowed', 'AuthMethodNotAllowed', 'InvalidTransport')
+     GROUP BY 1
+$$;
+
 -- The edge's figures since p_since: failed authentications (and from how many
--- addresses), bans in force, outbound legs granted and refused, 911 calls.
+-- addresses), bans in force and placed, outbound calls granted and refused,
+-- this hour's outbound minutes against the budget, 911 calls.
 CREATE FUNCTION sb_edge_figures(p_since timestamptz,
     OUT auth_failures bigint, OUT failing_addresses bigint, OUT bans_now bigint,
     OUT bans_since bigint, OUT outbound_granted bigint, OUT outbound_refused bigint,
     OUT outbound_minutes_hour bigint, OUT minutes_per_hour integer,
     OUT emergency_calls bigint)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-    WITH f AS (
-        SELECT split_part(e.fields->>'RemoteAddress', '/', 3) AS addr
-          FROM ami_event e
-         WHERE e.event_time >= p_since
-           AND e.event IN ('InvalidAccountID', 'ChallengeResponseFailed', 'InvalidPassword',
-                           'FailedACL', 'UnexpectedAddress', 'RequestBadFormat',
-                           'RequestNotAllowed', 'AuthMethodNotAllowed', 'InvalidTransport'))
-    SELECT (SELECT count(*) FROM f), (SELECT count(DISTINCT addr) FROM f),
+    WITH f AS (SELECT coalesce(sum(x.failures), 0)::bigint AS n, count(*) AS addresses
+                 FROM sb_edge_failures(p_since) x)
+    SELECT f.n, f.addresses,
            (SELECT count(*) FROM sip_ban b WHERE b.lifted_at IS NULL AND b.until > now()),
            (SELECT count(*) FROM sip_ban b WHERE b.banned_at >= p_since),
            (SELECT count(*) FROM outbound_leg l WHERE l.started_at >= p_since
@@ -261,6 +271,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
            (SELECT count(*) FROM ami_event e WHERE e.event_time >= p_since
                AND e.event = 'UserEvent' AND e.fields->>'UserEvent' = 'SBEmergency'
                AND e.fields->>'Step' = 'dial')
+      FROM f
 $$;
 
 -- The 911 calls since p_since, newest first, each with its end when known.
@@ -283,17 +294,11 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
      ORDER BY d.event_time DESC LIMIT 20
 $$;
 
--- Addresses failing to authenticate since p_since, most failures first.
+-- The ten addresses failing most since p_since.
 CREATE FUNCTION sb_edge_failing(p_since timestamptz)
 RETURNS TABLE (address text, failures bigint, last_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-    SELECT split_part(e.fields->>'RemoteAddress', '/', 3), count(*), max(e.event_time)
-      FROM ami_event e
-     WHERE e.event_time >= p_since
-       AND e.event IN ('InvalidAccountID', 'ChallengeResponseFailed', 'InvalidPassword',
-                       'FailedACL', 'UnexpectedAddress', 'RequestBadFormat',
-                       'RequestNotAllowed', 'AuthMethodNotAllowed', 'InvalidTransport')
-     GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10
+    SELECT * FROM sb_edge_failures(p_since) f ORDER BY f.failures DESC, f.address LIMIT 10
 $$;
 
 -- The wall board follows bans as it follows calls.
@@ -312,8 +317,9 @@ REVOKE ALL ON FUNCTION sb_edge_ban(text, text, text, integer, integer),
     sb_agi_outbound_begin(text, text, text, text, integer, integer),
     sb_agi_outbound_end(bigint, text, integer),
     sb_agi_emergency(text, text, text, text, text, text, integer),
-    sb_edge_figures(timestamptz), sb_edge_emergencies(timestamptz),
-    sb_edge_failing(timestamptz), sb_edge_notify() FROM PUBLIC;
+    sb_edge_failures(timestamptz), sb_edge_figures(timestamptz),
+    sb_edge_emergencies(timestamptz), sb_edge_failing(timestamptz), sb_edge_notify()
+    FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION sb_edge_ban(text, text, text, integer, integer),
     sb_edge_unban(text, text, text, text), sb_edge_bans() TO sb_edge;
 GRANT EXECUTE ON FUNCTION sb_agi_outbound_begin(text, text, text, text, integer, integer),
