@@ -43,7 +43,8 @@ test: venv
 	# the fast tier on two workers; then the live tier (one Asterisk, fixed ports)
 	# in one process of its own, where a session lasts for the whole tier
 	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q -n 2 --ignore=tests/live
-	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q tests/live
+	# (exit 5, no test collected: the whole tier skipped itself, saying why)
+	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q -rs tests/live || [ $$? -eq 5 ]
 
 lint: venv
 	$(BIN)/ruff check switchboard ami_listener agi admin figures dialplan_tools web console tests bench

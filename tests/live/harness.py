@@ -20,7 +20,7 @@ import asyncpg
 from agi.validate import with_check_digit
 from switchboard.pgcluster import LocalCluster
 from tests.live import sipp
-from tests.live.node import CLI, LiveNode, asterisk_version, find_asterisk
+from tests.live.node import CLI, LiveNode, asterisk_version, find_asterisk, modules_dir
 from tests.live.tap import Tap
 
 PEPPER = "live-pepper-0123456789abcdefghijklmnopqrstuvwxyz"
@@ -55,6 +55,11 @@ def skip_reason() -> str | None:
                 "of the process-AGI fallback, as on a node)")
     if not re.search(r"(^|[^0-9])22[.-]", asterisk_version(binary)):
         return f"live tier skipped: {binary} is {asterisk_version(binary)!r}, not Asterisk 22"
+    missing = [m for m in ("res_srtp.so", "res_security_log.so")
+               if not (modules_dir(binary) / m).is_file()]
+    if missing:
+        return (f"live tier skipped: {binary} was built without {', '.join(missing)} (the "
+                "phones' SRTP needs libsrtp2 when Asterisk is built)")
     return None
 
 
