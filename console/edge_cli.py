@@ -93,6 +93,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             server_settings=auditlog.session_settings(key)))
         return 0
     if args.action == "unban":
+        address = admin_edge.checked_address(args.address)
+        status = admin_edge.jail_status(args.jail, args.socket)
+        if status is None or address not in status.split():
+            raise admin_edge.EdgeError(f"{address} is not banned by fail2ban's jail "
+                                       f"{args.jail} (switchboard edge status)")
         key = auditlog.settings_key(settings.agi)
         n = asyncio.run(admin_edge.record(
             db.service_url(settings, "edge"), "unban", args.address, jail=args.jail,

@@ -305,3 +305,19 @@ def test_the_doctor_checks_the_edge(tmp_path: Path, db_url: str) -> None:
         assert "Currently banned:" in after[1]
     finally:
         delete_table(edge.nft_table)
+
+
+def test_unban_refuses_an_address_that_is_not_banned(tmp_path: Path, db_url: str) -> None:
+    """Ops lifting a ban that fail2ban does not hold (a typo, or fail2ban down):
+    a clear error, and nothing recorded as lifted."""
+    need("fail2ban-client")
+    env = {**os.environ, **db_env(db_url), "SB_STATE_DIR": str(tmp_path / "state")}
+    out = subprocess.run([str(CLI), "edge", "unban", "127.0.0.77", "--socket",
+                          str(tmp_path / "no.sock")], capture_output=True, text=True,
+                         timeout=60, env=env, check=False)
+    assert out.returncode == 1
+    assert "127.0.0.77 is not banned by fail2ban's jail switchboard-sip" in out.stderr
+    bad = subprocess.run([str(CLI), "edge", "unban", "not-an-address"], capture_output=True,
+                         text=True, timeout=60, env=env, check=False)
+    assert bad.returncode == 1 and "is not an IP address" in bad.stderr
+    assert asyncio.run(rows(db_url, "SELECT 1 FROM audit_log WHERE action = 'sip-unban'")) == []
