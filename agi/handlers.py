@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -354,42 +354,22 @@ async def emergency(channel: Channel, verifier: Verifier, flow: Flow) -> None:
         await _set(channel, SB_E911=outcome)
 
 
+Handler = Callable[[Channel, Verifier, Flow], Awaitable[None]]
+
+# the handlers by script name (``agi://host/verify``): the names in dialplan/
+HANDLERS: dict[str, Handler] = {
+    "verify": verify, "lookup": lookup, "callback": callback, "oob": oob,
+    "oob-confirm": oob_confirm, "outbound": outbound, "outbound-end": outbound_end,
+    "emergency": emergency,
+}
+
+
 def registry(verifier: Verifier, flow: Flow) -> dict[str, Registration]:
-    """Handlers by script name (``agi://host/verify``), each with what the dialplan
-    gets when it fails unexpectedly (fail closed)."""
-    async def run_verify(channel: Channel) -> None:
-        await verify(channel, verifier, flow)
-
-    async def run_lookup(channel: Channel) -> None:
-        await lookup(channel, verifier, flow)
-
-    async def run_callback(channel: Channel) -> None:
-        await callback(channel, verifier, flow)
-
-    async def run_oob(channel: Channel) -> None:
-        await oob(channel, verifier, flow)
-
-    async def run_oob_confirm(channel: Channel) -> None:
-        await oob_confirm(channel, verifier, flow)
-
-    async def run_outbound(channel: Channel) -> None:
-        await outbound(channel, verifier, flow)
-
-    async def run_outbound_end(channel: Channel) -> None:
-        await outbound_end(channel, verifier, flow)
-
-    async def run_emergency(channel: Channel) -> None:
-        await emergency(channel, verifier, flow)
-
-    return {
-        "outbound": Registration(run_outbound, on_error=FAIL_CLOSED["outbound"]),
-        "outbound-end": Registration(run_outbound_end, on_error=FAIL_CLOSED["outbound-end"]),
-        "emergency": Registration(run_emergency, on_error=FAIL_CLOSED["emergency"]),
-        "oob": Registration(run_oob, on_error=FAIL_CLOSED["oob"]),
-        "oob-confirm": Registration(run_oob_confirm, on_error=FAIL_CLOSED["oob-confirm"]),
-        "verify": Registration(run_verify, on_error=FAIL_CLOSED["verify"]),
-        "lookup": Registration(run_lookup, on_error=FAIL_CLOSED["lookup"]),
-        "callback": Registration(run_callback, on_error=FAIL_CLOSED["callback"]),
-    }
-
-
+    """Handlers by script name, each bound to the verifier and the flow, with
+    what the dialplan gets when it fails unexpectedly (fail closed)."""
+    def bound(handler: Handler) -> Callable[[Channel], Awaitable[None]]:
+        async def run(channel: Channel) -> None:
+            await handler(channel, verifier, flow)
+        return run
+    return {name: Registration(bound(handler), on_error=FAIL_CLOSED[name])
+            for name, handler in HANDLERS.items()}

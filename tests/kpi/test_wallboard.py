@@ -6,9 +6,11 @@ the server; and a screenshot is kept in test-artifacts/."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,20 @@ async def shown(page: Page, selector: str, want: str, since: float, seconds: flo
     return time.monotonic() - since
 
 
+@contextlib.asynccontextmanager
+async def board_page(port: int, token: str, width: int, height: int) -> AsyncIterator[Page]:
+    """The wall board in Chromium, logged in with its token and live."""
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": width, "height": height})
+            await page.goto(f"http://127.0.0.1:{port}/?token={token}")
+            await page.wait_for_selector("#status:not(.down)")
+            yield page
+        finally:
+            await browser.close()
+
+
 def test_the_wall_board_shows_recorded_traffic_live(db_url: str, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -95,12 +111,8 @@ def test_the_wall_board_shows_recorded_traffic_live(db_url: str, tmp_path: Path)
         await owner.close()
         board = Board(as_service(db_url, "reports"), config)
         await board.start()
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            try:
-                page = await browser.new_page(viewport={"width": 1600, "height": 900})
-                await page.goto(f"http://127.0.0.1:{port}/?token={TOKEN}")
-                await page.wait_for_selector("#status:not(.down)")
+        try:
+            async with board_page(port, TOKEN, 1600, 900) as page:
                 out["before"] = await text(page, "#status")
 
                 # a caller joins the intake queue and waits
@@ -170,9 +182,8 @@ def test_the_wall_board_shows_recorded_traffic_live(db_url: str, tmp_path: Path)
                                                 timeout=5) as r:
                         return r.status, r.headers.get("Content-Type", "")
                 out["favicon"] = await asyncio.to_thread(favicon)
-            finally:
-                await browser.close()
-                await board.stop()
+        finally:
+            await board.stop()
         return out
 
     out = asyncio.run(main())

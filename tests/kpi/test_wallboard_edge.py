@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from playwright.async_api import async_playwright
 
 from ami_listener.replay import FIXTURES, Capture, Refresher, Segment, ServerOptions
 from switchboard.pgcluster import free_port
-from tests.helpers import ARGS, ARTIFACTS, CHROMIUM, CLI, as_service, db_env, ingest
-from tests.kpi.test_wallboard import committed, shown
+from tests.helpers import ARTIFACTS, CLI, as_service, db_env, ingest
+from tests.kpi.test_wallboard import board_page, committed, shown
 from web.wallboard import Board, BoardConfig
 
 TOKEN = "wallboard-edge-token"
@@ -62,12 +61,8 @@ def test_911_bans_and_refusals_on_the_wall_board(db_url: str, tmp_path: Path) ->
         out: dict[str, Any] = {}
         board = Board(as_service(db_url, "reports"), config)
         await board.start()
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            try:
-                page = await browser.new_page(viewport={"width": 1280, "height": 720})
-                await page.goto(f"http://127.0.0.1:{port}/?token={TOKEN}")
-                await page.wait_for_selector("#status:not(.down)")
+        try:
+            async with board_page(port, TOKEN, 1280, 720) as page:
                 await ingest(db_url, tmp_path, [Segment([(0.0, b"".join(edge_frames()))],
                                                         False)],
                              node="sb-live", options=ServerOptions(speed=None))
@@ -103,9 +98,8 @@ def test_911_bans_and_refusals_on_the_wall_board(db_url: str, tmp_path: Path) ->
                 t = time.monotonic()
                 out["unban_s"] = await shown(page, '#edge [data-k="banned now"]', "0", t, 1.0)
                 out["after"] = await page.locator("#alerts").text_content()
-            finally:
-                await browser.close()
-                await board.stop()
+        finally:
+            await board.stop()
         return out
     out = asyncio.run(main())
     print(f"shown after commit: 911 {out['e911_s']:.3f} s, ban {out['ban_s']:.3f} s, "
