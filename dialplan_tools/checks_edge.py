@@ -21,12 +21,10 @@ from collections.abc import Iterator
 from dialplan_tools.conf import Finding, Item
 from dialplan_tools.edge import (
     Edge,
-    edge_conf_path,
+    edge_from,
     endpoints,
     is_phone,
-    parse_edge,
     phone_in_clear,
-    read_edge_conf,
     transports,
 )
 from dialplan_tools.project import Project, explicit_loads
@@ -40,11 +38,7 @@ def site_globals(p: Project) -> dict[str, Item]:
 
 
 def load_edge(p: Project) -> tuple[Edge | None, list[Finding]]:
-    values, found = read_edge_conf(edge_conf_path(p.tree), "site/edge.conf")
-    if not values and found:
-        return None, found
-    edge, more = parse_edge(values, "site/edge.conf", p.pjsip, site_globals(p))
-    return edge, found + more
+    return edge_from(p.tree, p.pjsip, site_globals(p))
 
 
 def check_edge(p: Project) -> Iterator[Finding]:

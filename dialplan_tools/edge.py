@@ -345,16 +345,24 @@ def edge_conf_path(tree: Path) -> Path:
     return tree / SITE / EDGE_FILE
 
 
-def edge_of_tree(tree: Path) -> tuple[Edge | None, list[Finding]]:
-    """The edge of an assembled configuration (dialplan/ + site/)."""
+def edge_from(tree: Path, pjsip: Conf, globals_: dict[str, Item]
+              ) -> tuple[Edge | None, list[Finding]]:
+    """The edge of an assembled configuration whose pjsip.conf and dialplan
+    globals are parsed already (``dialplan check`` has them)."""
     values, found = read_edge_conf(edge_conf_path(tree), f"{SITE}/{EDGE_FILE}")
     if not values and found:
         return None, found
+    edge, more = parse_edge(values, f"{SITE}/{EDGE_FILE}", pjsip, globals_)
+    return edge, found + more
+
+
+def edge_of_tree(tree: Path) -> tuple[Edge | None, list[Finding]]:
+    """The edge of an assembled configuration (dialplan/ + site/)."""
     pjsip = load_conf(tree / "pjsip.conf", tree)
     extensions = load_conf(tree / "extensions.conf", tree)
-    globals_ = {i.key: i for i in extensions.items if i.section == "globals"}
-    edge, more = parse_edge(values, f"{SITE}/{EDGE_FILE}", pjsip, globals_)
-    return edge, found + pjsip.findings + more
+    edge, found = edge_from(tree, pjsip, {i.key: i for i in extensions.items
+                                          if i.section == "globals"})
+    return edge, pjsip.findings + found
 
 
 def edge_of_site(site_dir: Path, dialplan_dir: Path = DIALPLAN_DIR
