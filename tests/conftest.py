@@ -69,10 +69,12 @@ def pg_cluster() -> Iterator[LocalCluster]:
         finally:
             await conn.close()
         await db.migrate(cluster.app_url().rsplit("/", 1)[0] + f"/{TEMPLATE}")
-    asyncio.run(prepare())
-    yield cluster
-    cluster.destroy()
-    shutil.rmtree(cluster.root.parent, ignore_errors=True)
+    try:
+        asyncio.run(prepare())  # a migration that fails must not leave the cluster running
+        yield cluster
+    finally:
+        cluster.destroy()
+        shutil.rmtree(cluster.root.parent, ignore_errors=True)
 
 
 def fresh_database(cluster: LocalCluster) -> str:
