@@ -24,6 +24,7 @@ from dialplan_tools.conf import (
 )
 from dialplan_tools.model import (
     effective_items,
+    pjsip_objects,
 )
 from dialplan_tools.project import (
     Project,
@@ -35,14 +36,7 @@ from dialplan_tools.project import (
 def endpoints(pjsip: Conf) -> set[str]:
     """Sections of type endpoint, directly or through their templates; a name
     that is re-opened for other types ([2001] endpoint and [2001] aor) counts."""
-    def types(name: str, seen: frozenset[str] = frozenset()) -> set[str]:
-        own = {i.value for i in pjsip.items if i.section == name and i.key == "type"}
-        for parent in pjsip.parents.get(name, ()):
-            if parent not in seen:
-                own |= types(parent, seen | {name})
-        return own
-    return {name for name, (_, _, tpl) in pjsip.sections.items()
-            if not tpl and "endpoint" in types(name)}
+    return {name for name, _, _, _ in pjsip_objects(pjsip, "endpoint")}
 
 
 def check_endpoints(p: Project) -> Iterator[Finding]:
@@ -166,8 +160,7 @@ def check_attestation(p: Project) -> Iterator[Finding]:
 def config_needs(p: Project) -> dict[str, str]:
     """Modules the configuration (not the dialplan) needs, and why."""
     def objects(kind: str) -> list[str]:
-        return [s for s, (_, _, tpl) in p.pjsip.sections.items() if not tpl and any(
-            i.key == "type" and i.value == kind for i in effective_items(p.pjsip, s))]
+        return [name for name, _, _, _ in pjsip_objects(p.pjsip, kind)]
 
     needs: dict[str, str] = {}
     if objects("endpoint"):

@@ -16,7 +16,7 @@ from pathlib import Path
 from string import Template
 
 from dialplan_tools.conf import DIALPLAN_DIR, SITE, Conf, Finding, Item, load_conf
-from dialplan_tools.model import effective_items
+from dialplan_tools.model import pjsip_objects
 from dialplan_tools.tree import assemble
 
 EDGE_DIR = DIALPLAN_DIR / "edge"
@@ -105,10 +105,7 @@ class Edge:
 
 def transports(pjsip: Conf) -> dict[str, Transport]:
     out = {}
-    for name, (_, _, tpl) in pjsip.sections.items():
-        items = effective_items(pjsip, name)
-        if tpl or not any(i.key == "type" and i.value == "transport" for i in items):
-            continue
+    for name, _, _, items in pjsip_objects(pjsip, "transport"):
         by_key = {i.key: i for i in items}
         protocol = by_key["protocol"].value.lower() if "protocol" in by_key else "udp"
         port = None
@@ -120,21 +117,14 @@ def transports(pjsip: Conf) -> dict[str, Transport]:
 
 
 def endpoints(pjsip: Conf) -> dict[str, Endpoint]:
-    out = {}
-    for name, (file, line, tpl) in pjsip.sections.items():
-        items = effective_items(pjsip, name)
-        if not tpl and any(i.key == "type" and i.value == "endpoint" for i in items):
-            out[name] = Endpoint(name, items, file, line)
-    return out
+    return {name: Endpoint(name, items, file, line)
+            for name, file, line, items in pjsip_objects(pjsip, "endpoint")}
 
 
 def identifies(pjsip: Conf) -> dict[str, list[str]]:
     """endpoint -> the addresses its identify sections match."""
     out: dict[str, list[str]] = {}
-    for name, (_, _, tpl) in pjsip.sections.items():
-        items = effective_items(pjsip, name)
-        if tpl or not any(i.key == "type" and i.value == "identify" for i in items):
-            continue
+    for _, _, _, items in pjsip_objects(pjsip, "identify"):
         endpoint = next((i.value for i in reversed(items) if i.key == "endpoint"), "")
         for i in items:
             if i.key == "match":

@@ -34,6 +34,18 @@ def effective_items(conf: Conf, section: str, seen: frozenset[str] = frozenset()
     return out + conf.section_items(section)
 
 
+def pjsip_objects(pjsip: Conf, kind: str) -> Iterator[tuple[str, str, int, list[Item]]]:
+    """The (non-template) sections of ``type = kind``, directly or through their
+    templates, each with where it starts and its options in Asterisk's order; a
+    name re-opened for another type ([2001] endpoint, [2001] aor) counts."""
+    for name, (file, line, tpl) in pjsip.sections.items():
+        if tpl:
+            continue
+        items = effective_items(pjsip, name)
+        if any(i.key == "type" and i.value == kind for i in items):
+            yield name, file, line, items
+
+
 def dialplan_steps(conf: Conf) -> list[Step]:
     """``exten => EXT,PRIO[(label)],App(args)`` and ``same => PRIO[(label)],App(args)``."""
     steps: list[Step] = []
