@@ -38,7 +38,7 @@ from agi.app import make_hasher, run_agi_server
 from ami_listener import reconcile
 from ami_listener.actions import AmiLogin
 from ami_listener.service import run_listener
-from console import doctor, edge_cli
+from console import doctor, edge_cli, front_cli
 from console.demo import run_demo
 from dialplan_tools import deploy, dialcheck
 from figures import report
@@ -387,6 +387,7 @@ def _ops_parsers(sub: Any) -> None:
                            help="show the diff and the actions; touch nothing")
 
     edge_cli.add_parser(sub)
+    front_cli.add_parser(sub)
 
     ag = sub.add_parser("agi", help="the process-AGI fallback on an Asterisk node"
                         ).add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -468,6 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _agi(args, settings)
         if args.command == "edge":
             return edge_cli.run(args, settings)
+        if args.command == "front":
+            return front_cli.run(args)
         if args.command in ("agency", "line", "officer", "agent", "case", "audit",
                             "disposition", "policy"):
             return asyncio.run(_ops(settings, args))

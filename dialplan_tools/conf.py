@@ -13,8 +13,9 @@ from switchboard.resources import data_dir
 DIALPLAN_DIR = data_dir("dialplan")
 LINT_DIR_NAME = "lint"
 SITE = "site"
-# site files the product reads and Asterisk does not (`switchboard edge`)
-PRODUCT_SITE_FILES = frozenset({"edge.conf"})
+# site files the product reads and Asterisk does not (`switchboard edge`,
+# `switchboard front`)
+PRODUCT_SITE_FILES = frozenset({"edge.conf", "cluster.conf"})
 # an #include / #tryinclude line: group 1 the directive's start, group 2 the file
 INCLUDE_RE = re.compile(r'^(\s*#(?:try)?include\s+)"?([^"\s]+)"?', re.M)
 SECRET_KEYS = {"secret", "password", "md5_cred", "auth_password", "pin"}

@@ -33,6 +33,10 @@ files, each reporting ``file:line: CODE: message``:
                 the SIP edge (dialplan_tools/checks_edge.py): phones in clear,
                 certificates, SRTP, who can be the carrier, the firewall's
                 inputs, 911 locations
+    SB-CLUSTER, SB-FRONT
+                a node behind the SIP front (dialplan_tools/checks_cluster.py):
+                site/cluster.conf against the node's own files, the device
+                states shared with the other nodes, ``kamailio -c``
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from dialplan_tools.checks_config import (
     check_site_files_used,
     endpoints,
 )
+from dialplan_tools.checks_cluster import check_cluster
 from dialplan_tools.checks_edge import check_e911, check_edge, check_identify, check_tls
 from dialplan_tools.checks_flow import (
     check_agi,
@@ -93,7 +98,7 @@ CHECKS = (check_modules, check_module_deps, check_once, check_asterisk_conf,
           check_outside_includes, check_site_files_used, check_apps, check_functions,
           check_targets, check_queues, check_agi, check_variables, check_prompts,
           check_endpoints, check_ami, check_secrets, check_attestation, check_edge,
-          check_tls, check_identify, check_e911)
+          check_tls, check_identify, check_e911, check_cluster)
 
 
 
