@@ -68,7 +68,7 @@ def check_cluster(p: Project) -> Iterator[Finding]:
     general = p.manager.section_items("general")
     host = [i for i in general if i.key == "bindaddr"]
     port = [i for i in general if i.key == "port"]
-    ami = (host[-1].value if host else "0.0.0.0", port[-1].value if port else "5038")
+    ami = (host[-1].value if host else "any address", port[-1].value if port else "5038")
     if ami != (me.ami_host, str(me.ami_port)):
         yield Finding(host[-1].file if host else "manager.conf", host[-1].line if host else 1,
                       "SB-CLUSTER", f"AMI is on {ami[0]}:{ami[1]}, but {SHOWN} says this "

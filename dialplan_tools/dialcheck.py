@@ -47,6 +47,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from dialplan_tools.checks_cluster import check_cluster
 from dialplan_tools.checks_config import (
     check_ami,
     check_asterisk_conf,
@@ -60,7 +61,6 @@ from dialplan_tools.checks_config import (
     check_site_files_used,
     endpoints,
 )
-from dialplan_tools.checks_cluster import check_cluster
 from dialplan_tools.checks_edge import check_e911, check_edge, check_identify, check_tls
 from dialplan_tools.checks_flow import (
     check_agi,
