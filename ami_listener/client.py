@@ -69,6 +69,8 @@ class AmiClient:
         # Asterisk said it is stopping (Shutdown, or an action refused "Asterisk is
         # shutting down"): no more Pings on this connection, it is about to close
         self.asterisk_stopping = False
+        # said the node is lost (since the last login): said once per loss
+        self.node_lost_said = False
 
     # -- public ----------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -99,10 +101,29 @@ class AmiClient:
                                                  LastFrame=str(self.last_rx_us or ""))])
             if stop.is_set():
                 break
-            delay = self.backoff.next_delay()
+            delay = self._node_lost_check(self.backoff.next_delay())
             self.log.info("ami_reconnect_scheduled", retry_in_s=round(delay, 2))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
+
+    def _node_lost_check(self, delay: float) -> float:
+        """Between reconnects: once the node has been silent for SB_NODE_LOST_S
+        since its last bytes, say it is lost (once per loss: its calls end as
+        cut, the wall board says it is down).  Returns the delay to wait before
+        the next attempt, shortened so that the moment is not missed."""
+        if self.last_rx_us is None or self.node_lost_said:
+            return delay
+        silent_s = time.time() - self.last_rx_us / 1e6
+        left = self.settings.node_lost_s - silent_s
+        if left > 0:
+            return min(delay, left + 0.01)
+        self.node_lost_said = True
+        self.log.error("ami_node_lost", silent_s=round(silent_s, 2),
+                       hint="Asterisk does not answer: its calls are cut; the front sends "
+                       "new calls to the other nodes")
+        self._spool([synthetic_frame("nodelost", Reason=f"no answer for {silent_s:.1f} s",
+                                     LastFrame=str(self.last_rx_us))])
+        return delay
 
     # -- one connection --------------------------------------------------------
     async def _session(self, stop: asyncio.Event) -> None:
@@ -121,6 +142,7 @@ class AmiClient:
             self.metrics.reconnects.labels(self.node.name).inc()
             self.metrics.connected.labels(self.node.name).set(1)
             self.connected.set()
+            self.node_lost_said = False
             self.log.info("ami_logged_in", session=self.session, banner=self._banner())
             if s.session_filter:
                 await self._session_filter()

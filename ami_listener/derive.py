@@ -113,9 +113,11 @@ class Changes:
     calls: dict[bytes, Call] = field(default_factory=dict)
     intervals: dict[tuple[str, str, bytes], Interval] = field(default_factory=dict)
     gaps: dict[bytes, Gap] = field(default_factory=dict)
+    # the node's state when it changed in this batch: (up | lost, since, reason)
+    node_state: tuple[str, int, str] | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.calls or self.intervals or self.gaps)
+        return bool(self.calls or self.intervals or self.gaps or self.node_state)
 
 
 class Deriver:
@@ -286,6 +288,9 @@ class Deriver:
             self._disconnect_last_rx = min(d.last_rx_us or t, t)
         elif isinstance(d, ev.Connected):
             self._connected(item)
+            self.changes.node_state = ("up", t, "")
+        elif isinstance(d, ev.NodeLost):
+            self._node_lost(d, t)
         elif isinstance(d, ev.QueueEntrySnapshot):
             if self._resync_entries is not None:
                 self._resync_entries.add((d.uniqueid, d.queue))
@@ -297,8 +302,11 @@ class Deriver:
                 known.gap_key = gap_key
                 known.end("unknown", t)
                 self._touch(known)
-            elif known is not None and known.queue == d.queue and known.outcome == "unknown":
+            elif known is not None and known.queue == d.queue and (
+                    known.outcome == "unknown" or (known.outcome == "cut" and (
+                        known.complete_reason or "").endswith(" lost"))):
                 known.outcome, known.ended_at_us = None, None  # still waiting after all
+                known.complete_reason = None
                 self._touch(known)
                 return
             if known is None or known.queue != d.queue or known.ended_at_us is not None:
@@ -339,6 +347,27 @@ class Deriver:
                 call.complete_reason = reason
             self._touch(call)
         self._cut = []
+
+    def _node_lost(self, d: ev.NodeLost, t: int) -> None:
+        """The node is dead (SB_NODE_LOST_S without an answer): every call still
+        open on it is cut now, with a reason that names the node, and its agents
+        are no longer counted.  When the node comes back, its queue_log corrects
+        the times (the outcome stays cut); a call still in its queue then was not
+        lost after all and is open again (QueueStatus)."""
+        at = min(d.last_rx_us or t, t)
+        reason = f"node {self.node} lost"
+        for call in list(self.calls.values()):
+            if call.ended_at_us is None:
+                call.ringing = ()
+                call.outcome = "cut"
+                call.complete_reason = reason
+                call.ended_at_us = max(at, call.entered_at_us)
+                self._touch(call)
+        for key, cur in list(self.members.items()):
+            cur.ended_at_us = max(at, cur.started_at_us)
+            self.changes.intervals[(cur.queue, cur.interface, cur.start_key)] = cur
+            del self.members[key]
+        self.changes.node_state = ("lost", at, d.reason or "no answer")
 
     def _queue_result(self, d: ev.QueueResult, t: int, key: bytes) -> None:
         status = d.status

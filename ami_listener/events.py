@@ -189,6 +189,16 @@ class Disconnected:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeLost:
+    """Synthetic: the node has not answered for SB_NODE_LOST_S since the last
+    bytes it sent (``last_rx_us``): it is taken as dead (issue 23).  Its calls
+    end as ``cut``; the front already sends new calls to the other nodes."""
+
+    reason: str
+    last_rx_us: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Alive:
     """Synthetic: Asterisk answered a Ping (the connection was alive then)."""
 
@@ -204,7 +214,7 @@ class EdgeAlert:
 Domain = (CallerJoin | CallerLeave | CallerAbandon | AgentCalled | AgentConnect | AgentComplete
           | AgentRingNoAnswer | HangupRequest | Hangup | MemberState | MemberRemoved
           | QueueResult | QueueEntrySnapshot | ResyncComplete | Connected | Disconnected
-          | SoftHangup | AsteriskShutdown | Alive | Transfer | EdgeAlert)
+          | SoftHangup | AsteriskShutdown | Alive | NodeLost | Transfer | EdgeAlert)
 
 
 class Item(NamedTuple):

@@ -325,6 +325,10 @@ class FrameNormaliser:
             last = str(values.get("LastFrame", ""))
             domain = ev.Disconnected(str(values.get("Reason", "")),
                                      int(last) if last.isdigit() else None)
+        elif kind == b"nodelost":
+            last = str(values.get("LastFrame", ""))
+            domain = ev.NodeLost(str(values.get("Reason", ""))[:200],
+                                 int(last) if last.isdigit() else None)
         elif kind == b"alive":
             domain = ev.Alive()
         elif kind == b"resync-failed":

@@ -197,6 +197,9 @@ class ServerOptions:
     # Action: Command -> (success, output lines) or None for Asterisk's
     # "Permission denied" (a user without the command class)
     command: Callable[[str], tuple[bool, list[str]]] | None = None
+    # after the last segment, every new connection is dropped at once (a node
+    # that died: issue 23)
+    refuse_after: bool = False
 
 
 @dataclass
@@ -240,6 +243,9 @@ class ReplayServer:
             w.transport.abort()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.options.refuse_after and self._next >= len(self.segments):
+            writer.transport.abort()
+            return
         self.stats.connections += 1
         connection = self.stats.connections
         self._conns.add(writer)

@@ -381,6 +381,13 @@ class Writer:
                 [x.state for x in iv], [x.reason for x in iv],
                 [ts(x.started_at_us) for x in iv], [ts(x.ended_at_us) for x in iv],
                 [x.start_key for x in iv], [x.start_seq for x in iv])
+        if changes.node_state is not None:
+            state, since_us, reason = changes.node_state
+            # a node lost: the wall board says so, and the callers it verified in
+            # full get a callback request (sb_listener_node_state, migration 0025)
+            await conn.execute(Q["node_state"], self.node, state, ts(since_us), reason)
+            if state == "lost":
+                self.log.error("node_lost", node=self.node, since_us=since_us, reason=reason)
 
     async def _checkpoint(self, conn: Conn, last_seq: int) -> None:
         await conn.execute(Q["save_checkpoint"], self.node, self.spool.spool_id, last_seq,

@@ -62,6 +62,9 @@ class ListenerSettings:
     max_skew_s: float
     # the node's lease (a standby listener takes over when it runs out); 0: no lease
     lease_s: float = 3.0
+    # a node silent this long after its connection was lost is taken as dead:
+    # its calls end as cut (issue 23)
+    node_lost_s: float = 10.0
 
     def queue_log(self, node: str) -> Path | None:
         return self.queue_logs.get(node) or self.queue_logs.get("*")
@@ -472,6 +475,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         fsync_interval_s=_float(env, "SB_SPOOL_FSYNC_MS", 200, 0, 60_000) / 1000,
         max_skew_s=_float(env, "SB_MAX_CLOCK_SKEW_S", 86400, 1, 10 * 366 * 86400),
         lease_s=_float(env, "SB_LISTENER_LEASE_S", 3.0, 0, 60),
+        node_lost_s=_float(env, "SB_NODE_LOST_S", 10.0, 0.5, 3600),
     )
     for name in ("SB_DATABASE_URL", *(f"SB_{svc}_DATABASE_URL"
                                       for svc in ("AGI", "LISTENER", "REPORTS", "PANEL"))):

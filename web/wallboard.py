@@ -151,6 +151,7 @@ class Board:
         async with self.pool.acquire() as conn:
             live = [dict(r) for r in await conn.fetch(Q["live_heard"], c.silent_s)]
             silent = [dict(r) for r in await conn.fetch(Q["silent_nodes"], c.silent_s)]
+            nodes = [dict(r) for r in await conn.fetch(Q["node_figures"])]
             split = {r["level"]: r["calls"] for r in await conn.fetch(Q["verify_split"],
                                                                        start)}
             cid = {r["kind"]: r["calls"] for r in await conn.fetch(Q["caller_id_split"],
@@ -210,6 +211,9 @@ class Board:
             "silent_nodes": [{"node": r["node"], "last_seen_at": plain(r["last_seen_at"])}
                              for r in silent],
             "edge": edge,
+            # every node's state (issue 23): a lost node is said plainly
+            "nodes": [{"node": r["node"], "state": r["state"], "since": plain(r["since"]),
+                       "reason": r["reason"], "agents": r["agents"]} for r in nodes],
             "abandoned_total": total.get("abandoned", 0),
             "abandoned_list": [{"at": plain(r["entered_at"]), "queue": r["queue"],
                                 "wait_s": plain(r["wait_s"])} for r in abandoned],

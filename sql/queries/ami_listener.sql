@@ -111,3 +111,9 @@ SELECT EXISTS (SELECT 1 FROM listener_lease
 
 -- name: lease_release
 UPDATE listener_lease SET expires_at = now() WHERE node = $1 AND holder = $2;
+
+-- name: node_state
+-- The node's state (up at login, lost after SB_NODE_LOST_S of silence): the
+-- wall board's, and callback requests for the callers a lost node had verified
+-- in full (sql/migrations/0025_nodes.sql).
+SELECT sb_listener_node_state($1, $2, $3, $4);

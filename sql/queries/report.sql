@@ -76,3 +76,8 @@ SELECT node, phone, place, elin, started_at, ended_at, status FROM sb_edge_emerg
 -- name: edge_failing
 -- Addresses failing to authenticate since $1, most failures first (at most 10).
 SELECT address, failures, last_at FROM sb_edge_failing($1);
+
+-- name: node_figures
+-- Every node the listeners read: up or lost since when, and its agents
+-- (sql/migrations/0025_nodes.sql).
+SELECT node, state, since, reason, agents FROM sb_node_figures();

@@ -118,7 +118,7 @@ def live() -> Iterator[Live]:
            "SB_QUEUE_LOG": str(node.queue_log), "SB_RECONCILE_INTERVAL_S": "2",
            "SB_PING_INTERVAL": "1",
            "SB_PING_TIMEOUT": "1", "SB_BACKOFF_INITIAL": "0.2", "SB_BACKOFF_MAX": "1",
-           "SB_BATCH_DELAY_MS": "20"}
+           "SB_BATCH_DELAY_MS": "20", "SB_NODE_LOST_S": "30"}
     live = Live(node, cluster, db_url, env, tap,
                 Service("agi-server", ["agi-server"], env, root / "agi-server.log"),
                 Service("ami-listener", ["ami-listener"], env, root / "ami-listener.log"),

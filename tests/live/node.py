@@ -36,6 +36,8 @@ AMI_PORT = 5038  # dialplan/manager.conf: AMI is on 127.0.0.1:5038 on every node
 SYSTEMNAME = "sb-live"
 DID = "6155550100"  # NANP fiction range (555-0100..0199), area code 615
 CARRIER_IP = "127.0.0.2"
+FRONT_IP = "127.0.0.12"  # the SIP front (Kamailio) of the two-node scenario
+NODE_B_IP = "127.0.0.11"  # the second node
 PHONE_BASE_IP = 3  # phones on 127.0.0.3, .4, ...
 
 
@@ -134,6 +136,14 @@ class LiveNode:
     # Asterisk verifies Identity headers (res_stir_shaken was built: it needs
     # libjwt >= 1.15.3); the test CA, SP certificate and key are under root/stir
     stir: bool = False
+    # a second node (issue 23): its own loopback address for SIP and AMI, its own
+    # name and entity id (two Asterisks on one host would share the MAC's)
+    host: str = "127.0.0.1"
+    systemname: str = SYSTEMNAME
+    entityid: str = "02:00:00:00:00:0a"
+    # the nodes behind the front: site/cluster.conf and site/peers.conf
+    cluster: str = ""
+    peers: str = ""
 
     def __post_init__(self) -> None:
         # Asterisk's folders (site/node.conf's [directories]), all under root
@@ -192,17 +202,18 @@ class LiveNode:
     def _site(self) -> None:
         s, sec = self.site_src, self.secrets
         (s / "node.conf").write_text(
-            f"; live test node\nsystemname = {SYSTEMNAME}\n\n[directories]\n"
+            f"; live test node\nsystemname = {self.systemname}\nentityid = {self.entityid}\n"
+            "\n[directories]\n"
             + "".join(f"{key} => {folder}\n" for key, folder in self.folders.items()))
         # the carrier on UDP behind the firewall (site/edge.conf carrier_link),
         # the SIPp phones in clear (named legacy phones), pjsua over TLS
         (s / "transports.conf").write_text(
             "[transport-carrier]\ntype = transport\nprotocol = udp\n"
-            f"bind = 127.0.0.1:{self.sip_port}\n\n"
+            f"bind = {self.host}:{self.sip_port}\n\n"
             "[transport-clear]\ntype = transport\nprotocol = udp\n"
-            f"bind = 127.0.0.1:{self.clear_port}\n\n"
+            f"bind = {self.host}:{self.clear_port}\n\n"
             "[transport-tls]\ntype = transport\nprotocol = tls\n"
-            f"bind = 127.0.0.1:{self.tls_port}\n"
+            f"bind = {self.host}:{self.tls_port}\n"
             f"cert_file = {self.tls_dir / 'sip.crt'}\npriv_key_file = {self.tls_dir / 'sip.key'}\n"
             "method = tlsv1_2\n")
         (s / "edge.conf").write_text(
@@ -218,12 +229,20 @@ class LiveNode:
             "dtmf_mode = info\n"
             + ("stir_shaken_profile = sb-carrier-verify\n" if self.stir else "") + "\n"
             f"[carrier](sb-carrier-aor)\ncontact = sip:{CARRIER_IP}:5060\n\n"
-            f"[carrier-identify](sb-carrier-identify)\nmatch = {CARRIER_IP}\n")
+            f"[carrier-identify](sb-carrier-identify)\nmatch = {CARRIER_IP}, {FRONT_IP}\n")
+        # the nodes share their phones' device states (issue 23): loaded on every
+        # node, idle until site/peers.conf names another node
+        loads = ["res_pjsip_outbound_publish.so", "res_pjsip_publish_asterisk.so"]
+        if self.stir:
+            loads += list(STIR_LOADS)
+        (s / "modules.conf").write_text("".join(f"load = {m}\n" for m in loads))
+        self.write_cluster()
+        if self.host != "127.0.0.1":
+            (s / "manager-bind.conf").write_text(f"bindaddr = {self.host}\n")
         if self.stir:
             # the Identity path: Asterisk verifies, never rejects (the verdict goes
             # to the verify handler); the test CA alone is trusted, the x5u may be
             # http on a loopback port
-            (s / "modules.conf").write_text("".join(f"load = {m}\n" for m in STIR_LOADS))
             (self.root / "stir" / "cache").mkdir(exist_ok=True)
             (s / "stir_shaken.conf").write_text(
                 "[attestation]\ntype = attestation\nglobal_disable = yes\n\n"
@@ -267,8 +286,17 @@ class LiveNode:
         for f in sec.iterdir():
             f.chmod(0o600)
 
+    def write_cluster(self) -> None:
+        """site/cluster.conf and site/peers.conf (empty: one node, no front)."""
+        for name, text in (("cluster.conf", self.cluster), ("peers.conf", self.peers)):
+            path = self.site_src / name
+            if text:
+                path.write_text(text)
+            elif path.exists():
+                path.unlink()
+
     def ops_env(self) -> dict[str, str]:
-        return {"SB_AMI_OPS_ADDR": f"127.0.0.1:{AMI_PORT}", "SB_AMI_OPS_USER": "ops",
+        return {"SB_AMI_OPS_ADDR": f"{self.host}:{AMI_PORT}", "SB_AMI_OPS_USER": "ops",
                 "SB_AMI_OPS_SECRET": self.ami_secret}
 
     def switchboard(self, *args: str, env: dict[str, str] | None = None,
@@ -280,7 +308,7 @@ class LiveNode:
     # -- running Asterisk -----------------------------------------------------------
     def start(self, timeout: float = 60) -> None:
         """Start in the foreground (a child of this process), wait until fully booted."""
-        if not port_free(AMI_PORT):
+        if self.host == "127.0.0.1" and not port_free(AMI_PORT):
             raise RuntimeError(f"127.0.0.1:{AMI_PORT} is taken (another Asterisk?): the "
                                f"live tier needs it for AMI")
         out = self.console_log.open("ab")

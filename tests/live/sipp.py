@@ -106,8 +106,8 @@ class Caller:
                  '<recv response="183" optional="true" response_txn="invite"/>',
                  '<recv response="200" rrs="true" response_txn="invite"/>',
                  '<send ack_txn="invite">' + _msg(
-                     f"ACK {uri} SIP/2.0\n"
-                     "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+                     f"ACK [next_url] SIP/2.0\n"
+                     "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n[routes]\n"
                      f"From: {frm}\nTo: {to}[peer_tag_param]\nCSeq: 1 ACK\n{common}\n"
                      "Content-Length: 0") + "</send>"]
         cseq = 2
@@ -118,8 +118,8 @@ class Caller:
                 first = False
                 parts.append(f'<pause milliseconds="{gap}"/>')
                 parts.append('<send retrans="500">' + _msg(
-                    f"INFO {uri} SIP/2.0\n"
-                    "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+                    f"INFO [next_url] SIP/2.0\n"
+                    "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n[routes]\n"
                     f"From: {frm}\nTo: {to}[peer_tag_param]\nCSeq: {cseq} INFO\n{common}\n"
                     "Content-Type: application/dtmf-relay\nContent-Length: [len]\n\n"
                     f"Signal={d}\nDuration=100") + "</send>")
@@ -131,8 +131,8 @@ class Caller:
                       "[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0") + "</send>",
                   '<label id="hangup"/>',
                   '<send retrans="500">' + _msg(
-                      f"BYE {uri} SIP/2.0\n"
-                      "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
+                      f"BYE [next_url] SIP/2.0\n"
+                      "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n[routes]\n"
                       f"From: {frm}\nTo: {to}[peer_tag_param]\nCSeq: {cseq} BYE\n{common}\n"
                       "Content-Length: 0") + "</send>",
                   '<recv response="200" timeout="8000"/>',

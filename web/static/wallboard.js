@@ -94,6 +94,7 @@ function alerts() {  // re-run every second: waits grow between snapshots
     if (card) card.classList.toggle("alert", !!on);
     if (on) out.push(`${q.queue}: a caller has waited ${secs(lw)} (alert at ${secs(t.wait_alert_s)})`);
   }
+  for (const n of snap.nodes || []) if (n.state === "lost") out.push(`NODE ${n.node} IS DOWN since ${new Date(n.since).toLocaleTimeString()} (${n.reason || "no answer"}): its calls were cut, new calls go to the other nodes, its agents are not counted`);
   for (const n of snap.silent_nodes || []) out.push(`node ${n.node}: nothing heard since ${n.last_seen_at ? new Date(n.last_seen_at).toLocaleTimeString() : "ever"}; its agents are not counted`);
   const cb = snap.callbacks_stale || {n: 0};
   if (cb.n) out.push(`${cb.n} callback request${cb.n > 1 ? "s" : ""} not started within ${cb.threshold_min} min`);
