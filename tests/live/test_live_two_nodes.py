@@ -278,7 +278,7 @@ def test_a_node_killed_mid_burst(live: Live, pair: Pair) -> None:
         cut = asyncio.run(live.fetch(
             "SELECT uniqueid, outcome, complete_reason FROM queue_call WHERE node = $1"
             " AND entered_at >= to_timestamp($2)", SYSTEMNAME, since))
-        if cut and all(r["outcome"] == "cut" for r in cut) or time.monotonic() > deadline:
+        if (cut and all(r["outcome"] == "cut" for r in cut)) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     assert cut and all(r["outcome"] == "cut" and r["complete_reason"] == f"node {SYSTEMNAME}"
