@@ -108,6 +108,21 @@ class Gap:
     backfilled: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """An agent logged in, out, paused or unpaused on this node (the desk
+    phone's feature code, the panel, or the sync from another node): the
+    state every node converges to (ami_listener/presence.py)."""
+
+    queue: str
+    interface: str
+    member_name: str | None
+    logged_in: bool
+    paused: bool
+    reason: str | None
+    at_us: int
+
+
 @dataclass
 class Changes:
     calls: dict[bytes, Call] = field(default_factory=dict)
@@ -115,9 +130,12 @@ class Changes:
     gaps: dict[bytes, Gap] = field(default_factory=dict)
     # the node's state when it changed in this batch: (up | lost, since, reason)
     node_state: tuple[str, int, str] | None = None
+    # agents' own logins, logouts and pauses on this node, for every node
+    presence: list[Presence] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.calls or self.intervals or self.gaps or self.node_state)
+        return bool(self.calls or self.intervals or self.gaps or self.node_state
+                    or self.presence)
 
 
 class Deriver:
@@ -132,6 +150,8 @@ class Deriver:
         self._disconnect_reason: str | None = None
         self._disconnect_last_rx: int | None = None
         self._cut: list[Call] = []  # cut since the last Shutdown event
+        # the members are known as Asterisk has them (QueueStatus since the login)
+        self.synced = False
         # talking across a gap, their agent in a call at the resync: by interface
         self._talking_after_gap: dict[str, Call] = {}
         self._resync_gap: Gap | None = None
@@ -275,9 +295,14 @@ class Deriver:
             self._queue_result(d, t, item.key)
         elif isinstance(d, ev.MemberState):
             self._observe(d, t, item.key, item.seq)
+            if d.change is not None and not d.snapshot:
+                self.changes.presence.append(Presence(d.queue, d.interface, d.member_name,
+                                                      True, d.paused, d.reason, t))
             if d.snapshot:
                 self._resync_members[(d.queue, d.interface)] = d.in_call
         elif isinstance(d, ev.MemberRemoved):
+            self.changes.presence.append(Presence(d.queue, d.interface, None, False, False,
+                                                  None, t))
             cur = self.members.pop((d.queue, d.interface), None)
             if cur is not None:
                 cur.ended_at_us = max(t, cur.started_at_us)
@@ -287,9 +312,11 @@ class Deriver:
             # the last bytes before the loss, or the moment it was noticed
             self._disconnect_last_rx = min(d.last_rx_us or t, t)
         elif isinstance(d, ev.Connected):
+            self.synced = False
             self._connected(item)
             self.changes.node_state = ("up", t, "")
         elif isinstance(d, ev.NodeLost):
+            self.synced = False
             self._node_lost(d, t)
         elif isinstance(d, ev.QueueEntrySnapshot):
             if self._resync_entries is not None:
@@ -319,6 +346,7 @@ class Deriver:
                 self._touch(call)
         elif isinstance(d, ev.ResyncComplete):
             self._reconcile(d.complete, t)
+            self.synced = d.complete
 
     def _agent_moved_on(self, interface: str, uniqueid: str, t: int) -> None:
         """An agent answers another call: the call it was talking to across a gap

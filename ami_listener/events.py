@@ -137,6 +137,9 @@ class MemberState:
     reason: str | None
     in_call: bool
     snapshot: bool = False
+    # an agent's own change, shared with every node (issue 23): "added"
+    # (QueueMemberAdded) or "pause" (QueueMemberPause); None for a state report
+    change: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

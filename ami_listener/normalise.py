@@ -7,6 +7,7 @@ Unknown or unneeded events are dropped here and counted by name.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections import Counter
@@ -243,6 +244,16 @@ def _member(m: Message, *, snapshot: bool = False) -> ev.Domain | None:
                           reason or None, m.get("InCall") == "1", snapshot)
 
 
+def _member_added(m: Message) -> ev.Domain | None:
+    d = _member(m)
+    return dataclasses.replace(d, change="added") if isinstance(d, ev.MemberState) else d
+
+
+def _member_pause(m: Message) -> ev.Domain | None:
+    d = _member(m)
+    return dataclasses.replace(d, change="pause") if isinstance(d, ev.MemberState) else d
+
+
 def _member_removed(m: Message) -> ev.Domain | None:
     queue, interface = text(m.get("Queue")), text(m.get("Interface"))
     return ev.MemberRemoved(queue, interface) if queue and interface else None
@@ -291,8 +302,8 @@ DISPATCH: dict[str, Normaliser] = {
     "Shutdown": _shutdown,
     "BlindTransfer": _blind_transfer,
     "QueueMemberStatus": _member,
-    "QueueMemberPause": _member,
-    "QueueMemberAdded": _member,
+    "QueueMemberPause": _member_pause,
+    "QueueMemberAdded": _member_added,
     "QueueMemberRemoved": _member_removed,
     "UserEvent": _user_event,
     **dict.fromkeys(SECURITY_EVENTS, _security),

@@ -181,6 +181,12 @@ class Refresher:
         return out
 
 
+# Asterisk 22's answers to the queue member actions (app_queue.c)
+MEMBER_ACTIONS = {"queueadd": b"Added interface to queue",
+                  "queueremove": b"Removed interface from queue",
+                  "queuepause": b"Interface paused successfully"}
+
+
 @dataclass
 class ServerOptions:
     username: str = "listener"
@@ -209,6 +215,8 @@ class ServerStats:
     bytes_sent: int = 0
     pings: int = 0
     actions: list[str] = field(default_factory=list)
+    # QueueAdd, QueueRemove, QueuePause as sent (their headers)
+    member_actions: list[dict[str, str]] = field(default_factory=list)
     segments_done: int = 0
 
 
@@ -325,6 +333,11 @@ class ReplayServer:
                         else:
                             await reply(head % b"Error" + b"Message: " + "; ".join(lines)
                                         .encode() + b"\r\n\r\n")
+                    elif name in MEMBER_ACTIONS:
+                        self.stats.member_actions.append(
+                            {k: str(v) for k, v in msg.fields.items() if k != "ActionID"})
+                        await reply(head % b"Success" + b"Message: " + MEMBER_ACTIONS[name]
+                                    + b"\r\n\r\n")
                     elif name == "logoff":
                         await reply(head % b"Goodbye"
                                     + b"Message: Thanks for all the fish.\r\n\r\n")

@@ -19,6 +19,7 @@ from ami_listener.client import AmiClient
 from ami_listener.framing import parser_name
 from ami_listener.metrics import Metrics
 from ami_listener.normalise import FrameNormaliser
+from ami_listener.presence import PresenceSync
 from ami_listener.spool import Spool
 from ami_listener.writer import Backoff, LeaseLost, Writer
 from switchboard import log
@@ -63,6 +64,7 @@ class Listener:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.lease_lost = asyncio.Event()
         self.held: set[str] = set()
+        self.presence: PresenceSync | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -91,6 +93,10 @@ class Listener:
         if s.lease_s > 0:
             self._tasks.append(asyncio.ensure_future(self._keep_leases()))
         self._tasks.append(asyncio.ensure_future(self._fsync_ticker()))
+        if s.agent_sync:
+            # the pipelines list grows when a standby takes a node over
+            self.presence = PresenceSync(self.database_url, self.pipelines)
+            self._readers.append(asyncio.ensure_future(self.presence.run(self.stop_reading)))
         self.log.info("listener_started", nodes=[p.client.node.name for p in self.pipelines],
                       frame_parser=parser_name())
 

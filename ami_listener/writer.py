@@ -381,6 +381,12 @@ class Writer:
                 [x.state for x in iv], [x.reason for x in iv],
                 [ts(x.started_at_us) for x in iv], [ts(x.ended_at_us) for x in iv],
                 [x.start_key for x in iv], [x.start_seq for x in iv])
+        if changes.presence:
+            pr = changes.presence
+            await conn.execute(Q["presence"], self.node, [p.queue for p in pr],
+                               [p.interface for p in pr], [p.member_name for p in pr],
+                               [p.logged_in for p in pr], [p.paused for p in pr],
+                               [p.reason for p in pr], [ts(p.at_us) for p in pr])
         if changes.node_state is not None:
             state, since_us, reason = changes.node_state
             # a node lost: the wall board says so, and the callers it verified in

@@ -40,7 +40,7 @@ from ami_listener.actions import AmiLogin
 from ami_listener.service import run_listener
 from console import doctor, edge_cli, front_cli
 from console.demo import run_demo
-from dialplan_tools import deploy, dialcheck
+from dialplan_tools import deploy, dialcheck, rollout
 from figures import report
 from figures.summary import print_summary
 from switchboard import __version__, auditlog, db, log, loop
@@ -383,6 +383,11 @@ def _ops_parsers(sub: Any) -> None:
                            help="Asterisk is stopped (a new node): write the files only; "
                            "then start Asterisk and run 'switchboard dialplan confirm'")
         if action != "confirm":
+            a.add_argument("--node", action="append", default=[], metavar="NAME:CONFDIR:SITE",
+                           help=f"a rolling {action} over several nodes, one at a time in the "
+                           "order given, each confirmed before the next; the first refusal "
+                           "stops it (docs/ops.md \"Nodes behind the front\"). The node's AMI "
+                           "address is its ami in SITE/cluster.conf")
             a.add_argument("--dry-run", action="store_true",
                            help="show the diff and the actions; touch nothing")
 
@@ -658,6 +663,17 @@ def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _dialplan(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action in ("deploy", "rollback") and args.node:
+        if args.dry_run:
+            raise ConfigError("--dry-run with --node: dry-run each node on its own")
+        host, port, user, secret = parse_ami_ops(os.environ)
+        url = None
+        with contextlib.suppress(ConfigError, ClusterError, db.MigrationError):
+            url = db.database_url(settings)
+        targets = rollout.node_targets(args.node, deploy.AmiOps(host, port, user, secret))
+        source = Path(getattr(args, "dir", None) or dialcheck.DIALPLAN_DIR)
+        return asyncio.run(rollout.rollout(source, targets, undo=args.action == "rollback",
+                                           database_url=url))
     if args.action in ("deploy", "rollback", "confirm"):
         confdir = Path(args.confdir).absolute()
         if not confdir.is_dir():

@@ -61,11 +61,14 @@ def render_peers(cluster: Cluster, node: str) -> str:
     if cluster.node(node) is None:
         raise ConfigError(f"{node} is not a node of the cluster "
                           f"({', '.join(n.name for n in cluster.nodes)})")
+    # each node publishes to a peer as itself (the request's user is the
+    # resource the peer's inbound-publication and asterisk-publication are named
+    # after), and accepts the peer's publications under the peer's name
     out = [f"; site/peers.conf of {node}: rendered by `switchboard front peers`\n"]
     for p in cluster.peers(node):
         out.append(f"[{p.name}](sb-node)\n\n[{p.name}](sb-node-identify)\n"
                    f"endpoint = {p.name}\nmatch = {p.sip_host}\n\n"
-                   f"[{p.name}](sb-node-publish)\nserver_uri = sip:{p.name}@{p.sip_host}:"
+                   f"[{p.name}](sb-node-publish)\nserver_uri = sip:{node}@{p.sip_host}:"
                    f"{p.sip_port}\n\n[{p.name}](sb-node-inbound)\nendpoint = {p.name}\n"
                    f"event_asterisk-devicestate = {p.name}\n\n"
                    f"[{p.name}](sb-node-state)\ndevicestate_publish = {p.name}\n\n")

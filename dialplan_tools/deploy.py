@@ -313,9 +313,23 @@ async def confirm_live(ami: AmiCommands, confdir: Path, say: Any, *,
         + ", ".join(f"{q} {s}" for q, s in want.queues.items()) + ")")
 
 
+# pjsip.conf objects that their own modules load (res_pjsip's reload leaves them
+# as they were): the nodes' shared device states (issue 23)
+PJSIP_OWN_RELOADS = ("res_pjsip_outbound_publish.so", "res_pjsip_publish_asterisk.so")
+
+
+def with_pjsip_modules(reloads: list[str], confdir: Path) -> list[str]:
+    """``reloads`` plus, after a reload of res_pjsip, the reload of each module in
+    PJSIP_OWN_RELOADS that the node loads."""
+    if "module reload res_pjsip.so" not in reloads:
+        return reloads
+    loaded = expected(confdir).modules
+    return reloads + [f"module reload {m}" for m in PJSIP_OWN_RELOADS if m in loaded]
+
+
 async def reload_and_confirm(ami: AmiCommands, reloads: list[str], confdir: Path,
                              say: Any, *, pending_restart: Iterable[str] = ()) -> None:
-    for cmd in reloads:
+    for cmd in with_pjsip_modules(reloads, confdir):
         out = await ami.command(cmd)
         say(f"  {cmd}: {' / '.join(out) or 'ok'}")
         if cmd == "dialplan reload" and not any("Dialplan reloaded" in x for x in out):

@@ -65,6 +65,9 @@ class ListenerSettings:
     # a node silent this long after its connection was lost is taken as dead:
     # its calls end as cut (issue 23)
     node_lost_s: float = 10.0
+    # make this listener's nodes follow every agent's login, logout and pause
+    # made on any node (ami_listener/presence.py)
+    agent_sync: bool = True
 
     def queue_log(self, node: str) -> Path | None:
         return self.queue_logs.get(node) or self.queue_logs.get("*")
@@ -476,6 +479,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         max_skew_s=_float(env, "SB_MAX_CLOCK_SKEW_S", 86400, 1, 10 * 366 * 86400),
         lease_s=_float(env, "SB_LISTENER_LEASE_S", 3.0, 0, 60),
         node_lost_s=_float(env, "SB_NODE_LOST_S", 10.0, 0.5, 3600),
+        agent_sync=_bool(env, "SB_AGENT_SYNC", True),
     )
     for name in ("SB_DATABASE_URL", *(f"SB_{svc}_DATABASE_URL"
                                       for svc in ("AGI", "LISTENER", "REPORTS", "PANEL"))):

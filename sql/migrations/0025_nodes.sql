@@ -87,3 +87,80 @@ BEGIN
         EXECUTE 'GRANT EXECUTE ON FUNCTION sb_agents_logged_in() TO sb_reports';
     END IF;
 END $$;
+
+-- Agents on every node: an agent's login, logout and pause (a feature code on
+-- the desk phone, or the panel) made on one node is the state every node
+-- follows.  The listener of the node where it happened records it (from
+-- QueueMemberAdded, QueueMemberRemoved, QueueMemberPause, never from a state
+-- report or a QueueStatus list); every listener applies it to its own node
+-- (QueueAdd, QueueRemove, QueuePause), at once on NOTIFY sb_presence and again
+-- after each login.  A node that applies it reports the same state back, which
+-- changes nothing and notifies nobody.  Newer changes win (by Asterisk's event
+-- time).
+CREATE TABLE agent_presence (
+    queue       text NOT NULL CHECK (length(queue) BETWEEN 1 AND 80),
+    interface   text NOT NULL CHECK (interface ~ '^[A-Za-z]{2,10}/[A-Za-z0-9_.@-]{1,80}$'),
+    member_name text CHECK (length(member_name) <= 80),
+    logged_in   boolean NOT NULL,
+    paused      boolean NOT NULL,
+    reason      text CHECK (length(reason) <= 80),
+    at          timestamptz NOT NULL,
+    node        text NOT NULL CHECK (length(node) BETWEEN 1 AND 80),
+    PRIMARY KEY (queue, interface)
+);
+
+CREATE FUNCTION sb_listener_presence(p_node text, p_queue text[], p_interface text[],
+                                     p_name text[], p_logged_in boolean[], p_paused boolean[],
+                                     p_reason text[], p_at timestamptz[])
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    v_changed integer := 0;
+    n integer;
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_queue, 1), 0) LOOP
+        CONTINUE WHEN p_interface[i] !~ '^[A-Za-z]{2,10}/[A-Za-z0-9_.@-]{1,80}$'
+                   OR length(p_queue[i]) NOT BETWEEN 1 AND 80;
+        INSERT INTO agent_presence AS a (queue, interface, member_name, logged_in, paused,
+                                         reason, at, node)
+        VALUES (p_queue[i], p_interface[i], left(p_name[i], 80), p_logged_in[i],
+                p_logged_in[i] AND p_paused[i],
+                CASE WHEN p_logged_in[i] AND p_paused[i] THEN left(p_reason[i], 80) END,
+                p_at[i], left(p_node, 80))
+        ON CONFLICT (queue, interface) DO UPDATE
+            SET member_name = coalesce(EXCLUDED.member_name, a.member_name),
+                logged_in = EXCLUDED.logged_in, paused = EXCLUDED.paused,
+                reason = EXCLUDED.reason, at = EXCLUDED.at, node = EXCLUDED.node
+            WHERE EXCLUDED.at >= a.at
+              AND (a.logged_in, a.paused, coalesce(a.reason, ''))
+                  IS DISTINCT FROM (EXCLUDED.logged_in, EXCLUDED.paused,
+                                    coalesce(EXCLUDED.reason, ''));
+        GET DIAGNOSTICS n = ROW_COUNT;
+        v_changed := v_changed + n;
+    END LOOP;
+    IF v_changed > 0 THEN
+        PERFORM pg_notify('sb_presence', left(p_node, 80));
+    END IF;
+    RETURN v_changed;
+END $$;
+
+CREATE FUNCTION sb_listener_presence_wanted()
+RETURNS SETOF agent_presence
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT * FROM agent_presence ORDER BY interface, queue
+$$;
+
+REVOKE ALL ON agent_presence FROM PUBLIC;
+REVOKE ALL ON FUNCTION sb_listener_presence(text, text[], text[], text[], boolean[],
+                                            boolean[], text[], timestamptz[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sb_listener_presence_wanted() FROM PUBLIC;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sb_listener') THEN
+        EXECUTE 'GRANT EXECUTE ON FUNCTION sb_listener_presence(text, text[], text[], '
+                'text[], boolean[], boolean[], text[], timestamptz[]) TO sb_listener';
+        EXECUTE 'GRANT EXECUTE ON FUNCTION sb_listener_presence_wanted() TO sb_listener';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sb_reports') THEN
+        EXECUTE 'GRANT SELECT ON agent_presence TO sb_reports';
+    END IF;
+END $$;

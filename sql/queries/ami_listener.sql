@@ -117,3 +117,13 @@ UPDATE listener_lease SET expires_at = now() WHERE node = $1 AND holder = $2;
 -- wall board's, and callback requests for the callers a lost node had verified
 -- in full (sql/migrations/0025_nodes.sql).
 SELECT sb_listener_node_state($1, $2, $3, $4);
+
+-- name: presence
+-- Agents' own logins, logouts and pauses seen on this node, which every node
+-- follows (sql/migrations/0025_nodes.sql, ami_listener/presence.py).
+SELECT sb_listener_presence($1, $2, $3, $4, $5, $6, $7, $8);
+
+-- name: presence_wanted
+-- What every node should have: each agent's membership and pause.
+SELECT queue, interface, member_name, logged_in, paused, reason, at, node
+  FROM sb_listener_presence_wanted();

@@ -189,14 +189,6 @@ def _place(live: Live, target: str, callers: list[sipp.Caller], tag: str) -> lis
     return procs
 
 
-def _agents_on(live: Live, node: LiveNode, target: str) -> None:
-    members = {m for line in node.rx("queue show intake").splitlines()
-               for m in re.findall(r"\((PJSIP/\d+)\)", line)}
-    for i in AGENTS:
-        if f"PJSIP/{node.clear_phones[i].name}" not in members:
-            assert asyncio.run(_feature(live, node, target, i, "*11")) == 0
-
-
 def test_the_front_spreads_calls_over_both_nodes(live: Live, pair: Pair) -> None:
     """Eight callers through the front: each node answers about half."""
     since = time.time()
@@ -215,6 +207,100 @@ def test_the_front_spreads_calls_over_both_nodes(live: Live, pair: Pair) -> None
     assert min(len(on_a), len(on_b)) >= 3, (len(on_a), len(on_b))
 
 
+def _members(node: LiveNode) -> dict[str, str]:
+    out = {}
+    for line in node.rx("queue show intake").splitlines():
+        m = re.search(r"\((PJSIP/\d+)\)(.*)$", line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def _until(what: str, check: Any, timeout_s: float = 10) -> float:
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < timeout_s, what
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
+def test_agents_on_every_node(live: Live, pair: Pair) -> None:
+    """A login, a pause and a logout from the desk phone on one node take effect
+    on the other (the listeners apply agent_presence); an agent talking on A is
+    in use on B (the nodes share the phones' device states)."""
+    a, b = pair.a, pair.b
+    b_target = f"{NODE_B_IP}:{b.clear_port}"
+    agent = f"PJSIP/{a.clear_phones[2].name}"
+    asyncio.run(live.agents([0, 2]))  # *11 on A (and *12 for the others)
+    took = _until("the login on A never reached B", lambda: agent in _members(b))
+    print(f"login on A applied on B after {took:.2f} s")
+    assert asyncio.run(_feature(live, b, b_target, 2, "*21")) == 0  # lunch, on B
+    took = _until("the pause on B never reached A",
+                  lambda: "paused" in _members(a).get(agent, ""))
+    print(f"pause on B applied on A after {took:.2f} s")
+    assert "lunch" in _members(a)[agent].lower()
+    assert asyncio.run(_feature(live, a, live.phone_target, 2, "*12")) == 0  # log out, on A
+    _until("the logout on A never reached B", lambda: agent not in _members(b))
+    # agent 2001 takes a call on A: B sees the phone in use and offers it nothing
+    talker = f"PJSIP/{a.clear_phones[0].name}"
+    since = time.time()
+    number = live.unregistered_number()
+    procs = _place(live, live.target, [caller(number, "1001", patience_ms=40_000)], "inuse")
+    _until("the agent never answered on A", lambda: "(in call)" in _members(a).get(talker, ""),
+           40)
+    # B's own registration of the phone is idle; the state A published makes it
+    # in use there (Asterisk aggregates the nodes' states of one device)
+    took = _until("B never saw the phone in use", lambda: "(In use)" in _members(b)
+                  .get(talker, ""), 3)
+    print(f"on B while talking on A ({took:.2f} s): {talker}{_members(b).get(talker, '')}")
+    assert "(Not in use)" not in _members(b).get(talker, "")
+
+    async def wait() -> None:
+        await asyncio.gather(*(p.wait(60) for p in procs))
+    asyncio.run(wait())
+    del since
+
+
+def test_rolling_deploy_stops_at_the_node_that_refuses(live: Live, pair: Pair) -> None:
+    """``dialplan deploy --node A --node B``: A gets the new files and is
+    confirmed; B refuses (its site breaks a check) and keeps the old ones; the
+    audit row says which is which.  Fixed, the rollout completes; ``rollback
+    --node A --node B`` puts the previous files back on both."""
+    a, b = pair.a, pair.b
+    nodes = ["--node", f"{SYSTEMNAME}:{a.etc}:{a.site_src}",
+             "--node", f"{NODE_B}:{b.etc}:{b.site_src}"]
+    env = {**live.env, "SB_AMI_OPS_USER": "ops", "SB_AMI_OPS_SECRET": a.ami_secret}
+    marker = "; rolled out\n"
+    for n in (a, b):
+        (n.site_src / "dids.conf").write_text((n.site_src / "dids.conf").read_text() + marker)
+    globals_b = (b.site_src / "globals.conf").read_text()
+    (b.site_src / "globals.conf").write_text(globals_b.replace(
+        "CARRIER_UNPROVEN=unattested", "CARRIER_UNPROVEN=maybe"))
+    r = a.switchboard("dialplan", "deploy", *nodes, env=env)
+    print(r.stdout[-1500:], r.stderr[-500:])
+    assert r.returncode == 1
+    assert (f"deploy: new files: {SYSTEMNAME}; refused: {NODE_B}; old files: {NODE_B}"
+            in r.stdout)
+    assert marker in (a.etc / "site" / "dids.conf").read_text()
+    assert marker not in (b.etc / "site" / "dids.conf").read_text()
+    audit = asyncio.run(live.fetch("SELECT result, detail FROM audit_log WHERE action ="
+                                   " 'dialplan-rollout' ORDER BY at DESC LIMIT 1"))
+    assert audit[0]["result"] == "stopped" and f"refused: {NODE_B}" in audit[0]["detail"]
+    (b.site_src / "globals.conf").write_text(globals_b)
+    r = a.switchboard("dialplan", "deploy", *nodes, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"new files: {SYSTEMNAME},{NODE_B}; refused: -; old files: -" in r.stdout
+    assert marker in (b.etc / "site" / "dids.conf").read_text()
+    r = a.switchboard("dialplan", "rollback", *nodes, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for n in (a, b):
+        assert marker not in (n.etc / "site" / "dids.conf").read_text()
+        (n.site_src / "dids.conf").write_text(
+            (n.site_src / "dids.conf").read_text().replace(marker, ""))
+    # both nodes still take calls through the front
+    assert "sb-inbound" in b.rx("dialplan show sb-inbound")
+
+
 def test_a_node_killed_mid_burst(live: Live, pair: Pair) -> None:
     """SIGKILL of node A while its calls wait and talk and new ones arrive:
     every new call is answered by node B (the time from the kill to the first
@@ -223,8 +309,9 @@ def test_a_node_killed_mid_burst(live: Live, pair: Pair) -> None:
     request, the wall board's figures say A is down, and every call on B
     equals B's queue_log."""
     a, b = pair.a, pair.b
-    asyncio.run(live.agents(AGENTS))
-    _agents_on(live, b, f"{NODE_B_IP}:{b.clear_port}")
+    asyncio.run(live.agents(AGENTS))  # on A; the listeners apply them on B
+    _until("B never got A's agents", lambda: all(
+        f"PJSIP/{b.clear_phones[i].name}" in _members(b) for i in AGENTS))
     since = time.time()
     # verified in full (the agency's registered line), straight to node A
     first = [REGISTERED[40 + i] for i in range(4)]

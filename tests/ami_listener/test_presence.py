@@ -1,0 +1,106 @@
+"""Agents on every node (issue 23): a login and a pause seen on one node are
+applied to the other by the listener (QueueAdd, QueuePause, QueueRemove), over
+real sockets speaking the recorded bytes, with a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from types import SimpleNamespace
+
+from ami_listener.presence import wanted_actions
+from ami_listener.replay import Capture, ReplayServer, ServerOptions, frames_segment
+from ami_listener.service import Listener
+from switchboard.settings import AmiNode
+from tests.helpers import as_service, fetch, listener_settings
+
+MEMBER = Capture.load("e_member_actions").event_frames()
+ADDED = next(f for f in MEMBER if f.startswith(b"Event: QueueMemberAdded"))
+PAUSED = next(f for f in MEMBER if f.startswith(b"Event: QueueMemberPause")
+              and b"PausedReason: Lunch" in f)
+REMOVED = next(f for f in MEMBER if f.startswith(b"Event: QueueMemberRemoved"))
+
+
+def row(logged_in: bool, paused: bool = False, reason: str | None = None) -> dict:
+    return {"queue": "intake", "interface": "PJSIP/2004", "member_name": "Agent Dave",
+            "logged_in": logged_in, "paused": paused, "reason": reason}
+
+
+def test_what_a_node_is_sent() -> None:
+    member = {("intake", "PJSIP/2004"): SimpleNamespace(state="available", reason=None)}
+    paused = {("intake", "PJSIP/2004"): SimpleNamespace(state="paused", reason="Lunch")}
+    assert wanted_actions([row(True)], {}) == [
+        ("QueueAdd", {"Queue": "intake", "Interface": "PJSIP/2004", "Paused": "false",
+                      "MemberName": "Agent Dave"})]
+    assert wanted_actions([row(True)], member) == []
+    assert wanted_actions([row(True, True, "Lunch")], member) == [
+        ("QueuePause", {"Queue": "intake", "Interface": "PJSIP/2004", "Paused": "true",
+                        "Reason": "Lunch"})]
+    assert wanted_actions([row(True, True, "Lunch")], paused) == []
+    assert wanted_actions([row(True, True, "Meeting")], paused)[0][0] == "QueuePause"
+    assert wanted_actions([row(False)], member) == [
+        ("QueueRemove", {"Queue": "intake", "Interface": "PJSIP/2004"})]
+    assert wanted_actions([row(False)], {}) == []
+
+
+def test_a_login_and_a_pause_on_one_node_reach_the_other(db_url: str, tmp_path: Path) -> None:
+    async def main() -> tuple[list[dict[str, str]], list[dict[str, str]], list]:
+        # node A: the agent logs in and pauses for lunch; node B: nothing happens
+        a = ReplayServer([frames_segment([ADDED, PAUSED])], ServerOptions(speed=None))
+        b = ReplayServer([frames_segment([])], ServerOptions(speed=None))
+        pa, pb = await a.start(), await b.start()
+        base = listener_settings(tmp_path, pa, node="pbx-a")
+        settings = dataclasses.replace(base, nodes=(
+            AmiNode("pbx-a", "127.0.0.1", pa, "listener", "listenerpass"),
+            AmiNode("pbx-b", "127.0.0.1", pb, "listener", "listenerpass")))
+        listener = Listener(settings, as_service(db_url, "listener"))
+        await listener.start()
+        try:
+            async with asyncio.timeout(20):
+                while len(b.stats.member_actions) < 1:
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # nothing more is sent: A already has it
+        finally:
+            await listener.stop()
+            await a.close()
+            await b.close()
+        wanted = await fetch(db_url, "SELECT queue, interface, logged_in, paused, reason,"
+                             " node FROM agent_presence")
+        return a.stats.member_actions, b.stats.member_actions, [dict(r) for r in wanted]
+    sent_a, sent_b, wanted = asyncio.run(main())
+    assert wanted == [{"queue": "intake", "interface": "PJSIP/2004", "logged_in": True,
+                       "paused": True, "reason": "Lunch", "node": "pbx-a"}]
+    assert sent_b == [{"Action": "QueueAdd", "Queue": "intake", "Interface": "PJSIP/2004",
+                       "Paused": "true", "MemberName": "Agent Dave", "Reason": "Lunch"}]
+    assert sent_a == []
+
+
+def test_a_logout_is_recorded_and_applied(db_url: str, tmp_path: Path) -> None:
+    async def main() -> list[dict[str, str]]:
+        a = ReplayServer([frames_segment([ADDED, REMOVED])], ServerOptions(speed=None))
+        # B had the agent (its QueueStatus lists the member)
+        member = (b"Event: QueueMember\r\nQueue: intake\r\nName: Agent Dave\r\n"
+                  b"Location: PJSIP/2004\r\nStateInterface: PJSIP/2004\r\nMembership: "
+                  b"dynamic\r\nPenalty: 0\r\nCallsTaken: 0\r\nLastCall: 0\r\nLastPause: 0\r\n"
+                  b"LoginTime: 0\r\nInCall: 0\r\nStatus: 1\r\nPaused: 0\r\nPausedReason: \r\n"
+                  b"Wrapuptime: 0\r\nActionID: x\r\n\r\n")
+        b = ReplayServer([frames_segment([])], ServerOptions(speed=None,
+                                                             queue_status=[member]))
+        pa, pb = await a.start(), await b.start()
+        settings = dataclasses.replace(listener_settings(tmp_path, pa), nodes=(
+            AmiNode("pbx-a", "127.0.0.1", pa, "listener", "listenerpass"),
+            AmiNode("pbx-b", "127.0.0.1", pb, "listener", "listenerpass")))
+        listener = Listener(settings, as_service(db_url, "listener"))
+        await listener.start()
+        try:
+            async with asyncio.timeout(20):
+                while not b.stats.member_actions:
+                    await asyncio.sleep(0.05)
+        finally:
+            await listener.stop()
+            await a.close()
+            await b.close()
+        return b.stats.member_actions
+    assert asyncio.run(main()) == [{"Action": "QueueRemove", "Queue": "intake",
+                                    "Interface": "PJSIP/2004"}]
