@@ -13,6 +13,7 @@ etcd-server)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -84,7 +85,7 @@ def _until(what: str, check: object, timeout_s: float) -> None:
 
 
 def _rest(port: int, path: str = "/patroni") -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
         return dict(json.load(r))
 
 
@@ -163,12 +164,12 @@ def patroni_pair() -> Iterator[tuple[LocalCluster, list[dict], list[Proc], Path]
                                 root / f"patroni{i}.log", as_postgres=True))
             if i == 0:  # the first one bootstraps the cluster and leads
                 _until("Patroni never made pg0 the primary",
-                       lambda: _rest(api_port).get("role") == "master"
-                       or _rest(api_port).get("role") == "primary", 90)
+                       lambda port=api_port: _rest(port).get("role") in ("master", "primary"),
+                       90)
         _until("pg1 never streamed from pg0", lambda: _rest(members[1]["api_port"]).get(
             "state") == "running" and _rest(members[1]["api_port"]).get("role") in
             ("replica", "standby"), 90)
-        keeper.port = members[0]["pg_port"]
+        keeper = dataclasses.replace(keeper, port=members[0]["pg_port"])
         asyncio.run(db.ensure_app_database(keeper))
         yield keeper, members, procs, root
     finally:
