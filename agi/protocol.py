@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from dataclasses import dataclass
 
 MAX_LINE = 8192
@@ -128,10 +129,16 @@ class AgiSession:
         self.writer = writer
         self.timeout = timeout
         self.hung_up = False
+        # the server's own time per step: from Asterisk's last reply (or the
+        # environment) to the next command; the longest one is logged per call
+        self.last_reply_at: float | None = None
+        self.busy_max_s = 0.0
 
     async def command(self, *words: str, wait_s: float | None = None) -> Reply:
         """Send one command, return its reply.  Raises AgiHangup on 511 or a closed
         connection, AgiUsageError on 520, AgiError on 510."""
+        if self.last_reply_at is not None:
+            self.busy_max_s = max(self.busy_max_s, time.monotonic() - self.last_reply_at)
         self.writer.write(build_command(*words))
         try:
             await self.writer.drain()
@@ -154,6 +161,7 @@ class AgiSession:
             if line.startswith("510 "):
                 raise AgiError(f"{words[0]}: invalid or unknown command")
             reply = parse_reply(line)
+            self.last_reply_at = time.monotonic()
             if reply.code != 200:
                 raise AgiError(f"{words[0]}: reply {reply.code}")
             return reply

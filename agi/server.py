@@ -64,7 +64,9 @@ async def run_call(registration: Registration, channel: Channel, logger: Any, *,
     try:
         async with asyncio.timeout(deadline_s):
             await registration.handler(channel)
-        logger.info("agi_call_done", seconds=round(time.monotonic() - started, 3))
+        session = getattr(channel, "session", None)
+        logger.info("agi_call_done", seconds=round(time.monotonic() - started, 3),
+                    busy_max_ms=round(session.busy_max_s * 1000, 2) if session else None)
         return True
     except ChannelHangup:
         logger.info("agi_caller_hung_up", seconds=round(time.monotonic() - started, 3))
@@ -136,6 +138,7 @@ class FastAgiServer:
             return
         script = script_name(env)
         session = AgiSession(reader, writer, timeout=self.config.command_timeout_s)
+        session.last_reply_at = time.monotonic()  # the environment is in
         channel = FastAgiChannel(session, env)
         with structlog.contextvars.bound_contextvars(
                 uniqueid=channel.uniqueid, channel=env.get("agi_channel", "")[:80],
