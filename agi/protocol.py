@@ -20,6 +20,7 @@ control character (CR/LF could inject a second command) is refused.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 import time
 from dataclasses import dataclass
@@ -120,6 +121,18 @@ async def read_environment(reader: asyncio.StreamReader, wait_s: float = 5.0
         raise AgiProtocolError(f"environment not complete within {wait_s}s") from exc
 
 
+# Time a handler spends on purpose within one step (the PIN's argon2id, slow by
+# design): not the server's latency, so not in busy_max_s.  Per call (contextvars
+# follow the handler's task).
+_DELIBERATE: contextvars.ContextVar[float] = contextvars.ContextVar("sb_agi_deliberate_s",
+                                                                    default=0.0)
+
+
+def note_deliberate(seconds: float) -> None:
+    """Say that ``seconds`` of the current step were spent on purpose."""
+    _DELIBERATE.set(_DELIBERATE.get() + seconds)
+
+
 class AgiSession:
     """Commands and replies over one connection (or process AGI's stdin/stdout)."""
 
@@ -133,12 +146,18 @@ class AgiSession:
         # environment) to the next command; the longest one is logged per call
         self.last_reply_at: float | None = None
         self.busy_max_s = 0.0
+        self.deliberate_s = 0.0  # of which on purpose (note_deliberate), in all
 
     async def command(self, *words: str, wait_s: float | None = None) -> Reply:
         """Send one command, return its reply.  Raises AgiHangup on 511 or a closed
         connection, AgiUsageError on 520, AgiError on 510."""
         if self.last_reply_at is not None:
-            self.busy_max_s = max(self.busy_max_s, time.monotonic() - self.last_reply_at)
+            spent = _DELIBERATE.get()
+            if spent:
+                _DELIBERATE.set(0.0)
+                self.deliberate_s += spent
+            self.busy_max_s = max(self.busy_max_s,
+                                  time.monotonic() - self.last_reply_at - spent)
         self.writer.write(build_command(*words))
         try:
             await self.writer.drain()

@@ -66,7 +66,8 @@ async def run_call(registration: Registration, channel: Channel, logger: Any, *,
             await registration.handler(channel)
         session = getattr(channel, "session", None)
         logger.info("agi_call_done", seconds=round(time.monotonic() - started, 3),
-                    busy_max_ms=round(session.busy_max_s * 1000, 2) if session else None)
+                    busy_max_ms=round(session.busy_max_s * 1000, 2) if session else None,
+                    argon2_ms=round(session.deliberate_s * 1000, 2) if session else None)
         return True
     except ChannelHangup:
         logger.info("agi_caller_hung_up", seconds=round(time.monotonic() - started, 3))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,6 +29,7 @@ import asyncpg
 
 from agi.attest import CallerIdCheck
 from agi.pins import PinHasher
+from agi.protocol import note_deliberate
 from switchboard.auditlog import session_settings
 from switchboard.sqlfile import queries
 
@@ -154,7 +156,11 @@ class Verifier:
     async def _check_pin(self, pin_hash: str | None, pin: str) -> tuple[bool, str | None]:
         """(right, the PIN re-hashed when its hash has old parameters)."""
         async with self._hash_slots:
-            return await asyncio.to_thread(self.hasher.verify_and_rehash, pin_hash, pin)
+            started = time.monotonic()
+            try:
+                return await asyncio.to_thread(self.hasher.verify_and_rehash, pin_hash, pin)
+            finally:
+                note_deliberate(time.monotonic() - started)
 
     async def caller_id(self, uniqueid: str, ani: str, check: CallerIdCheck) -> None:
         """Record the call's caller-ID check (once per call, with its audit row)."""

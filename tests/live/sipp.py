@@ -284,6 +284,8 @@ class Sipp:
     proc: subprocess.Popen[bytes] | None = None
     port: int = 0  # 0: a free one; else this SIP port (the carrier's 5060)
     calls: int = 1  # SIPp's -m
+    limit: int = 1  # SIPp's -l: calls at once
+    extra: tuple[str, ...] = ()  # more of SIPp's options (-inf FILE, -r RATE...)
     messages: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -297,11 +299,13 @@ class Sipp:
         free, media = next_ports(self.ip)
         self.port = self.port or free
         args = [SIPP, self.target, "-sf", str(sf), "-i", self.ip, "-p", str(self.port),
-                "-mi", self.ip, "-mp", str(media), "-rtp_echo", "-m", str(self.calls), "-l", "1",
+                "-mi", self.ip, "-mp", str(media), "-rtp_echo", "-m", str(self.calls),
+                "-l", str(self.limit),
                 "-aa", "-nostdin", "-trace_msg",
                 "-message_file", str(self.messages),
                 "-trace_err", "-error_file", str(self.workdir / f"{self.name}.errors.log"),
                 "-timeout_error", "-max_recv_loops", "1000"]
+        args += list(self.extra)
         if self.ooc is not None:
             of = self.workdir / f"{self.name}.ooc.xml"
             of.write_text(self.ooc)
