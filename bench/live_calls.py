@@ -11,9 +11,11 @@ call ends answered by an agent (SIPp and the database agree) and, with AGI,
 the server's slowest step has a p99 under 50 ms (agi_call_done busy_max_ms).
 
   concurrent_one_node   the highest passing level, straight from the carrier
-  concurrent_no_agi     the same with a FastAGI stub that sets the handlers'
-                        variables at once (the dialplan, queue, agents and RTP
-                        unchanged): the cost of nothing but AGI
+  concurrent_no_agi     the same with a FastAGI stub in place of the AGI service:
+                        the same dialogue with Asterisk (the caller's entries
+                        read with GET DATA, the handlers' variables set) and
+                        none of the work (no database, no argon2id, no audit):
+                        what the verification and lookup cost
   agi_ratio             the first over the second
   agi_p99_ms            p99 over calls of the AGI server's slowest step (from
                         Asterisk's reply to the server's next command), without
@@ -155,7 +157,13 @@ STUB_SETS = {"verify": {"SB_VERIFIED": "full", "SB_AGENCY": AGENCY, "SB_OFFICER"
              "callback": {"SB_CALLBACK": "stored"}}
 
 
+# the caller's entries each handler reads (agency, officer, PIN; the case number)
+STUB_READS = {"verify": 3, "lookup": 1}
+
+
 async def stub_agi(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The handlers' dialogue with Asterisk (the same GET DATAs, so that calls
+    take as long), without their work: no database, no argon2id, no audit."""
     env = {}
     while True:
         line = (await reader.readline()).decode(errors="replace").strip()
@@ -164,10 +172,16 @@ async def stub_agi(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
         key, _, value = line.partition(": ")
         env[key] = value
     script = env.get("agi_network_script", "").strip("/").split("/")[0]
-    for name, value in STUB_SETS.get(script, {}).items():
-        writer.write(f'SET VARIABLE {name} "{value}"\n'.encode())
+    commands = ["GET DATA beep 8000 12"] * STUB_READS.get(script, 0)
+    commands += [f'SET VARIABLE {name} "{value}"'
+                 for name, value in STUB_SETS.get(script, {}).items()]
+    for command in commands:
+        writer.write(f"{command}\n".encode())
         await writer.drain()
-        if not await reader.readline():
+        reply = await reader.readline()
+        while reply.startswith(b"HANGUP"):
+            reply = await reader.readline()
+        if not reply or reply.startswith(b"511"):
             break
     writer.close()
 
