@@ -13,7 +13,7 @@ help:
 	@echo "make test   set everything up, run the whole test suite"
 	@echo "make run    run the AMI listener against SB_AMI_NODES"
 	@echo "make lint   ruff + mypy (strict)"
-	@echo "make bench  AMI ingest, AGI session and figures-at-scale benchmarks (each prints a JSON line last)"
+	@echo "make bench  AMI ingest, AGI session, figures-at-scale and (with an Asterisk) live-call benchmarks (each prints a JSON line last)"
 	@echo "make setup  system packages, venv, local PostgreSQL, migrations (idempotent)"
 
 $(STAMP): pyproject.toml setup.py ami_listener/_fastframe.pyx
@@ -55,6 +55,9 @@ bench: venv
 	$(BIN)/python bench/ami_ingest.py
 	$(BIN)/python bench/agi_sessions.py
 	$(BIN)/python bench/kpi_scale.py
+	@if [ -n "$$SB_ASTERISK" ] || command -v asterisk >/dev/null; then \
+		$(BIN)/python bench/live_calls.py; \
+	else echo "bench/live_calls.py skipped: no Asterisk (set SB_ASTERISK)"; fi
 
 clean:
 	-$(BIN)/switchboard db down

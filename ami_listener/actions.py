@@ -14,6 +14,11 @@ from typing import Any
 
 from ami_listener.framing import Framer, Message, parse_frame, render_action
 
+# an ops command's output (``pjsip show endpoints`` on a node with thousands of
+# phones): its lines, and its bytes (the framer's bound)
+COMMAND_MAX_LINES = 200_000
+COMMAND_MAX_BYTES = 16 << 20
+
 
 class AmiActionError(Exception):
     """Something a person must look at; the message says what."""
@@ -41,7 +46,7 @@ class AmiSession:
         self.seen: list[Message] = []  # events read while waiting for an answer
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
-        self.framer = Framer(1 << 20)
+        self.framer = Framer(COMMAND_MAX_BYTES)
         self.pending: list[bytes] = []
         self.seq = 0
 
@@ -77,7 +82,7 @@ class AmiSession:
         deadline = time.monotonic() + self.cfg.timeout_s
         while True:
             while self.pending:
-                msg = parse_frame(self.pending.pop(0))
+                msg = parse_frame(self.pending.pop(0), COMMAND_MAX_LINES)
                 if msg.get("ActionID") == aid and msg.get("Event") is None:
                     return msg
                 if msg.get("Event") is not None and self.events != "off":
@@ -98,6 +103,9 @@ class AmiSession:
         msg = await self.action("Command", {"Command": cli})
         if msg.get("Response") != "Success":
             raise AmiActionError(f"'{cli}' refused by Asterisk: {msg.get('Message')}")
+        if msg.truncated_headers:
+            raise AmiActionError(f"'{cli}': the output has more than {COMMAND_MAX_LINES} "
+                                 "lines; not read")
         out = msg.fields.get("Output") or []
         return [out] if isinstance(out, str) else list(out)
 

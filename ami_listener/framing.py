@@ -159,16 +159,18 @@ def parser_name() -> str:
     return "python" if _fast_fields is None else "c"
 
 
-def parse_frame(frame: bytes) -> Message:
-    """Parse one frame. Never raises: bad lines are counted, not fatal."""
+def parse_frame(frame: bytes, max_headers: int = MAX_HEADERS) -> Message:
+    """Parse one frame. Never raises: bad lines are counted, not fatal.
+    ``max_headers``: more are dropped and the message says so
+    (``truncated_headers``); an ops command's long output may ask for more."""
     if _fast_fields is not None:
-        fields = _fast_fields(frame, MAX_HEADERS)
+        fields = _fast_fields(frame, max_headers)
         if fields is not None:
             return Message(fields=fields, single=True)
-    return parse_frame_py(frame)
+    return parse_frame_py(frame, max_headers)
 
 
-def parse_frame_py(frame: bytes) -> Message:
+def parse_frame_py(frame: bytes, max_headers: int = MAX_HEADERS) -> Message:
     """The general parser, in Python (and the reference for the fast path).
 
     One C-level ``findall`` over the frame does the work; lines it does not
@@ -184,8 +186,8 @@ def parse_frame_py(frame: bytes) -> Message:
     # frames hold no blank line (that ends a frame), so lines = newlines + 1
     lines = text.count("\n") + 1
     truncated = False
-    if len(pairs) > MAX_HEADERS:
-        pairs, truncated = pairs[:MAX_HEADERS], True
+    if len(pairs) > max_headers:
+        pairs, truncated = pairs[:max_headers], True
     fields: dict[str, FieldValue] = dict(pairs)
     single = len(fields) == len(pairs)
     if not single:  # a repeated header: keep every value, in order

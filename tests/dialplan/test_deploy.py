@@ -438,3 +438,33 @@ def test_deploy_refuses_an_include_of_a_file_missing_on_the_node(tmp_path: Path)
     assert any(x.startswith("site/phones.conf:") and "SB-CONF" in x and
                "no such file on this node; Asterisk would ignore all of pjsip.conf" in x
                for x in said), said
+
+
+def test_confirm_reads_a_node_with_hundreds_of_phones(tmp_path: Path) -> None:
+    """``pjsip show endpoints`` on a node with 600 phones answers more lines than
+    an event may have (512): the ops session reads the whole output (it was cut
+    at 512 lines, and confirm then said phones and the carrier were missing)."""
+    confdir = tmp_path / "etc-asterisk"
+    confdir.mkdir()
+    site = site_source(tmp_path)
+    (site / "phones.conf").write_text("".join(
+        f"[{n}](sb-phone,loc-hq-3)\nauth = {n}-auth\naors = {n}\n\n[{n}](sb-phone-aor)\n\n"
+        f"[{n}-auth](sb-phone-auth)\nusername = {n}\n#include \"{tmp_path}/secrets/"
+        f"phones.conf\"\n\n" for n in range(4001, 4601)))
+    first_install(confdir, site)
+    fake = FakeAsterisk(confdir).start()
+    assert len(fake.endpoints) > 600
+
+    async def confirm_it() -> list[str]:
+        server = ReplayServer([], ServerOptions(username="ops", secret=SECRET, command=fake,
+                                                resync_first=False))
+        port = await server.start()
+        try:
+            out: list[str] = []
+            await deploy.confirm(confdir, deploy.AmiOps("127.0.0.1", port, "ops", SECRET),
+                                 database_url=None, say=out.append)
+            return out
+        finally:
+            await server.close()
+    out = asyncio.run(confirm_it())
+    assert any("confirmed:" in x and "60" in x for x in out), out
