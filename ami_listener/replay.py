@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ami_listener.framing import Framer, parse_frame
+from ami_listener.framing import Framer, Message, parse_frame
 from switchboard.resources import data_dir
 
 SEP = b"\r\n\r\n"
@@ -187,6 +187,25 @@ MEMBER_ACTIONS = {"queueadd": b"Added interface to queue",
                   "queuepause": b"Interface paused successfully"}
 
 
+def member_event(action: str, msg: Message) -> bytes:
+    """The event Asterisk 22 sends after a member action, in the recorded
+    format (tests/fixtures/asterisk/ami/e_member_actions.ami)."""
+    name = {"queueadd": "QueueMemberAdded", "queuepause": "QueueMemberPause",
+            "queueremove": "QueueMemberRemoved"}[action]
+    paused = str(msg.get("Paused") or "").lower() in ("true", "1", "yes")
+    iface = str(msg.get("Interface") or "")
+    fields = [("Event", name), ("Privilege", "agent,all"), ("Queue", str(msg.get("Queue") or "")),
+              ("MemberName", str(msg.get("MemberName") or iface)), ("Interface", iface),
+              ("StateInterface", iface), ("Membership", "dynamic"), ("Penalty", "0"),
+              ("CallsTaken", "0"), ("LastCall", "0"), ("LastPause", "0"),
+              ("LoginTime", str(int(time.time()))), ("InCall", "0"), ("Status", "1"),
+              ("Paused", "1" if paused else "0"),
+              ("PausedReason", str(msg.get("Reason") or "") if paused else ""),
+              ("Ringinuse", "0"), ("Wrapuptime", "0"),
+              ("Timestamp", f"{time.time():.6f}")]
+    return "".join(f"{k}: {v}\r\n" for k, v in fields).encode() + b"\r\n"
+
+
 @dataclass
 class ServerOptions:
     username: str = "listener"
@@ -206,6 +225,10 @@ class ServerOptions:
     # after the last segment, every new connection is dropped at once (a node
     # that died: issue 23)
     refuse_after: bool = False
+    # answer QueueAdd, QueuePause and QueueRemove with the event Asterisk then
+    # sends (QueueMemberAdded, QueueMemberPause, QueueMemberRemoved), as a member
+    # list of its own would
+    member_events: bool = False
 
 
 @dataclass
@@ -338,6 +361,8 @@ class ReplayServer:
                             {k: str(v) for k, v in msg.fields.items() if k != "ActionID"})
                         await reply(head % b"Success" + b"Message: " + MEMBER_ACTIONS[name]
                                     + b"\r\n\r\n")
+                        if self.options.member_events:
+                            await send(member_event(name, msg))
                     elif name == "logoff":
                         await reply(head % b"Goodbye"
                                     + b"Message: Thanks for all the fish.\r\n\r\n")

@@ -415,6 +415,29 @@ class Panel:
         self._dirty.set()
         return web.json_response({"outcome": "saved"})
 
+    # --- the agent's own queues (issue 23) ----------------------------------------------
+    async def presence_state(self, request: web.Request) -> web.StreamResponse:
+        a = await self.agent(request)
+        return web.json_response([_row(r) for r in await self.call("presence_state",
+                                                                   a["agent_id"])])
+
+    async def presence(self, request: web.Request) -> web.StreamResponse:
+        """Log in, out, pause (with a reason) or resume, on every node: the
+        database's agent_presence, which each node's listener applies."""
+        a = await self.agent(request)
+        data = await self._body(request)
+        action, reason = data.get("action"), data.get("reason")
+        if not isinstance(action, str) or not (reason is None or isinstance(reason, str)):
+            raise web.HTTPBadRequest(text="an action (login, logout, pause, resume) and, "
+                                     "for a pause, a reason\n")
+        r = await self.call("presence", a["agent_id"], action[:20],
+                            reason[:40] if reason else None, one=True)
+        self.log.info("panel_presence", agent=a["login"], action=action[:20],
+                      outcome=r["outcome"])
+        if r["outcome"] != "ok":
+            return web.json_response({"error": r["why"]}, status=403)
+        return web.json_response({"outcome": "ok"})
+
     # --- callbacks ------------------------------------------------------------------------
     async def callbacks(self, request: web.Request) -> web.StreamResponse:
         a = await self.agent(request)
@@ -491,6 +514,8 @@ class Panel:
         r.add_post("/api/calls/{uid}/oob", self.oob)
         r.add_post("/api/calls/{uid}/disposition", self.dispose)
         r.add_post("/api/oob/{oob}/confirm", self.oob_confirm)
+        r.add_get("/api/presence", self.presence_state)
+        r.add_post("/api/presence", self.presence)
         r.add_get("/api/callbacks", self.callbacks)
         r.add_post("/api/callbacks/{rid}/claim", self.callback_claim)
         r.add_post("/api/callbacks/{rid}/dial", self.callback_dial)

@@ -52,3 +52,11 @@ SELECT * FROM sb_panel_callback_dial($1, $2);
 
 -- name: callback_close
 SELECT sb_panel_callback_close($1, $2, $3, $4) AS outcome;
+
+-- name: presence
+-- The agent logs in, out, pauses or resumes from the panel: agent_presence,
+-- which every node's listener applies (sql/migrations/0025_nodes.sql).
+SELECT outcome, why FROM sb_panel_presence($1, $2, $3);
+
+-- name: presence_state
+SELECT queue, logged_in, paused, reason, at, node FROM sb_panel_presence_state($1);

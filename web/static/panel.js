@@ -262,6 +262,7 @@ async function start() {
   agencies = (await api("GET", "/api/agencies")).data || [];
   openStream();
   loadCallbacks();
+  loadPresence();
 }
 
 $("login-btn").onclick = async () => {
@@ -273,4 +274,25 @@ $("login-btn").onclick = async () => {
 $("password").addEventListener("keydown", (e) => { if (e.key === "Enter") $("login-btn").click(); });
 $("logout").onclick = async () => { await api("POST", "/api/logout", {}); showLogin("Logged out."); };
 $("cb-refresh").onclick = loadCallbacks;
+
+// the agent's own queues: the same on every node (the listeners apply it)
+async function loadPresence() {
+  const r = await api("GET", "/api/presence");
+  if (!r.ok) return;
+  const rows = r.data || [];
+  const inQ = rows.filter((x) => x.logged_in);
+  const paused = inQ.filter((x) => x.paused);
+  $("presence-state").textContent = !inQ.length ? "not taking calls" :
+    paused.length ? `paused (${paused[0].reason}) in ${inQ.map((x) => x.queue).join(", ")}` :
+    `taking calls in ${inQ.map((x) => x.queue).join(", ")}`;
+}
+async function presence(action) {
+  const r = await api("POST", "/api/presence", {action, reason: $("q-reason").value});
+  $("presence-msg").textContent = r.ok ? "" : ((r.data && r.data.error) || "refused");
+  loadPresence();
+}
+$("q-login").onclick = () => presence("login");
+$("q-logout").onclick = () => presence("logout");
+$("q-pause").onclick = () => presence("pause");
+$("q-resume").onclick = () => presence("resume");
 start();
