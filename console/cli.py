@@ -50,6 +50,7 @@ from switchboard.settings import (
     Settings,
     apply_config_file,
     load,
+    panel_ami_addresses,
     parse_ami_ops,
     parse_ami_panel,
     site_tz,
@@ -532,9 +533,11 @@ def panel_config(settings: Settings) -> panel.PanelConfig:
     if not (10 <= session_s <= 86400 and 10 <= idle_s <= 86400):
         raise ConfigError("SB_PANEL_SESSION_S and SB_PANEL_IDLE_S are 10 to 86400 seconds")
     ami = parse_ami_panel(env)
+    others = tuple(AmiLogin(h, p, ami[2], ami[3]) for h, p in panel_ami_addresses(env)[1:]
+                   ) if ami else ()
     return panel.PanelConfig(host=host or "127.0.0.1", port=port_n, session_s=session_s,
                              idle_s=idle_s, hosts=hosts,
-                             ami=AmiLogin(*ami) if ami else None,
+                             ami=AmiLogin(*ami) if ami else None, ami_others=others,
                              oob_context=env.get("SB_PANEL_OOB_CONTEXT", "sb-oob"))
 
 

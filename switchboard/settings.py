@@ -298,14 +298,26 @@ def parse_ami_ops(env: Mapping[str, str]) -> tuple[str, int, str, str]:
     return host, port, env.get("SB_AMI_OPS_USER", "ops"), secret
 
 
+def panel_ami_addresses(env: Mapping[str, str]) -> list[tuple[str, int]]:
+    """SB_PANEL_AMI_ADDR: one node's AMI, or several (``host:port,host:port``,
+    the nodes behind the front: the panel calls out through the first that
+    answers)."""
+    given = env.get("SB_PANEL_AMI_ADDR", "127.0.0.1:5038")
+    parts = [p.strip() for p in given.split(",") if p.strip()] or ["127.0.0.1:5038"]
+    if len(parts) > 16:
+        raise ConfigError("SB_PANEL_AMI_ADDR: at most 16 nodes")
+    return [_ami_address({"SB_PANEL_AMI_ADDR": p}, "SB_PANEL_AMI_ADDR") for p in parts]
+
+
 def parse_ami_panel(env: Mapping[str, str]) -> tuple[str, int, str, str] | None:
     """The AMI user the agent panel originates with: SB_PANEL_AMI_ADDR (default
-    127.0.0.1:5038), SB_PANEL_AMI_USER (required to call out), SB_PANEL_AMI_SECRET
-    or SB_PANEL_AMI_SECRET_FILE.  None: no user set, the panel cannot call out."""
+    127.0.0.1:5038; the first of several, panel_ami_addresses), SB_PANEL_AMI_USER
+    (required to call out), SB_PANEL_AMI_SECRET or SB_PANEL_AMI_SECRET_FILE.
+    None: no user set, the panel cannot call out."""
     user = env.get("SB_PANEL_AMI_USER")
     if not user:
         return None
-    host, port = _ami_address(env, "SB_PANEL_AMI_ADDR")
+    host, port = panel_ami_addresses(env)[0]
     secret = _secret(env, "SB_PANEL_AMI_SECRET")
     if secret is None:
         raise ConfigError("SB_PANEL_AMI_USER is set but no secret: set "

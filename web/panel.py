@@ -66,6 +66,9 @@ class PanelConfig:
     conn_idle_s: float = 30.0
     debounce_s: float = 0.2  # a burst of changes: one refresh per open page (still < 1 s)
     ami: AmiLogin | None = None  # None: no Originate (the page says so)
+    # the other nodes' AMI (SB_PANEL_AMI_ADDR with several): tried in turn when a
+    # node does not answer, so calling out works while one node is down
+    ami_others: tuple[AmiLogin, ...] = ()
     oob_context: str = "sb-oob"
     ring_agent_s: int = 30  # how long the agent's own phone rings first
     originate_wait_s: float = 45.0
@@ -332,29 +335,42 @@ class Panel:
                          caller_name: str) -> str:
         """Ring the agent's phone, then (dialplan sb-oob) the agency's number.
         accepted: the agent answered and the agency is being dialled."""
-        ami = self.cfg.ami
-        if ami is None:
+        if self.cfg.ami is None:
             return "failed"
+        for ami in (self.cfg.ami, *self.cfg.ami_others):
+            try:
+                session = await AmiSession(ami, events="call", purpose="panel").__aenter__()
+            except (AmiActionError, OSError) as exc:  # this node is away: the next one
+                self.log.warning("panel_node_unreachable", host=ami.host, port=ami.port,
+                                 error=type(exc).__name__)
+                continue
+            return await self._originate_on(session, oob_id, interface, e164, caller_name)
+        return "failed"
+
+    async def _originate_on(self, s: AmiSession, oob_id: int, interface: str, e164: str,
+                            caller_name: str) -> str:
+        """Originate on a node whose AMI session is open (closed here)."""
         try:
-            async with AmiSession(ami, events="call", purpose="panel") as s:
-                headers: dict[str, str | list[str]] = {
-                    "Channel": interface, "Context": self.cfg.oob_context, "Exten": "s",
-                    "Priority": "1", "Timeout": str(self.cfg.ring_agent_s * 1000),
-                    "CallerID": f'"{caller_name}" <{e164}>', "Async": "true",
-                    "Variable": [f"IVR_OOB_ID={oob_id}", f"IVR_OOB_NUMBER={e164}"]}
-                resp = await s.action("Originate", headers)
-                if resp.get("Response") != "Success":
-                    return "failed"
-                aid = resp.get("ActionID")
-                ev = await s.wait_event(
-                    lambda m: m.get("Event") == "OriginateResponse"
-                    and m.get("ActionID") == aid, self.cfg.originate_wait_s)
-                return "accepted" if ev is not None and ev.get("Response") == "Success" \
-                    else "failed"
+            headers: dict[str, str | list[str]] = {
+                "Channel": interface, "Context": self.cfg.oob_context, "Exten": "s",
+                "Priority": "1", "Timeout": str(self.cfg.ring_agent_s * 1000),
+                "CallerID": f'"{caller_name}" <{e164}>', "Async": "true",
+                "Variable": [f"IVR_OOB_ID={oob_id}", f"IVR_OOB_NUMBER={e164}"]}
+            resp = await s.action("Originate", headers)
+            if resp.get("Response") != "Success":
+                return "failed"
+            aid = resp.get("ActionID")
+            ev = await s.wait_event(
+                lambda m: m.get("Event") == "OriginateResponse"
+                and m.get("ActionID") == aid, self.cfg.originate_wait_s)
+            return "accepted" if ev is not None and ev.get("Response") == "Success" \
+                else "failed"
         except (AmiActionError, OSError, ValueError) as exc:
             self.log.warning("panel_originate_failed", oob_id=oob_id,
                              error=type(exc).__name__, detail=str(exc)[:200])
             return "failed"
+        finally:
+            await s.__aexit__(None, None, None)
 
     async def _place(self, a: Any, uid: str, r: Any) -> web.StreamResponse:
         if r["outcome"] != "started":

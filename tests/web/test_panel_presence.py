@@ -98,3 +98,32 @@ def test_take_calls_pause_resume_stop_on_every_node(db_url: str, tmp_path: Path)
     assert {(r["action"], r["result"]) for r in audit} >= {
         ("agent-login", "ok"), ("agent-pause", "ok"), ("agent-resume", "ok"),
         ("agent-logout", "ok"), ("agent-pause", "refused")}
+
+
+def test_calling_an_agency_back_goes_through_a_node_that_answers(db_url: str,
+                                                                  tmp_path: Path) -> None:
+    """SB_PANEL_AMI_ADDR names two nodes; the first is down (nothing listens):
+    the panel's Originate goes to the second, over a real socket."""
+    from ami_listener.actions import AmiLogin
+    from switchboard.pgcluster import free_port
+    from switchboard.settings import panel_ami_addresses
+    from tests.web.conftest import FakeAmi
+
+    assert panel_ami_addresses({"SB_PANEL_AMI_ADDR": "127.0.0.10:5038, 127.0.0.11"}) == [
+        ("127.0.0.10", 5038), ("127.0.0.11", 5038)]
+    env = keyed(tmp_path)
+
+    async def main() -> tuple[str, list]:
+        fake = FakeAmi()
+        port = await fake.start()
+        down = AmiLogin("127.0.0.1", free_port(), "panel", fake.secret, timeout_s=2)
+        up = AmiLogin("127.0.0.1", port, "panel", fake.secret, timeout_s=5)
+        panel = panel_for(db_url, env, ami=down, ami_others=(up,))
+        try:
+            result = await panel._originate(7, "PJSIP/2001", "+16155550101", "Call back")
+        finally:
+            await fake.close()
+        return result, fake.originates
+    result, originates = asyncio.run(main())
+    assert result == "accepted"
+    assert [o["fields"].get("Channel") for o in originates] == ["PJSIP/2001"]
