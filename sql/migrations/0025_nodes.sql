@@ -18,16 +18,21 @@ CREATE TABLE node_status (
 ALTER TABLE callback_request
     ADD COLUMN origin text NOT NULL DEFAULT 'caller' CHECK (origin IN ('caller', 'node-lost'));
 
+-- the callers a lost node had verified in full, found by when (below)
+CREATE INDEX verify_attempt_full_idx ON verify_attempt (finished_at) WHERE outcome = 'full';
+
 -- The listener's report of a node's state (in the batch that cut its calls).
--- When the node is lost: every caller of a call it cut that was verified in
--- full gets a callback request to the agency's registered number (the number
--- the verification was made from), unless the call already has one.  Returns
+-- When the node is lost: every caller it had verified in full and lost (a
+-- queued call it cut, or a call still in the IVR) gets a callback request to
+-- the agency's registered number (the number the verification was made from),
+-- unless the call already has one.  Returns
 -- the number of requests made.
 CREATE FUNCTION sb_listener_node_state(p_node text, p_state text, p_since timestamptz,
                                        p_reason text)
 RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     v_made integer := 0;
+    n integer;
 BEGIN
     INSERT INTO node_status (node, state, since, reason)
     VALUES (left(p_node, 80), p_state, p_since, left(p_reason, 200))
@@ -47,6 +52,26 @@ BEGIN
          ORDER BY c.uniqueid, v.finished_at DESC
         ON CONFLICT (uniqueid) DO NOTHING;
         GET DIAGNOSTICS v_made = ROW_COUNT;
+        -- and those still in the IVR, verified but not yet queued: a call of this
+        -- node (its uniqueid starts with the node's systemname) verified in full
+        -- in the last two hours, with no Hangup stored and no queue row that
+        -- ended otherwise
+        INSERT INTO callback_request (uniqueid, ani, origin)
+        SELECT DISTINCT ON (v.uniqueid) v.uniqueid, v.ani, 'node-lost'
+          FROM verify_attempt v
+         WHERE v.outcome = 'full'
+           AND v.finished_at > p_since - interval '2 hours'
+           AND v.finished_at <= p_since + interval '1 second'
+           AND left(v.uniqueid, length(p_node) + 1) = p_node || '-'
+           AND v.ani ~ '^\+[1-9][0-9]{6,14}$'
+           AND NOT EXISTS (SELECT 1 FROM ami_event e WHERE e.node = p_node
+                              AND e.uniqueid = v.uniqueid AND e.event = 'Hangup')
+           AND NOT EXISTS (SELECT 1 FROM queue_call c WHERE c.uniqueid = v.uniqueid
+                              AND c.outcome IS DISTINCT FROM 'cut')
+         ORDER BY v.uniqueid, v.finished_at DESC
+        ON CONFLICT (uniqueid) DO NOTHING;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        v_made := v_made + n;
     END IF;
     PERFORM pg_notify('sb_live', 'nodes');
     RETURN v_made;

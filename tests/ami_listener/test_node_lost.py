@@ -42,6 +42,17 @@ def test_the_node_dies_mid_call(db_url: str, tmp_path: Path) -> None:
                     " officer, status, line_ok, begun_xid, finished_at, outcome)"
                     " VALUES ('1795856213.4', 'PJSIP/pstn-00000004', $1, '42', '1001', 'ok',"
                     " true, 1, now(), 'full')", REGISTERED)
+        # a caller of the same node verified in full and still in the IVR (not
+        # queued, no hangup): lost with the node too
+        await fetch(db_url, "INSERT INTO verify_attempt (uniqueid, channel, ani, agency,"
+                    " officer, status, line_ok, begun_xid, finished_at, outcome)"
+                    " VALUES ('pbx-a-1795856299.9', 'PJSIP/pstn-00000009', $1, '42', '1002',"
+                    " 'ok', true, 1, now(), 'full')", REGISTERED)
+        # one of another node: not this node's to call back
+        await fetch(db_url, "INSERT INTO verify_attempt (uniqueid, channel, ani, agency,"
+                    " officer, status, line_ok, begun_xid, finished_at, outcome)"
+                    " VALUES ('pbx-b-1795856299.3', 'PJSIP/pstn-00000003', $1, '42', '1003',"
+                    " 'ok', true, 1, now(), 'full')", REGISTERED)
     asyncio.run(seed())
 
     async def cut() -> bool:
@@ -53,8 +64,10 @@ def test_the_node_dies_mid_call(db_url: str, tmp_path: Path) -> None:
                        until=cut, node_lost_s=0.6, backoff_max_s=0.2))
     [call] = asyncio.run(calls(db_url))
     assert (call["outcome"], call["complete_reason"]) == ("cut", "node pbx-a lost")
-    [request] = asyncio.run(fetch(db_url, "SELECT uniqueid, ani, origin FROM callback_request"))
-    assert (request["uniqueid"], request["ani"], request["origin"]) == (
-        "1795856213.4", REGISTERED, "node-lost")
+    requests = asyncio.run(fetch(db_url, "SELECT uniqueid, ani, origin FROM callback_request"
+                                 " ORDER BY uniqueid"))
+    assert [(r["uniqueid"], r["ani"], r["origin"]) for r in requests] == [
+        ("1795856213.4", REGISTERED, "node-lost"),  # queued (the recording's own uniqueid)
+        ("pbx-a-1795856299.9", REGISTERED, "node-lost")]  # in the IVR
     [node] = asyncio.run(fetch(db_url, "SELECT * FROM sb_node_figures()"))
     assert (node["node"], node["state"], node["agents"]) == ("pbx-a", "lost", 0)
