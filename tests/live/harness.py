@@ -32,7 +32,8 @@ CASE_NORMAL = with_check_digit("2026002")
 CASE_MISSING = with_check_digit("2026999")
 # NANP numbers reserved for fiction (555-0100..0199); area code 615 (Nashville)
 REGISTERED = [f"+1615555{n:04d}" for n in range(101, 146)]  # the agency's lines
-UNREGISTERED = [f"+1615555{n:04d}" for n in range(150, 199)]
+# (615, then 202 and 312: the scenarios together place more calls than 49)
+UNREGISTERED = [f"+1{area}555{n:04d}" for area in (615, 202, 312) for n in range(150, 199)]
 OFFICERS = [str(n) for n in range(1001, 1021)]
 ANSWERING_PHONES = 4  # 2001..2004 answer; 2005 rings and is never answered
 RING_MS = 800
