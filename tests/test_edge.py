@@ -263,8 +263,10 @@ def test_fail2ban_bans_a_guesser_through_the_table_and_records_it(tmp_path: Path
 def test_the_alert_rules_check_and_fire_as_written() -> None:
     need("promtool")
     rules = EDGE_DIR / "prometheus"
-    for args in (["check", "rules", "switchboard-edge.rules.yml"],
-                 ["test", "rules", "switchboard-edge.tests.yml"]):
+    files = sorted(f.name for f in rules.glob("*.rules.yml"))
+    assert files == ["switchboard-edge.rules.yml", "switchboard-line.rules.yml"]
+    for args in (["check", "rules", *files],
+                 ["test", "rules", *(f.replace(".rules.", ".tests.") for f in files)]):
         out = subprocess.run(["promtool", *args], cwd=rules, capture_output=True, text=True,
                              timeout=60, check=False)
         assert out.returncode == 0, out.stdout + out.stderr

@@ -117,7 +117,7 @@ class Board:
                               registry=self.registry)
         self.g_cb_stale = Gauge("sb_callbacks_stale", "Callback requests not started within "
                                 "the site's threshold", registry=self.registry)
-        # the SIP edge (issue 22; alert rules in dialplan/edge/prometheus-rules.yml)
+        # the SIP edge (issue 22; alert rules in dialplan/edge/prometheus/)
         self.g_bans = Gauge("sb_sip_bans_active", "Addresses banned now (fail2ban, recorded)",
                             registry=self.registry)
         self.g_auth_fail = Gauge("sb_sip_auth_failures_hour", "Failed SIP authentications "
@@ -131,6 +131,14 @@ class Board:
                                    "the toll-fraud caps today", registry=self.registry)
         self.g_out_minutes = Gauge("sb_outbound_minutes_hour", "Outbound minutes granted or "
                                    "used in the last hour", registry=self.registry)
+        # the site's targets, so that the alert rules compare with the same
+        # values the board shows (dialplan/edge/prometheus/switchboard-line.rules.yml)
+        self.g_target_sl = Gauge("sb_target_service_level", "The service level target the "
+                                 "board shows", registry=self.registry)
+        self.g_target_wait = Gauge("sb_target_wait_alert_seconds", "A caller waiting longer "
+                                   "is an alert (SB_WAIT_ALERT_S)", registry=self.registry)
+        self.g_target_sl.set(config.sl_target)
+        self.g_target_wait.set(config.wait_alert_s)
         self._metrics_server: Any = None
         self.sessions = Sessions(config.token, cookie=COOKIE, lifetime_s=SESSION_S,
                                  purpose=b"switchboard wall board session")
