@@ -68,8 +68,9 @@ def wanted_actions(wanted: Sequence[Any], members: dict[tuple[str, str], Any]
 class PresenceSync:
     """One per listener process: every pipeline's node follows agent_presence."""
 
-    def __init__(self, database_url: str, pipelines: list[Any]) -> None:
-        self.database_url = database_url
+    def __init__(self, database_url: str, pool: asyncpg.Pool, pipelines: list[Any]) -> None:
+        self.database_url = database_url  # the LISTEN connection's (a pool's is shared)
+        self.pool = pool
         self.pipelines = pipelines
         self.wake = asyncio.Event()
         self.log = log.get("ami_listener")
@@ -126,11 +127,8 @@ class PresenceSync:
                  if p.client.connected.is_set() and p.writer.deriver.synced]
         if not ready:
             return 0
-        conn = await asyncpg.connect(self.database_url, timeout=10)
-        try:
+        async with self.pool.acquire(timeout=10) as conn:
             wanted = list(await conn.fetch(Q["presence_wanted"]))
-        finally:
-            await conn.close()
         sent = 0
         now = time.monotonic()
         for p in ready:

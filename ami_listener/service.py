@@ -95,7 +95,7 @@ class Listener:
         self._tasks.append(asyncio.ensure_future(self._fsync_ticker()))
         if s.agent_sync:
             # the pipelines list grows when a standby takes a node over
-            self.presence = PresenceSync(self.database_url, self.pipelines)
+            self.presence = PresenceSync(self.database_url, self._pool, self.pipelines)
             self._readers.append(asyncio.ensure_future(self.presence.run(self.stop_reading)))
         self.log.info("listener_started", nodes=[p.client.node.name for p in self.pipelines],
                       frame_parser=parser_name())

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 
 from dialplan_tools.conf import SITE, Finding
-from dialplan_tools.edge import identifies, transports
+from dialplan_tools.edge import identifies, network, transports
 from dialplan_tools.front import CLUSTER_FILE, Cluster, kamailio_check, parse_cluster
 from dialplan_tools.model import pjsip_objects
 from dialplan_tools.project import Project, explicit_loads
@@ -36,15 +36,9 @@ def systemname(p: Project) -> str | None:
 
 
 def _covers(matches: list[str], host: str) -> bool:
-    for m in matches:
-        try:
-            if ipaddress.ip_address(host) in ipaddress.ip_network(m.split("/")[0] if "/"
-                                                                  not in m else m,
-                                                                  strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
+    """One of an identify's ``match`` values (edge.network's forms) holds ``host``."""
+    address = ipaddress.ip_address(host)
+    return any(net is not None and address in net for net in map(network, matches))
 
 
 def check_cluster(p: Project) -> Iterator[Finding]:

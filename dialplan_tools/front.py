@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dialplan_tools.conf import DIALPLAN_DIR, SITE, Finding, Item, load_conf
+from dialplan_tools.edge import network
 
 FRONT_DIR = DIALPLAN_DIR / "front"
 CLUSTER_FILE = "cluster.conf"
@@ -76,13 +77,6 @@ def _hostport(value: str) -> tuple[str, int] | None:
     return (m.group(1), port) if 1 <= port <= 65535 else None
 
 
-def _network(value: str) -> str | None:
-    try:
-        return str(ipaddress.ip_network(value.strip(), strict=False))
-    except ValueError:
-        return None
-
-
 def _int(value: str | None, default: int, limits: tuple[int, int]) -> int | None:
     if value is None:
         return default
@@ -119,11 +113,11 @@ def parse_cluster(path: Path, shown: str = f"{SITE}/{CLUSTER_FILE}"
             "[front] listen is the front's IPv4 address:port, e.g. 192.0.2.5:5060")
     carrier: list[str] = []
     for part in (front["carrier"].value.split(",") if "carrier" in front else []):
-        net = _network(part)
+        net = network(part)
         if net is None:
             bad(front["carrier"].line, f"[front] carrier: {part.strip()!r} is not an address")
         else:
-            carrier.append(net)
+            carrier.append(str(net))
     if not carrier:
         bad(first, "[front] carrier names the carrier's signalling addresses: nobody "
                    "else may send the front a call")

@@ -69,6 +69,13 @@ def listener_settings(tmp: Path, port: int, *, node: str = "lab", **overrides: A
     return dataclasses.replace(base, **values)
 
 
+def nodes_settings(tmp: Path, ports: dict[str, int], **overrides: Any) -> Any:
+    """listener_settings for one listener reading several nodes (name -> AMI port)."""
+    return listener_settings(tmp, 0, nodes=tuple(
+        AmiNode(name, "127.0.0.1", port, "listener", "listenerpass")
+        for name, port in ports.items()), **overrides)
+
+
 async def ingest(db_url: str, tmp: Path, segments: list[Segment], *,
                  options: ServerOptions | None = None, node: str = "lab",
                  until: Callable[[], Awaitable[bool]] | None = None,

@@ -5,15 +5,13 @@ real sockets speaking the recorded bytes, with a real PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 
 from ami_listener.presence import wanted_actions
 from ami_listener.replay import Capture, ReplayServer, ServerOptions, frames_segment
 from ami_listener.service import Listener
-from switchboard.settings import AmiNode
-from tests.helpers import as_service, fetch, listener_settings
+from tests.helpers import as_service, fetch, nodes_settings
 
 MEMBER = Capture.load("e_member_actions").event_frames()
 ADDED = next(f for f in MEMBER if f.startswith(b"Event: QueueMemberAdded"))
@@ -50,10 +48,7 @@ def test_a_login_and_a_pause_on_one_node_reach_the_other(db_url: str, tmp_path: 
         a = ReplayServer([frames_segment([ADDED, PAUSED])], ServerOptions(speed=None))
         b = ReplayServer([frames_segment([])], ServerOptions(speed=None))
         pa, pb = await a.start(), await b.start()
-        base = listener_settings(tmp_path, pa, node="pbx-a")
-        settings = dataclasses.replace(base, nodes=(
-            AmiNode("pbx-a", "127.0.0.1", pa, "listener", "listenerpass"),
-            AmiNode("pbx-b", "127.0.0.1", pb, "listener", "listenerpass")))
+        settings = nodes_settings(tmp_path, {"pbx-a": pa, "pbx-b": pb})
         listener = Listener(settings, as_service(db_url, "listener"))
         await listener.start()
         try:
@@ -88,9 +83,7 @@ def test_a_logout_is_recorded_and_applied(db_url: str, tmp_path: Path) -> None:
         b = ReplayServer([frames_segment([])], ServerOptions(speed=None,
                                                              queue_status=[member]))
         pa, pb = await a.start(), await b.start()
-        settings = dataclasses.replace(listener_settings(tmp_path, pa), nodes=(
-            AmiNode("pbx-a", "127.0.0.1", pa, "listener", "listenerpass"),
-            AmiNode("pbx-b", "127.0.0.1", pb, "listener", "listenerpass")))
+        settings = nodes_settings(tmp_path, {"pbx-a": pa, "pbx-b": pb})
         listener = Listener(settings, as_service(db_url, "listener"))
         await listener.start()
         try:

@@ -7,15 +7,13 @@ audited."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from pathlib import Path
 
 from playwright.async_api import async_playwright
 
 from ami_listener.replay import ReplayServer, ServerOptions, frames_segment
 from ami_listener.service import Listener
-from switchboard.settings import AmiNode
-from tests.helpers import ARGS, CHROMIUM, as_service, fetch, listener_settings
+from tests.helpers import ARGS, CHROMIUM, as_service, fetch, nodes_settings
 from tests.web.conftest import keyed, seed
 from tests.web.test_panel import log_in, panel_for
 
@@ -29,9 +27,7 @@ def test_take_calls_pause_resume_stop_on_every_node(db_url: str, tmp_path: Path)
         nodes = {name: ReplayServer([frames_segment([])], ServerOptions(
             speed=None, member_events=True)) for name in ("pbx-a", "pbx-b")}
         ports = {name: await s.start() for name, s in nodes.items()}
-        settings = dataclasses.replace(listener_settings(tmp_path, ports["pbx-a"]), nodes=tuple(
-            AmiNode(name, "127.0.0.1", port, "listener", "listenerpass")
-            for name, port in ports.items()))
+        settings = nodes_settings(tmp_path, ports)
         listener = Listener(settings, as_service(db_url, "listener"))
         await listener.start()
         panel = panel_for(db_url, env)
