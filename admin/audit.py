@@ -9,6 +9,7 @@ rewrite rows, but not past the last checkpoint kept where they cannot write.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,3 +84,17 @@ async def verify(conn: Any, key: bytes | None, anchor_path: Path | None) -> Verd
     return v
 
 
+
+
+def write_metrics(path: Path, ok: bool) -> None:
+    """The verdict for node_exporter's textfile collector (written whole, then
+    renamed): the alert fires on a failed check, and on no check for a day."""
+    text = ("# HELP sb_audit_verify_ok 1 when the last audit verify found the log and "
+            "the recordings intact\n# TYPE sb_audit_verify_ok gauge\n"
+            f"sb_audit_verify_ok {1 if ok else 0}\n"
+            "# HELP sb_audit_verify_timestamp_seconds when the last audit verify ran\n"
+            "# TYPE sb_audit_verify_timestamp_seconds gauge\n"
+            f"sb_audit_verify_timestamp_seconds {time.time():.0f}\n")
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

@@ -29,22 +29,24 @@ from urllib.parse import quote, urlsplit
 
 import asyncpg
 
-from admin import agents, ops, retention, systemd
+from admin import agents, ops, recordings, retention, systemd
 from admin import audit as admin_audit
 from admin import edge as admin_edge
 from admin import figures as figures_admin
+from admin.recstore import LocalStore, RecordingError
 from agi import install as agi_install
 from agi.app import make_hasher, run_agi_server
 from ami_listener import reconcile
 from ami_listener.actions import AmiLogin
 from ami_listener.service import run_listener
-from console import doctor, edge_cli, front_cli
+from console import doctor, edge_cli, front_cli, recordings_cli
 from console.demo import run_demo
 from dialplan_tools import deploy, dialcheck, rollout
 from figures import report
 from figures.summary import print_summary
 from switchboard import __version__, auditlog, db, log, loop
 from switchboard.pgcluster import ClusterError
+from switchboard.recsettings import load_recordings
 from switchboard.settings import (
     ConfigError,
     Settings,
@@ -244,8 +246,14 @@ def _ops_parsers(sub: Any) -> None:
     g.add_argument("--call", metavar="UNIQUEID")
     g.add_argument("--officer", nargs=2, metavar=("AGENCY", "NUMBER"))
     a.add_argument("--limit", type=int, default=50)
-    au.add_parser("verify", help="check the chain, every row's signature (SB_AUDIT_KEY_FILE) "
-                  "and every checkpoint (SB_AUDIT_ANCHOR_FILE); exit 1 on any problem")
+    a = au.add_parser("verify", help="check the chain, every row's signature "
+                      "(SB_AUDIT_KEY_FILE), every checkpoint (SB_AUDIT_ANCHOR_FILE) and every "
+                      "kept recording against its audited SHA-256 (SB_REC_STORE, when this "
+                      "host has it); exit 1 on any problem")
+    a.add_argument("--metrics-file", default=None, help="also write the verdict as "
+                   "Prometheus text (node_exporter's textfile collector): "
+                   "sb_audit_verify_ok and sb_audit_verify_timestamp_seconds, for the alert "
+                   "SwitchboardAuditVerifyFailed")
     au.add_parser("anchor", help="write a signed checkpoint of every chain head to "
                   "SB_AUDIT_ANCHOR_FILE and the log (the AGI service also does, every "
                   "SB_AUDIT_ANCHOR_INTERVAL_S)")
@@ -393,6 +401,7 @@ def _ops_parsers(sub: Any) -> None:
                            help="show the diff and the actions; touch nothing")
 
     edge_cli.add_parser(sub)
+    recordings_cli.add_parser(sub)
     front_cli.add_parser(sub)
 
     ag = sub.add_parser("agi", help="the process-AGI fallback on an Asterisk node"
@@ -477,6 +486,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return edge_cli.run(args, settings)
         if args.command == "front":
             return front_cli.run(args)
+        if args.command == "recordings":
+            return recordings_cli.run(args, settings)
         if args.command in ("agency", "line", "officer", "agent", "case", "audit",
                             "disposition", "policy"):
             return asyncio.run(_ops(settings, args))
@@ -485,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (ClusterError, db.MigrationError, ops.OpsError,
             deploy.DeployError, agi_install.InstallError, systemd.SystemdError,
-            admin_edge.EdgeError) as exc:
+            admin_edge.EdgeError, RecordingError) as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `... | head`: the reader has what it wanted
@@ -843,6 +854,15 @@ async def _ops(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{len(lines)} checkpoints appended to {path}")
         elif cmd == "audit":
             verdict = await admin_audit.verify(conn, key, settings.agi.audit_anchor_file)
+            store = load_recordings().store
+            recorded = None
+            if store.is_dir():
+                recorded, problems = await recordings.verify_store(conn, LocalStore(store))
+                verdict.problems += problems
+            if args.metrics_file:
+                admin_audit.write_metrics(Path(args.metrics_file), verdict.ok)
+            print(f"recordings: {recorded} kept in the store" if recorded is not None
+                  else f"recordings: not checked (no store at {store} on this host)")
             if not verdict.ok:
                 print(f"audit log NOT intact ({verdict.rows} rows, {verdict.anchors} "
                       "checkpoints):")
@@ -850,7 +870,8 @@ async def _ops(settings: Settings, args: argparse.Namespace) -> int:
                     print(f"  {problem}")
                 return 1
             print(f"audit log intact: {verdict.rows} rows, every one signed; "
-                  f"{verdict.anchors} checkpoints agree; heads {verdict.heads}")
+                  f"{verdict.anchors} checkpoints agree; heads {verdict.heads}"
+                  + ("; every recording as audited" if recorded else ""))
         return 0
     finally:
         await conn.close()

@@ -503,7 +503,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         state_dir=state_dir,
         database_url=env.get("SB_DATABASE_URL") or None,
-        service_urls={svc: url for svc in ("agi", "listener", "reports", "panel", "edge")
+        service_urls={svc: url for svc in ("agi", "listener", "reports", "panel", "edge",
+                                            "recorder")
                       if (url := env.get(f"SB_{svc.upper()}_DATABASE_URL"))},
         db_secrets_dir=Path(secrets_dir).resolve() if secrets_dir else None,
         pg_port=_int(env, "SB_PG_PORT", DEFAULT_PG_PORT, 1024, 65535),

@@ -1,0 +1,69 @@
+"""The recordings' settings (docs/recordings.md): where Asterisk's MixMonitor
+writes on a node, where the encrypted files are kept, the keys, the
+retention.  The node holds only the public key (SB_REC_RECIPIENTS_FILE); the
+private key (SB_REC_IDENTITY_FILE) lives only on the host that plays
+recordings back."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from switchboard.settings import NODE_NAME_RE, ConfigError, default_state_dir
+
+DEFAULT_SPOOL = Path("/var/spool/asterisk/monitor/sb")
+_KBPS = re.compile(r"^[0-9]{1,3}$")
+
+
+@dataclass(frozen=True)
+class RecordingSettings:
+    spool: Path               # MixMonitor's folder on the node (done/ below it)
+    store: Path               # the recordings store (a folder)
+    recipients_file: Path | None   # age public keys the node encrypts to
+    identity_file: Path | None     # age private key (the playback host only)
+    retention_days: int
+    node: str
+    opus_kbps: int
+    stale_s: float            # a file untouched this long is finished (Asterisk died)
+    poll_s: float
+    metrics_host: str
+    metrics_port: int
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if not re.fullmatch(r"[0-9]{1,9}", raw) or not lo <= int(raw) <= hi:
+        raise ConfigError(f"{name}={raw!r} must be a whole number from {lo} to {hi}")
+    return int(raw)
+
+
+def load_recordings(env: Mapping[str, str] | None = None) -> RecordingSettings:
+    env = os.environ if env is None else env
+    state = Path(env.get("SB_STATE_DIR") or default_state_dir()).resolve()
+    node = env.get("SB_REC_NODE") or socket.gethostname().split(".")[0]
+    if not NODE_NAME_RE.match(node):
+        raise ConfigError(f"SB_REC_NODE={node!r}: letters, digits, . _ - (at most 63)")
+    rec, ident = env.get("SB_REC_RECIPIENTS_FILE"), env.get("SB_REC_IDENTITY_FILE")
+    metrics = env.get("SB_REC_METRICS_ADDR", "127.0.0.1:9471")
+    host, _, port = metrics.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"SB_REC_METRICS_ADDR={metrics!r} must be host:port (port 0 = off)")
+    return RecordingSettings(
+        spool=Path(env.get("SB_REC_SPOOL") or DEFAULT_SPOOL),
+        store=Path(env.get("SB_REC_STORE") or state / "recordings"),
+        recipients_file=Path(rec) if rec else None,
+        identity_file=Path(ident) if ident else None,
+        retention_days=_int(env, "SB_REC_RETENTION_DAYS", 180, 1, 36500),
+        node=node,
+        opus_kbps=_int(env, "SB_REC_OPUS_KBPS", 16, 6, 64),
+        stale_s=_int(env, "SB_REC_STALE_S", 120, 5, 86400),
+        poll_s=_int(env, "SB_REC_POLL_MS", 1000, 50, 60000) / 1000,
+        metrics_host=host or "127.0.0.1",
+        metrics_port=int(port),
+    )
