@@ -71,6 +71,7 @@ from dialplan_tools.checks_flow import (
     check_targets,
     check_variables,
 )
+from dialplan_tools.checks_recording import check_recording
 from dialplan_tools.conf import (
     DIALPLAN_DIR,
     INCLUDE_RE,
@@ -98,7 +99,7 @@ CHECKS = (check_modules, check_module_deps, check_once, check_asterisk_conf,
           check_outside_includes, check_site_files_used, check_apps, check_functions,
           check_targets, check_queues, check_agi, check_variables, check_prompts,
           check_endpoints, check_ami, check_secrets, check_attestation, check_edge,
-          check_tls, check_identify, check_e911, check_cluster)
+          check_tls, check_identify, check_e911, check_cluster, check_recording)
 
 
 
