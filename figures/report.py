@@ -31,6 +31,7 @@ BUCKET_S = {"15min": 900, "hour": 3600, "day": 86400}
 QUEUE_COLS = ("bucket", "queue", "offered", "answered", "abandoned", "short_abandoned",
               "timeouts", "overflowed", "callbacks", "in_progress", "asa_s", "avg_wait_s",
               "max_wait_s", "service_level", "abandon_rate", "aht_s", "max_waiting")
+MIX_PARTS = ("verification", "caller_id", "callbacks", "dispositions", "transfers")
 AGENT_COLS = ("bucket", "interface", "member_name", "logged_in_s", "available_s",
               "on_call_s", "ringing_s", "paused_s", "paused_by_reason", "calls_answered",
               "ring_no_answer", "aht_s", "occupancy")
@@ -95,8 +96,12 @@ def plain(v: Any) -> Any:
 def _cell(k: str, v: Any, tz: str) -> str:
     if v is None:
         return "-"
+    if k == "bucket" and isinstance(v, str):
+        v = datetime.fromisoformat(v)
     if isinstance(v, datetime):
         return v.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+    if isinstance(v, dict):
+        return ",".join(f"{r}={s:.0f}s" for r, s in v.items()) or "-"
     if k in ("service_level", "abandon_rate", "occupancy"):
         return f"{float(v) * 100:.1f}%"
     if isinstance(v, str) and v.startswith("{"):
@@ -112,44 +117,63 @@ def table(rows: list[dict[str, Any]], cols: tuple[str, ...], tz: str, out: TextI
         print("  ".join(v.rjust(w) for v, w in zip(x, widths, strict=True)), file=out)
 
 
+async def gather(conn: Any, rng: Range, *, short_s: int, sl_s: int, variant: str,
+                 wrapup_s: int) -> dict[str, Any]:
+    """Every figure of a range, as ``report --json`` prints it and the reports
+    page shows it (one function, so the two cannot differ)."""
+    qrows = [dict(r) for r in await conn.fetch(
+        Q["queue_figures"], rng.start, rng.end, rng.bucket, rng.tz, short_s, sl_s,
+        variant, wrapup_s)]
+    arows = [dict(r) for r in await conn.fetch(
+        Q["agent_figures"], rng.start, rng.end, rng.bucket, rng.tz, wrapup_s)]
+    gaps = [dict(r) for r in await conn.fetch(Q["gaps"], rng.start, rng.end)]
+    cut = [dict(r) for r in await conn.fetch(Q["cut_calls"], rng.start, rng.end)]
+    mix: dict[str, dict[str, int]] = {k: {} for k in MIX_PARTS}
+    for r in await conn.fetch(Q["mix"], rng.start, rng.end):
+        mix.setdefault(r["part"], {})[r["kind"]] = r["n"]
+    return {"from": rng.start.isoformat(), "to": rng.end.isoformat(), "tz": rng.tz,
+            "bucket": rng.bucket, "short_s": short_s, "sl_s": sl_s, "variant": variant,
+            "queues": [{k: plain(v) for k, v in r.items()} for r in qrows],
+            "agents": [{k: plain(v) for k, v in r.items()} for r in arows],
+            "gaps": [{k: plain(v) for k, v in g.items()} for g in gaps],
+            "cut_by_asterisk_restart": [{k: plain(v) for k, v in c.items()} for c in cut],
+            "mix": mix}
+
+
+def write_csv(data: dict[str, Any], out: TextIO, csv_table: str = "queues") -> None:
+    """One table per stream: one header row (queues, or agents)."""
+    w = csv.writer(out)
+    if csv_table == "agents":
+        w.writerow(AGENT_COLS)
+        for r in data["agents"]:
+            w.writerow([json.dumps(r[c]) if c == "paused_by_reason" else r[c]
+                        for c in AGENT_COLS])
+    else:
+        w.writerow(QUEUE_COLS)
+        for r in data["queues"]:
+            w.writerow([r[c] for c in QUEUE_COLS])
+
+
 async def report(url: str, rng: Range, *, fmt: str, short_s: int, sl_s: int, variant: str,
                  wrapup_s: int, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
                  csv_table: str = "queues") -> int:
     conn = await asyncpg.connect(url, timeout=10, **reader_settings())
     try:
-        qrows = [dict(r) for r in await conn.fetch(
-            Q["queue_figures"], rng.start, rng.end, rng.bucket, rng.tz, short_s, sl_s,
-            variant, wrapup_s)]
-        arows = [dict(r) for r in await conn.fetch(
-            Q["agent_figures"], rng.start, rng.end, rng.bucket, rng.tz, wrapup_s)]
-        gaps = [dict(r) for r in await conn.fetch(Q["gaps"], rng.start, rng.end)]
-        cut = [dict(r) for r in await conn.fetch(Q["cut_calls"], rng.start, rng.end)]
+        data = await gather(conn, rng, short_s=short_s, sl_s=sl_s, variant=variant,
+                            wrapup_s=wrapup_s)
     finally:
         await conn.close()
+    gaps = data["gaps"]
     if fmt == "json":
-        json.dump({"from": rng.start.isoformat(), "to": rng.end.isoformat(), "tz": rng.tz,
-                   "bucket": rng.bucket, "queues": [{k: plain(v) for k, v in r.items()}
-                                                   for r in qrows],
-                   "agents": [{k: plain(v) for k, v in r.items()} for r in arows],
-                   "gaps": [{k: plain(v) for k, v in g.items()} for g in gaps],
-                   "cut_by_asterisk_restart": cut},
-                  out, indent=1)
+        json.dump(data, out, indent=1)
         print(file=out)
     elif fmt == "csv":
-        w = csv.writer(out)  # one table per stream: one header row
-        if csv_table == "agents":
-            w.writerow(AGENT_COLS)
-            for r in arows:
-                w.writerow([json.dumps(plain(r[c])) if c == "paused_by_reason"
-                            else plain(r[c]) for c in AGENT_COLS])
-        else:
-            w.writerow(QUEUE_COLS)
-            for r in qrows:
-                w.writerow([plain(r[c]) for c in QUEUE_COLS])
+        write_csv(data, out, csv_table)
     else:
         print(f"{rng.start:%Y-%m-%d %H:%M} to {rng.end:%Y-%m-%d %H:%M} ({rng.tz}), "
               f"per {rng.bucket}; short abandon < {short_s} s, service level: answered "
               f"within {sl_s} s ({variant}); definitions: sql/kpi.md", file=out)
+        qrows, arows, cut = data["queues"], data["agents"], data["cut_by_asterisk_restart"]
         print("\nqueues", file=out)
         table(qrows, QUEUE_COLS, rng.tz, out) if qrows else print("(no calls)", file=out)
         print("\nagents", file=out)

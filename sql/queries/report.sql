@@ -81,3 +81,8 @@ SELECT address, failures, last_at FROM sb_edge_failing($1);
 -- Every node the listeners read: up or lost since when, and its agents
 -- (sql/migrations/0025_nodes.sql).
 SELECT node, state, since, reason, agents FROM sb_node_figures();
+
+-- name: mix
+-- The verification mix, caller-ID checks, callbacks, dispositions and transfers
+-- of the range (counts only; sql/migrations/0026_supervisor.sql)
+SELECT part, kind, n FROM sb_report_mix($1, $2);
