@@ -99,6 +99,39 @@ class AmiSession:
                 raise AmiActionError("AMI closed the connection")
             self.pending += self.framer.feed(data)
 
+    async def action_list(self, name: str, headers: dict[str, str], complete: str,
+                          limit: int = 20_000) -> list[Message]:
+        """An action answered by a list of events (Status, CoreShowChannels):
+        the events carrying its ActionID up to ``complete``, at most ``limit``."""
+        assert self.reader is not None and self.writer is not None
+        self.seq += 1
+        aid = f"sb-{self.purpose}-{os.getpid()}-{self.seq}"
+        self.writer.write(render_action(name, {**headers, "ActionID": aid}))
+        await self.writer.drain()
+        deadline = time.monotonic() + self.cfg.timeout_s
+        out: list[Message] = []
+        while True:
+            while self.pending:
+                msg = parse_frame(self.pending.pop(0))
+                if msg.get("ActionID") != aid:
+                    continue
+                if msg.get("Response") == "Error":
+                    raise AmiActionError(f"{name} refused: {msg.get('Message')}")
+                if msg.get("Event") == complete:
+                    return out
+                if msg.get("Event") is not None and len(out) < limit:
+                    out.append(msg)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AmiActionError(f"AMI did not finish {name} within {self.cfg.timeout_s}s")
+            try:
+                data = await asyncio.wait_for(self.reader.read(65536), left)
+            except TimeoutError:
+                continue
+            if not data:
+                raise AmiActionError("AMI closed the connection")
+            self.pending += self.framer.feed(data)
+
     async def command(self, cli: str) -> list[str]:
         msg = await self.action("Command", {"Command": cli})
         if msg.get("Response") != "Success":

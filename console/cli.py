@@ -58,6 +58,7 @@ from switchboard.settings import (
     site_tz,
 )
 from web import panel, wallboard
+from web.supervise import SuperviseConfig
 
 ENV_HELP = """\
 environment (all optional; defaults suit the local demo):
@@ -546,10 +547,17 @@ def panel_config(settings: Settings) -> panel.PanelConfig:
     ami = parse_ami_panel(env)
     others = tuple(AmiLogin(h, p, ami[2], ami[3]) for h, p in panel_ami_addresses(env)[1:]
                    ) if ami else ()
+    rec = load_recordings(env)
+    reports_url = None
+    with contextlib.suppress(db.MigrationError):
+        reports_url = db.service_url(settings, "reports")
     return panel.PanelConfig(host=host or "127.0.0.1", port=port_n, session_s=session_s,
                              idle_s=idle_s, hosts=hosts,
                              ami=AmiLogin(*ami) if ami else None, ami_others=others,
-                             oob_context=env.get("SB_PANEL_OOB_CONTEXT", "sb-oob"))
+                             oob_context=env.get("SB_PANEL_OOB_CONTEXT", "sb-oob"),
+                             supervise=SuperviseConfig(store=rec.store,
+                                                       identity=rec.identity_file),
+                             reports_url=reports_url)
 
 
 def board_config(settings: Settings, tz: str | None) -> wallboard.BoardConfig:

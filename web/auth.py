@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self'; "
+       "media-src 'self'; "
        "style-src 'self' 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
        "frame-ancestors 'none'")
 _SESSION_RE = re.compile(r"^([A-Za-z0-9_-]{16,64})\.([0-9]{1,12})\.([0-9a-f]{64})$")

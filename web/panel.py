@@ -31,8 +31,7 @@ import contextlib
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +45,16 @@ from switchboard.loop import notify, stop_on_signals
 from switchboard.sqlfile import queries
 from web import live
 from web.auth import host_guard, known_hosts, safe_headers
+from web.common import DatabaseDown, plain, row, uid
 from web.live import DB_ERRORS
+from web.reports import Reports
+from web.supervise import Supervise, SuperviseConfig
 
 Q = queries("panel.sql")
 STATIC = Path(__file__).with_name("static")
 COOKIE = "sb_panel"
 MAX_STREAMS = 500
 MAX_BODY = 8 << 10
-_UID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:@/+-")
 
 
 @dataclass(frozen=True)
@@ -73,28 +74,13 @@ class PanelConfig:
     ring_agent_s: int = 30  # how long the agent's own phone rings first
     originate_wait_s: float = 45.0
     recheck_s: float = 10.0  # an open page's session is checked at least this often
+    # recordings' playback, listening in, transfers (web/supervise.py)
+    supervise: SuperviseConfig = field(default_factory=SuperviseConfig)
+    # the reports page's login (sb_reports; web/reports.py); None: no reports page
+    reports_url: str | None = None
 
 
-class DatabaseDown(Exception):
-    pass
-
-
-def _uid(value: str) -> str:
-    if not value or len(value) > 150 or not set(value) <= _UID_OK:
-        raise web.HTTPBadRequest(text="bad call id\n")
-    return value
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, datetime):
-        return v.isoformat()
-    if hasattr(v, "is_finite"):  # Decimal
-        return float(v)
-    return v
-
-
-def _row(r: Any) -> dict[str, Any]:
-    return {k: _plain(v) for k, v in dict(r).items()}
+_uid, _plain, _row = uid, plain, row
 
 
 class Panel:
@@ -117,6 +103,8 @@ class Panel:
         self._hosts = known_hosts(config.host, config.hosts)
         self.port = 0
         self.listening = asyncio.Event()
+        self.supervise = Supervise(self, config.supervise)
+        self.reports = Reports(self, config.reports_url)
 
     # --- database ----------------------------------------------------------------
     async def db(self) -> asyncpg.Pool:
@@ -209,8 +197,9 @@ class Panel:
         return web.Response(body=(STATIC / "panel.html").read_bytes(),
                             content_type="text/html")
 
-    async def script(self, _request: web.Request) -> web.StreamResponse:
-        return web.Response(body=(STATIC / "panel.js").read_bytes(),
+    async def script(self, request: web.Request) -> web.StreamResponse:
+        name = "supervise.js" if request.path == "/supervise.js" else "panel.js"
+        return web.Response(body=(STATIC / name).read_bytes(),
                             content_type="text/javascript")
 
     async def login(self, request: web.Request) -> web.StreamResponse:
@@ -518,6 +507,7 @@ class Panel:
         r.add_get("/", self.page)
         r.add_get("/call/{uid}", self.page)  # the desk phone's action URL
         r.add_get("/panel.js", self.script)
+        r.add_get("/supervise.js", self.script)
         r.add_post("/api/login", self.login)
         r.add_post("/api/logout", self.logout)
         r.add_get("/api/me", self.me)
@@ -536,6 +526,8 @@ class Panel:
         r.add_post("/api/callbacks/{rid}/claim", self.callback_claim)
         r.add_post("/api/callbacks/{rid}/dial", self.callback_dial)
         r.add_post("/api/callbacks/{rid}/close", self.callback_close)
+        self.supervise.routes(r)
+        self.reports.routes(r)
         return app
 
     async def start(self) -> int:
@@ -549,6 +541,9 @@ class Panel:
         return self.port
 
     async def stop(self) -> None:
+        with contextlib.suppress(DatabaseDown):
+            await self.supervise.close()
+        await self.reports.close()
         await live.stop(self._tasks, self._runner, self.pool)
 
 

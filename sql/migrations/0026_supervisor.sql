@@ -198,7 +198,7 @@ $$;
 -- A supervisor asks to listen to an agent's call in progress.  Returns the
 -- session and what to ring (the supervisor's phone) and spy on (the agent's
 -- interface), or why not.
-CREATE FUNCTION sb_panel_spy_begin(p_agent_id integer, p_target_login text, p_mode text)
+CREATE FUNCTION sb_panel_spy_begin(p_agent_id integer, p_uniqueid text, p_mode text)
 RETURNS TABLE (outcome text, why text, spy_id bigint, uniqueid text, phone text,
                target text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
@@ -209,28 +209,32 @@ DECLARE
     v_id bigint;
 BEGIN
     IF me.agent_id IS NULL OR me.role <> 'supervisor' THEN
-        PERFORM sb_audit_append(sb_panel_actor(me), NULL, NULL, NULL, NULL, 'spy-start',
-                                'refused', 'not a supervisor');
+        PERFORM sb_audit_append(sb_panel_actor(me), p_uniqueid, NULL, NULL, NULL,
+                                'spy-start', 'refused', 'not a supervisor');
         RETURN QUERY SELECT 'refused'::text, 'only supervisors may listen in'::text,
                             NULL::bigint, NULL::text, NULL::text, NULL::text;
         RETURN;
     END IF;
-    IF p_mode NOT IN ('listen', 'whisper', 'barge') THEN
-        RAISE EXCEPTION 'sb_panel_spy_begin: mode %', p_mode;
-    END IF;
-    SELECT * INTO tgt FROM agent WHERE login = p_target_login AND disabled_at IS NULL;
-    IF NOT FOUND OR tgt.agent_id = me.agent_id THEN
-        RETURN QUERY SELECT 'refused'::text, 'no such agent'::text, NULL::bigint, NULL::text,
-                            NULL::text, NULL::text;
+    IF p_mode IS NULL OR p_mode NOT IN ('listen', 'whisper', 'barge') THEN
+        RETURN QUERY SELECT 'refused'::text, 'mode is listen, whisper or barge'::text,
+                            NULL::bigint, NULL::text, NULL::text, NULL::text;
         RETURN;
     END IF;
     SELECT * INTO c FROM queue_call q
-     WHERE q.member_interface = tgt.interface AND q.answered_at IS NOT NULL
-       AND q.ended_at IS NULL AND q.entered_at > now() - interval '1 day'
+     WHERE q.uniqueid = p_uniqueid AND q.answered_at IS NOT NULL AND q.ended_at IS NULL
      ORDER BY q.answered_at DESC LIMIT 1;
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT 'refused'::text, 'the agent is not on a call'::text,
+    IF FOUND THEN
+        SELECT * INTO tgt FROM agent WHERE interface = c.member_interface
+                                       AND disabled_at IS NULL;
+    END IF;
+    IF c.call_id IS NULL OR tgt.agent_id IS NULL THEN
+        RETURN QUERY SELECT 'refused'::text, 'no agent is talking on this call'::text,
                             NULL::bigint, NULL::text, NULL::text, NULL::text;
+        RETURN;
+    END IF;
+    IF tgt.agent_id = me.agent_id THEN
+        RETURN QUERY SELECT 'refused'::text, 'this is your own call'::text, NULL::bigint,
+                            NULL::text, NULL::text, NULL::text;
         RETURN;
     END IF;
     INSERT INTO spy_session (agent_id, target_id, uniqueid, mode)

@@ -60,3 +60,29 @@ SELECT outcome, why FROM sb_panel_presence($1, $2, $3);
 
 -- name: presence_state
 SELECT queue, logged_in, paused, reason, at, node FROM sb_panel_presence_state($1);
+
+-- name: recordings
+-- Supervisors only (sql/migrations/0026_supervisor.sql): recorded calls, newest
+-- first, or one call's
+SELECT * FROM sb_panel_recordings($1, $2, $3);
+
+-- name: recording_ticket
+SELECT sb_panel_recording_ticket($1, $2, $3) AS outcome;
+
+-- name: recording_play
+SELECT * FROM sb_panel_recording_play($1, $2);
+
+-- name: recording_failed
+SELECT sb_panel_recording_failed($1, $2, $3);
+
+-- name: spy_begin
+SELECT * FROM sb_panel_spy_begin($1, $2, $3);
+
+-- name: spy_state
+SELECT sb_panel_spy_state($1, $2);
+
+-- name: spy_orphans
+SELECT sb_panel_spy_orphans() AS n;
+
+-- name: transfer
+SELECT * FROM sb_panel_transfer($1, $2, $3);

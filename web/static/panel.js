@@ -108,6 +108,7 @@ function card(c) {
 
 function buildActions(k, c) {
   k.actions.replaceChildren();
+  superviseActions(k, c);  // supervise.js: listen in (supervisors), transfer (your call)
   if (!c.mine || c.state === "ringing" || c.state === "waiting") return;
   const live = c.state === "connected";
   const verified = c.level === "full" || c.level === "callback";
@@ -263,6 +264,7 @@ async function start() {
   openStream();
   loadCallbacks();
   loadPresence();
+  startSupervisor(me);  // supervise.js: recordings and reports, supervisors only
 }
 
 $("login-btn").onclick = async () => {
