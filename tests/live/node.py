@@ -144,6 +144,7 @@ class LiveNode:
     # the nodes behind the front: site/cluster.conf and site/peers.conf
     cluster: str = ""
     peers: str = ""
+    spy_tone: str = "no"  # site/recording.conf SPY_TONE
 
     def __post_init__(self) -> None:
         # Asterisk's folders (site/node.conf's [directories]), all under root
@@ -268,6 +269,11 @@ class LiveNode:
             for p in self.phones))
         (s / "dids.conf").write_text(f"exten => {DID},1,Goto(sb-inbound,s,1)\n"
                                      f"exten => +1{DID},1,Goto(sb-inbound,s,1)\n")
+        # record every queue call; the last SIPp phone is the supervisors' (709)
+        (s / "recording.conf").write_text(
+            "RECORD_QUEUES=all\nRECORD_ANNOUNCE=no\nRECORD_ANNOUNCE_PROMPT=\n"
+            f"SPY_TONE={self.spy_tone}\n"
+            f"SUPERVISOR_PHONES=PJSIP/{self.clear_phones[-1].name}\n")
         (s / "globals.conf").write_text(f"AGI_SERVER=127.0.0.1:{self.agi_port}\n"
                                         f"AGI_SERVER2=127.0.0.1:{self.agi_port2}\n"
                                         f"QUEUE_WAIT={self.queue_wait}\n"

@@ -58,10 +58,20 @@ def _msg(text: str) -> str:
     return "<![CDATA[\n" + "\n".join(lines) + "\n\n]]>"
 
 
-def _sdp() -> str:
+def _sdp(media_port: int | None = None) -> str:
+    """The offer or answer: PCMU and telephone-event.  ``media_port``: where the
+    other side is to send the audio instead of SIPp's own (echoing) port, a
+    test's receiver (tests/live/media.py)."""
+    port = str(media_port) if media_port else "[media_port]"
     return ("v=0\no=- 1 1 IN IP4 [local_ip]\ns=-\nc=IN IP4 [media_ip]\nt=0 0\n"
-            "m=audio [media_port] RTP/AVP 0 101\na=rtpmap:0 PCMU/8000\n"
+            f"m=audio {port} RTP/AVP 0 101\na=rtpmap:0 PCMU/8000\n"
             "a=rtpmap:101 telephone-event/8000\na=fmtp:101 0-16\na=sendrecv")
+
+
+def _play(pcap: str | None) -> str:
+    """SIPp sends the RTP of ``pcap`` (tests/audio.rtp_pcap) from its media port."""
+    return (f'<nop><action><exec play_pcap_audio="{escape(pcap)}"/></action></nop>'
+            if pcap else "")
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,8 @@ class Caller:
     verstat: str | None = None
     pai_verstat: str | None = None
     invite_headers: tuple[str, ...] = ()  # more INVITE headers (Identity, Date)
+    media_port: int | None = None  # the audio to a receiver of the test's (_sdp)
+    pcap: str | None = None  # audio the caller sends from the moment it is answered
 
     def scenario(self) -> str:
         user = self.callerid + (f";verstat={self.verstat}" if self.verstat else "")
@@ -99,7 +111,8 @@ class Caller:
                      f"INVITE {uri} SIP/2.0\n"
                      "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n"
                      f"From: {frm}\nTo: {to}\nCSeq: 1 INVITE\n{common}\nAllow: {ALLOW}\n"
-                     f"{more}Content-Type: application/sdp\nContent-Length: [len]\n\n" + _sdp())
+                     f"{more}Content-Type: application/sdp\nContent-Length: [len]\n\n"
+                     + _sdp(self.media_port))
                  + "</send>",
                  '<recv response="100" optional="true" response_txn="invite"/>',
                  '<recv response="180" optional="true" response_txn="invite"/>',
@@ -110,6 +123,8 @@ class Caller:
                      "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n[routes]\n"
                      f"From: {frm}\nTo: {to}[peer_tag_param]\nCSeq: 1 ACK\n{common}\n"
                      "Content-Length: 0") + "</send>"]
+        if self.pcap:
+            parts.append(_play(self.pcap))
         cseq = 2
         for pause, digits in self.groups:
             first = True
@@ -141,7 +156,8 @@ class Caller:
         return "\n".join(parts) + "\n"
 
 
-def register_and_answer(phone: str, password: str, ring_ms: int, talk_ms: int
+def register_and_answer(phone: str, password: str, ring_ms: int, talk_ms: int, *,
+                        media_port: int | None = None, pcap: str | None = None
                         ) -> tuple[str, str]:
     """(main scenario, out-of-call scenario) of a desk phone: REGISTER with its
     credentials, then stay up; every INVITE Asterisk sends rings ``ring_ms``, is
@@ -170,7 +186,8 @@ def register_and_answer(phone: str, password: str, ring_ms: int, talk_ms: int
         '<recv response="200"/>',
         '<pause milliseconds="86400000"/>',
         "</scenario>", ""])
-    ooc = answering("desk phone rings", phone, "sb", ring_ms, talk_ms, "agent_hangs_up")
+    ooc = answering("desk phone rings", phone, "sb", ring_ms, talk_ms, "agent_hangs_up",
+                    media_port=media_port, pcap=pcap)
     return main, ooc
 
 
@@ -219,7 +236,8 @@ def feature_call(phone: str, password: str, code: str, bye_timeout_ms: int = 150
 
 
 def answering(name: str, user: str, tag: str, ring_ms: int, talk_ms: int,
-              hangs_up: str) -> str:
+              hangs_up: str, *, media_port: int | None = None, pcap: str | None = None
+              ) -> str:
     """A scenario that takes an INVITE: rings ``ring_ms``, answers, talks
     ``talk_ms`` and hangs up (label ``hangs_up``), unless the caller hangs up
     first.  Its tag and its BYE's branch come from the call's Call-ID (``tag``
@@ -244,8 +262,10 @@ def answering(name: str, user: str, tag: str, ring_ms: int, talk_ms: int,
             "SIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n"
             f"[last_To:];tag={tag}-[call_id]\n[last_Call-ID:]\n[last_CSeq:]\n"
             f"Contact: <sip:{user}@[local_ip]:[local_port]>\nAllow: {ALLOW}\n"
-            "Content-Type: application/sdp\nContent-Length: [len]\n\n" + _sdp()) + "</send>",
+            "Content-Type: application/sdp\nContent-Length: [len]\n\n" + _sdp(media_port))
+        + "</send>",
         '<recv request="ACK"/>',
+        _play(pcap),
         f'<recv request="BYE" timeout="{talk_ms}" ontimeout="{hangs_up}"/>',
         '<send next="end">' + _msg(
             "SIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n"
