@@ -264,7 +264,8 @@ def test_the_alert_rules_check_and_fire_as_written() -> None:
     need("promtool")
     rules = EDGE_DIR / "prometheus"
     files = sorted(f.name for f in rules.glob("*.rules.yml"))
-    assert files == ["switchboard-edge.rules.yml", "switchboard-line.rules.yml"]
+    assert files == ["switchboard-edge.rules.yml", "switchboard-line.rules.yml",
+                     "switchboard-supervisor.rules.yml"]
     for args in (["check", "rules", *files],
                  ["test", "rules", *(f.replace(".rules.", ".tests.") for f in files)]):
         out = subprocess.run(["promtool", *args], cwd=rules, capture_output=True, text=True,
