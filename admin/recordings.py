@@ -115,7 +115,7 @@ class Shipper:
         t0 = time.perf_counter()
         try:
             sealed = seal(wav, self.sealed, self.cfg.recipients_file,  # type: ignore[arg-type]
-                          kbps=self.cfg.opus_kbps)
+                          kbps=self.cfg.opus_kbps, complexity=self.cfg.opus_complexity)
         except RecordingError as exc:
             self.stats.failed += 1
             self.log.error("recording_seal_failed", file=wav.name, error=str(exc))

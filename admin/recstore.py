@@ -86,7 +86,8 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def seal(wav: Path, out_dir: Path, recipients: Path, *, kbps: int) -> Sealed:
+def seal(wav: Path, out_dir: Path, recipients: Path, *, kbps: int,
+         complexity: int = 0) -> Sealed:
     """Encode ``wav`` to Opus and encrypt it to ``recipients``, into
     ``out_dir/<name>.opus.age`` (written under a temporary name, fsynced,
     renamed).  The WAV itself is left for the caller to remove."""
@@ -100,7 +101,8 @@ def seal(wav: Path, out_dir: Path, recipients: Path, *, kbps: int) -> Sealed:
     out_dir.mkdir(parents=True, exist_ok=True)
     with subprocess.Popen(
             [tool("opusenc"), "--quiet", "--bitrate", str(kbps), "--speech",
-             str(wav), "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as enc:
+             "--comp", str(complexity), str(wav), "-"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE) as enc:
         assert enc.stdout is not None
         age = subprocess.run([tool("age"), "--encrypt", "-R", str(recipients), "-o", str(tmp)],
                              stdin=enc.stdout, capture_output=True, timeout=600, check=False)

@@ -28,6 +28,7 @@ class RecordingSettings:
     retention_days: int
     node: str
     opus_kbps: int
+    opus_complexity: int      # opusenc --comp: 0 (cheapest) to 10
     stale_s: float            # a file untouched this long is finished (Asterisk died)
     poll_s: float
     metrics_host: str
@@ -62,6 +63,9 @@ def load_recordings(env: Mapping[str, str] | None = None) -> RecordingSettings:
         retention_days=_int(env, "SB_REC_RETENTION_DAYS", 180, 1, 36500),
         node=node,
         opus_kbps=_int(env, "SB_REC_OPUS_KBPS", 16, 6, 64),
+        # 0: a third of the CPU of opusenc's default 10 for speech at 16 kbit/s
+        # (bench/recordings.py); the nodes pay it for every minute recorded
+        opus_complexity=_int(env, "SB_REC_OPUS_COMPLEXITY", 0, 0, 10),
         stale_s=_int(env, "SB_REC_STALE_S", 120, 5, 86400),
         poll_s=_int(env, "SB_REC_POLL_MS", 1000, 50, 60000) / 1000,
         metrics_host=host or "127.0.0.1",
