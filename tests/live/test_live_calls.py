@@ -455,7 +455,7 @@ def test_ops_deploy_a_site_file_to_the_running_node_then_roll_back(live: Live) -
         assert out.returncode == 0, out.stdout + out.stderr
         assert "site/dids.conf: +1 -0" in out.stdout
         assert "dialplan reload: Dialplan reloaded." in out.stdout
-        assert re.search(r"confirmed: \d+ modules running, 17 contexts", out.stdout), out.stdout
+        assert re.search(r"confirmed: \d+ modules running, 22 contexts", out.stdout), out.stdout
 
         def answered(number: str) -> bool:
             since = time.time()

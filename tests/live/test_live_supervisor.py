@@ -115,9 +115,9 @@ def rig(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     try:
         live.wait_port(port)
         _phone(live, ANN, "ann", talk_ms=22_000, media_port=ann_ear.port)
-        _phone(live, BEN, "ben", talk_ms=6_000, media_port=ben_ear.port)
+        _phone(live, BEN, "ben", talk_ms=3_000, media_port=ben_ear.port)
         _phone(live, CAL, "cal", talk_ms=22_000, media_port=cal_ear.port)
-        _phone(live, SAM, "sam", ring_ms=300, talk_ms=5_000, pcap=pcaps["supervisor"])
+        _phone(live, SAM, "sam", ring_ms=300, talk_ms=3_500, pcap=pcaps["supervisor"])
         asyncio.run(live.agents([ANN]))
         yield Rig(live, port, identity, store, ann_ear, cal_ear, pcaps)
     finally:
@@ -182,13 +182,17 @@ def test_recorded_then_transferred_to_the_priority_queue(rig: Rig) -> None:
             await _until(live, "SELECT true FROM queue_call WHERE uniqueid = $1 AND queue = "
                          "'priority' AND answered_at IS NOT NULL AND member_interface = $2",
                          uid, ben)
+            # the intake row ends when Asterisk reports the agent's part complete
+            # (AgentComplete, Reason: transfer), which may come after ben answers
+            await _until(live, "SELECT true FROM queue_call WHERE uniqueid = $1 AND queue = "
+                         "'intake' AND outcome = 'transferred'", uid)
             hb = await _session(http, rig.port, "ben")
             async with http.get(f"http://127.0.0.1:{rig.port}/api/calls", headers=hb) as r:
                 out["ben_panel"] = [x for x in await r.json() if x["uniqueid"] == uid]
         out["rows"] = [dict(r) for r in await live.fetch(
             "SELECT queue, outcome, member_interface, transfer_target FROM queue_call "
             "WHERE uniqueid = $1 ORDER BY entered_at", uid)]
-        # ben talks 6 s and hangs up; both legs reach the store
+        # ben talks 3 s and hangs up; both legs reach the store
         await _until(live, "SELECT count(*) = 2 FROM recording WHERE uniqueid = $1", uid,
                      limit_s=60)
         out["recordings"] = [dict(r) for r in await live.fetch(
@@ -263,11 +267,11 @@ def test_a_supervisor_coaches_then_joins(rig: Rig) -> None:
                     answered = time.monotonic()
                     out[mode] = (r.status, await r.json())
                 assert r.status == 200, (mode, out[mode], out)
-                await asyncio.sleep(5.5)  # sam's phone talks 5 s (his tone), hangs up
+                await asyncio.sleep(3.6)  # sam's phone talks 3.5 s (his tone), hangs up
                 out[f"{mode}_agent"] = rig.cal_ear.heard(SUPERVISOR_HZ, answered,
-                                                       answered + 5)
+                                                       answered + 3.3)
                 out[f"{mode}_caller"] = caller_ear.heard(SUPERVISOR_HZ, answered,
-                                                         answered + 5)
+                                                         answered + 3.3)
                 await _until(live, "SELECT ended_at IS NOT NULL FROM spy_session WHERE "
                              "spy_id = $1", out[mode][1]["spy_id"])
         out["audit"] = [(r["action"], r["result"], r["actor"], r["detail"])
@@ -287,8 +291,8 @@ def test_a_supervisor_coaches_then_joins(rig: Rig) -> None:
     assert out["barge"][0] == 200
     # coaching: cal hears sam; the caller hears cal (packets flow) but nothing of sam
     packets, agent_heard = out["whisper_agent"]
-    assert packets > 150 and agent_heard > 0.3, out["whisper_agent"]
-    assert out["whisper_caller"][0] > 150, out["whisper_caller"]
+    assert packets > 100 and agent_heard > 0.3, out["whisper_agent"]
+    assert out["whisper_caller"][0] > 100, out["whisper_caller"]
     assert out["whisper_caller"][1] < 0.05, out["whisper_caller"]
     # joining: both do
     assert out["barge_agent"][1] > 0.3 and out["barge_caller"][1] > 0.3, out
