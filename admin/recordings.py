@@ -40,7 +40,9 @@ from admin.recstore import (
 )
 from switchboard import log
 from switchboard.recsettings import RecordingSettings
+from switchboard.sqlfile import queries
 
+Q = queries("recordings.sql")
 DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError)
 
 
@@ -147,8 +149,7 @@ class Shipper:
             await asyncio.to_thread(self.store.put, key, path, sealed.sha256)
             conn = await self.db()
             result = await conn.fetchval(
-                "SELECT sb_recorder_stored($1, $2, $3, $4, $5, $6, $7, $8)",
-                sealed.uniqueid, sealed.leg, self.cfg.node, key, sealed.size,
+                Q["stored"], sealed.uniqueid, sealed.leg, self.cfg.node, key, sealed.size,
                 sealed.sha256, Decimal(f"{sealed.seconds:.2f}"), sealed.started)
         except (RecordingError, *DB_ERRORS) as exc:
             self.stats.failed += 1
@@ -225,40 +226,31 @@ async def purge(conn: Any, store: LocalStore, days: int, actor: str, *,
     deletion is an audit row (the file first, then the row: a crash between
     leaves a row whose file is gone, which the next purge finishes)."""
     out = Purged()
-    out.kept_by_hold = await conn.fetchval(
-        "SELECT count(*) FROM recording r JOIN legal_hold h USING (uniqueid) "
-        "WHERE r.purged_at IS NULL AND r.started_at < now() - make_interval(days => $1)",
-        days)
-    for r in await conn.fetch("SELECT * FROM sb_recordings_expired($1, $2)", days, limit):
+    out.kept_by_hold = await conn.fetchval(Q["kept_by_hold"], days)
+    for r in await conn.fetch(Q["expired"], days, limit):
         if dry_run:
             out.deleted += 1
             continue
         if not await asyncio.to_thread(store.delete, r["store_key"]):
             out.missing += 1
-        if await conn.fetchval("SELECT sb_recording_purged($1, $2, $3)", r["recording_id"],
-                               actor, days):
+        if await conn.fetchval(Q["purged"], r["recording_id"], actor, days):
             out.deleted += 1
     return out
 
 
 async def hold(conn: Any, uniqueid: str, reason: str, actor: str) -> str:
     async with conn.transaction():
-        done = await conn.fetchval(
-            "INSERT INTO legal_hold (uniqueid, reason, held_by) VALUES ($1, $2, $3) "
-            "ON CONFLICT (uniqueid) DO NOTHING RETURNING true", uniqueid, reason[:200], actor)
+        done = await conn.fetchval(Q["hold"], uniqueid, reason[:200], actor)
         if done:
-            await conn.execute("SELECT sb_audit_append($1, $2, NULL, NULL, NULL, "
-                               "'legal-hold', 'on', $3)", actor, uniqueid, reason[:200])
+            await conn.execute(Q["hold_audit"], actor, uniqueid, "on", reason[:200])
     return "held" if done else "already held"
 
 
 async def release(conn: Any, uniqueid: str, actor: str) -> str:
     async with conn.transaction():
-        done = await conn.fetchval("DELETE FROM legal_hold WHERE uniqueid = $1 RETURNING true",
-                                   uniqueid)
+        done = await conn.fetchval(Q["release"], uniqueid)
         if done:
-            await conn.execute("SELECT sb_audit_append($1, $2, NULL, NULL, NULL, "
-                               "'legal-hold', 'off', NULL)", actor, uniqueid)
+            await conn.execute(Q["hold_audit"], actor, uniqueid, "off", None)
     return "released" if done else "not held"
 
 
@@ -267,12 +259,7 @@ async def verify_store(conn: Any, store: LocalStore) -> tuple[int, list[str]]:
     itself is checked by ``audit verify``): a file replaced, edited or missing,
     or a row whose digest the audit log never saw, is a problem."""
     problems: list[str] = []
-    rows = await conn.fetch(
-        "SELECT r.recording_id, r.uniqueid, r.store_key, r.sha256, "
-        "       EXISTS (SELECT 1 FROM audit_log l WHERE l.uniqueid = r.uniqueid "
-        "                  AND l.action = 'recording-stored' AND l.result = 'ok' "
-        "                  AND l.detail LIKE encode(r.sha256, 'hex') || ' %') AS audited "
-        "  FROM recording r WHERE r.purged_at IS NULL ORDER BY r.recording_id")
+    rows = await conn.fetch(Q["kept"])
     for r in rows:
         rid = r["recording_id"]
         if not r["audited"]:

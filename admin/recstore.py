@@ -78,8 +78,9 @@ def sha256_file(path: Path) -> bytes:
     return h.digest()
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def _fsync(path: Path) -> None:
+    """A file's data (or a folder's entries) on disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -114,13 +115,9 @@ def seal(wav: Path, out_dir: Path, recipients: Path, *, kbps: int,
             tmp.unlink()
         why = (enc_err or age.stderr).decode("utf-8", "replace").strip()[:300]
         raise RecordingError(f"{wav.name}: sealing failed: {why}")
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync(tmp)
     os.replace(tmp, final)
-    _fsync_dir(out_dir)
+    _fsync(out_dir)
     return Sealed(final, m.group(1), m.group(2), seconds, started, final.stat().st_size,
                   sha256_file(final))
 
@@ -151,13 +148,9 @@ class LocalStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name("." + dest.name + ".tmp")
         shutil.copyfile(src, tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(tmp)
         os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
+        _fsync(dest.parent)
 
     def read(self, key: str) -> bytes:
         p = self.path(key)

@@ -72,13 +72,34 @@ class AmiSession:
                 await asyncio.wait_for(self.action("Logoff", {}), 2)
             self.writer.close()
 
-    async def action(self, name: str,
-                     headers: dict[str, str] | dict[str, str | list[str]]) -> Any:
-        assert self.reader is not None and self.writer is not None
+    async def _send(self, name: str,
+                    headers: dict[str, str] | dict[str, str | list[str]]) -> str:
+        """Write one action with a fresh ActionID; the ActionID."""
+        assert self.writer is not None
         self.seq += 1
         aid = f"sb-{self.purpose}-{os.getpid()}-{self.seq}"
         self.writer.write(render_action(name, {**headers, "ActionID": aid}))
         await self.writer.drain()
+        return aid
+
+    async def _read_more(self, deadline: float, what: str) -> None:
+        """Frames read by ``deadline`` into ``pending`` (none on a quiet moment);
+        AmiActionError when the time is up or AMI closed."""
+        assert self.reader is not None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AmiActionError(f"AMI did not {what} within {self.cfg.timeout_s}s")
+        try:
+            data = await asyncio.wait_for(self.reader.read(65536), left)
+        except TimeoutError:
+            return
+        if not data:
+            raise AmiActionError("AMI closed the connection")
+        self.pending += self.framer.feed(data)
+
+    async def action(self, name: str,
+                     headers: dict[str, str] | dict[str, str | list[str]]) -> Any:
+        aid = await self._send(name, headers)
         deadline = time.monotonic() + self.cfg.timeout_s
         while True:
             while self.pending:
@@ -88,26 +109,13 @@ class AmiSession:
                 if msg.get("Event") is not None and self.events != "off":
                     self.seen.append(msg)
                     del self.seen[:-1000]
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AmiActionError(f"AMI did not answer {name} within {self.cfg.timeout_s}s")
-            try:
-                data = await asyncio.wait_for(self.reader.read(65536), left)
-            except TimeoutError:
-                continue
-            if not data:
-                raise AmiActionError("AMI closed the connection")
-            self.pending += self.framer.feed(data)
+            await self._read_more(deadline, f"answer {name}")
 
     async def action_list(self, name: str, headers: dict[str, str], complete: str,
                           limit: int = 20_000) -> list[Message]:
         """An action answered by a list of events (Status, CoreShowChannels):
         the events carrying its ActionID up to ``complete``, at most ``limit``."""
-        assert self.reader is not None and self.writer is not None
-        self.seq += 1
-        aid = f"sb-{self.purpose}-{os.getpid()}-{self.seq}"
-        self.writer.write(render_action(name, {**headers, "ActionID": aid}))
-        await self.writer.drain()
+        aid = await self._send(name, headers)
         deadline = time.monotonic() + self.cfg.timeout_s
         out: list[Message] = []
         while True:
@@ -121,16 +129,7 @@ class AmiSession:
                     return out
                 if msg.get("Event") is not None and len(out) < limit:
                     out.append(msg)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AmiActionError(f"AMI did not finish {name} within {self.cfg.timeout_s}s")
-            try:
-                data = await asyncio.wait_for(self.reader.read(65536), left)
-            except TimeoutError:
-                continue
-            if not data:
-                raise AmiActionError("AMI closed the connection")
-            self.pending += self.framer.feed(data)
+            await self._read_more(deadline, f"finish {name}")
 
     async def command(self, cli: str) -> list[str]:
         msg = await self.action("Command", {"Command": cli})

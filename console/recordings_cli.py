@@ -141,11 +141,7 @@ async def _ops(args: argparse.Namespace, settings: Settings) -> int:
         elif args.action == "release":
             print(await recordings.release(conn, _uid(args.uniqueid), actor))
         else:
-            rows = await conn.fetch(
-                "SELECT r.recording_id, r.uniqueid, r.node, r.started_at, r.seconds, "
-                "r.bytes, h.uniqueid IS NOT NULL AS held FROM recording r "
-                "LEFT JOIN legal_hold h USING (uniqueid) WHERE r.purged_at IS NULL "
-                "ORDER BY r.started_at DESC LIMIT 50")
+            rows = await conn.fetch(recordings.Q["newest"])
             for r in rows:
                 print(f"{r['recording_id']:>8}  {r['started_at']:%Y-%m-%d %H:%M:%S}  "
                       f"{r['uniqueid']:<28} {r['node']:<12} {r['seconds']:>8} s "

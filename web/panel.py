@@ -45,7 +45,8 @@ from switchboard.loop import notify, stop_on_signals
 from switchboard.sqlfile import queries
 from web import live
 from web.auth import host_guard, known_hosts, safe_headers
-from web.common import DatabaseDown, plain, row, uid
+from web.common import DatabaseDown, row
+from web.common import uid as call_id
 from web.live import DB_ERRORS
 from web.reports import Reports
 from web.supervise import Supervise, SuperviseConfig
@@ -78,9 +79,6 @@ class PanelConfig:
     supervise: SuperviseConfig = field(default_factory=SuperviseConfig)
     # the reports page's login (sb_reports; web/reports.py); None: no reports page
     reports_url: str | None = None
-
-
-_uid, _plain, _row = uid, plain, row
 
 
 class Panel:
@@ -169,6 +167,13 @@ class Panel:
             raise web.HTTPUnauthorized(text="session ended: log in again\n")
         return row
 
+    def no_ami(self) -> web.Response | None:
+        """The answer to a request that must call out when this panel cannot."""
+        if self.cfg.ami is not None:
+            return None
+        return web.json_response({"error": "calling out is not set up on this panel "
+                                  "(SB_PANEL_AMI_USER)"}, status=503)
+
     @staticmethod
     def _check_post(request: web.Request) -> None:
         """Only our own page posts: SameSite=Strict cookies, a header a form on
@@ -239,11 +244,11 @@ class Panel:
 
     async def me(self, request: web.Request) -> web.StreamResponse:
         a = await self.agent(request)
-        return web.json_response({**_row(a), "originate": self.cfg.ami is not None})
+        return web.json_response({**row(a), "originate": self.cfg.ami is not None})
 
     async def calls(self, request: web.Request) -> web.StreamResponse:
         a = await self.agent(request)
-        return web.json_response([_row(r) for r in await self.call("calls", a["agent_id"])])
+        return web.json_response([row(r) for r in await self.call("calls", a["agent_id"])])
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """The agent's calls: on connect, and after every change (sb_live); the
@@ -266,7 +271,7 @@ class Panel:
                         await resp.write(b"event: expired\ndata: {}\n\n")
                         break
                     rows = await self.call("calls", a["agent_id"])
-                    body = json.dumps({"db": "up", "calls": [_row(r) for r in rows]}).encode()
+                    body = json.dumps({"db": "up", "calls": [row(r) for r in rows]}).encode()
                 except DatabaseDown:
                     body = b'{"db": "down", "calls": []}'
                 if body != last:
@@ -288,19 +293,19 @@ class Panel:
     async def case(self, request: web.Request) -> web.StreamResponse:
         a = await self.agent(request)
         self._check_post(request)
-        uid = _uid(request.match_info["uid"])
+        uid = call_id(request.match_info["uid"])
         r = await self.call("case", a["agent_id"], uid, one=True)
         self.log.info("panel_case", uniqueid=uid, agent=a["login"], outcome=r["outcome"])
         if r["outcome"] != "shown":
             return web.json_response({"error": "case details are shown only to the agent "
                                       "on the call, for a caller verified in full or by "
                                       "calling the agency back"}, status=403)
-        return web.json_response({k: v for k, v in _row(r).items() if v is not None})
+        return web.json_response({k: v for k, v in row(r).items() if v is not None})
 
     async def lookup(self, request: web.Request) -> web.StreamResponse:
         a = await self.agent(request)
         data = await self._body(request)
-        uid = _uid(request.match_info["uid"])
+        uid = call_id(request.match_info["uid"])
         number = data.get("case_number")
         if not isinstance(number, str) or not number.isdigit() or not 6 <= len(number) <= 12:
             raise web.HTTPBadRequest(text="a case number is 6-12 digits\n")
@@ -313,11 +318,11 @@ class Panel:
 
     async def agencies(self, request: web.Request) -> web.StreamResponse:
         await self.agent(request)
-        return web.json_response([_row(r) for r in await self.call("agencies")])
+        return web.json_response([row(r) for r in await self.call("agencies")])
 
     async def dispositions(self, request: web.Request) -> web.StreamResponse:
         await self.agent(request)
-        return web.json_response([_row(r) for r in await self.call("dispositions")])
+        return web.json_response([row(r) for r in await self.call("dispositions")])
 
     # --- calling the agency ----------------------------------------------------------
     async def _originate(self, oob_id: int, interface: str, e164: str,
@@ -376,14 +381,13 @@ class Panel:
     async def oob(self, request: web.Request) -> web.StreamResponse:
         a = await self.agent(request)
         data = await self._body(request)
-        uid = _uid(request.match_info["uid"])
+        uid = call_id(request.match_info["uid"])
         agency = data.get("agency")
         if agency is not None and not (isinstance(agency, str) and agency.isdigit()
                                        and len(agency) <= 6):
             raise web.HTTPBadRequest(text="an agency is its code\n")
-        if self.cfg.ami is None:
-            return web.json_response({"error": "calling out is not set up on this panel "
-                                      "(SB_PANEL_AMI_USER)"}, status=503)
+        if (refused := self.no_ami()) is not None:
+            return refused
         r = await self.call("oob_begin", a["agent_id"], uid, agency, one=True)
         return await self._place(a, uid, r)
 
@@ -407,7 +411,7 @@ class Panel:
     async def dispose(self, request: web.Request) -> web.StreamResponse:
         a = await self.agent(request)
         data = await self._body(request)
-        uid = _uid(request.match_info["uid"])
+        uid = call_id(request.match_info["uid"])
         code, note = data.get("code"), data.get("note") or ""
         if not isinstance(code, str) or not isinstance(note, str) or len(note) > 2000:
             raise web.HTTPBadRequest(text="a disposition code and a note of at most 2,000 "
@@ -423,7 +427,7 @@ class Panel:
     # --- the agent's own queues (issue 23) ----------------------------------------------
     async def presence_state(self, request: web.Request) -> web.StreamResponse:
         a = await self.agent(request)
-        return web.json_response([_row(r) for r in await self.call("presence_state",
+        return web.json_response([row(r) for r in await self.call("presence_state",
                                                                    a["agent_id"])])
 
     async def presence(self, request: web.Request) -> web.StreamResponse:
@@ -446,7 +450,7 @@ class Panel:
     # --- callbacks ------------------------------------------------------------------------
     async def callbacks(self, request: web.Request) -> web.StreamResponse:
         a = await self.agent(request)
-        return web.json_response([_row(r) for r in await self.call("callbacks",
+        return web.json_response([row(r) for r in await self.call("callbacks",
                                                                    a["agent_id"])])
 
     def _request_id(self, request: web.Request) -> int:
@@ -467,9 +471,8 @@ class Panel:
         a = await self.agent(request)
         self._check_post(request)
         rid = self._request_id(request)
-        if self.cfg.ami is None:
-            return web.json_response({"error": "calling out is not set up on this panel "
-                                      "(SB_PANEL_AMI_USER)"}, status=503)
+        if (refused := self.no_ami()) is not None:
+            return refused
         r = await self.call("callback_dial", a["agent_id"], rid, one=True)
         return await self._place(a, f"callback-{rid}", r)
 

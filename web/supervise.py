@@ -145,9 +145,8 @@ class Supervise:
         mode = data.get("mode")
         if mode not in MODES:
             raise web.HTTPBadRequest(text="mode is listen, whisper or barge\n")
-        if self.p.cfg.ami is None:
-            return web.json_response({"error": "calling out is not set up on this panel "
-                                      "(SB_PANEL_AMI_USER)"}, status=503)
+        if (refused := self.p.no_ami()) is not None:
+            return refused
         r = await self.p.call("spy_begin", a["agent_id"], uid, mode, one=True)
         if r["outcome"] != "ok":
             return web.json_response({"error": r["why"]}, status=403)
@@ -227,9 +226,8 @@ class Supervise:
         if target not in TRANSFER_TARGETS:
             raise web.HTTPBadRequest(text="target is intake, priority, overflow or "
                                      "supervisors\n")
-        if self.p.cfg.ami is None:
-            return web.json_response({"error": "calling out is not set up on this panel "
-                                      "(SB_PANEL_AMI_USER)"}, status=503)
+        if (refused := self.p.no_ami()) is not None:
+            return refused
         r = await self.p.call("transfer", a["agent_id"], uid, target, one=True)
         if r["outcome"] != "ok":
             return web.json_response({"error": r["why"]}, status=403)
