@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -65,6 +66,42 @@ def wanted_actions(wanted: Sequence[Any], members: dict[tuple[str, str], Any]
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What a node said yes to, before its event reached the deriver: a member
+    (``state`` "available" or "paused") or its absence (``state`` None)."""
+
+    state: str | None
+    reason: str | None
+    at: float
+
+
+def as_applied(action: str, headers: dict[str, str], now: float) -> Applied:
+    if action == "QueueRemove":
+        return Applied(None, None, now)
+    paused = headers.get("Paused") == "true"
+    return Applied("paused" if paused else "available",
+                   headers.get("Reason") if paused else None, now)
+
+
+def members_seen(members: dict[tuple[str, str], Any],
+                 applied: dict[tuple[str, str], Applied], now: float
+                 ) -> dict[tuple[str, str], Any]:
+    """The deriver's members, with what the node accepted in the last RETRY_S
+    put over them: its event may still be on its way (a pause asked for right
+    after a login must be a QueuePause, not a second QueueAdd that Asterisk
+    refuses as "Already there")."""
+    seen = dict(members)
+    for key, a in applied.items():
+        if now - a.at >= RETRY_S:
+            continue
+        if a.state is None:
+            seen.pop(key, None)
+        else:
+            seen[key] = a
+    return seen
+
+
 class PresenceSync:
     """One per listener process: every pipeline's node follows agent_presence."""
 
@@ -75,6 +112,7 @@ class PresenceSync:
         self.wake = asyncio.Event()
         self.log = log.get("ami_listener")
         self._sent: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._applied: dict[str, dict[tuple[str, str], Applied]] = {}
         self.actions_sent = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -133,7 +171,11 @@ class PresenceSync:
         now = time.monotonic()
         for p in ready:
             node = p.client.node.name
-            for action, headers in wanted_actions(wanted, p.writer.deriver.members):
+            applied = self._applied.setdefault(node, {})
+            for key_ in [k for k, a in applied.items() if now - a.at >= RETRY_S]:
+                del applied[key_]
+            seen = members_seen(p.writer.deriver.members, applied, now)
+            for action, headers in wanted_actions(wanted, seen):
                 key = (node, headers["Queue"], headers["Interface"])
                 what = f"{action}:{headers.get('Paused', '')}:{headers.get('Reason', '')}"
                 last = self._sent.get(key)
@@ -149,6 +191,9 @@ class PresenceSync:
                 sent += 1
                 self.actions_sent += 1
                 ok = reply.get("Response") == "Success"
+                if ok:
+                    applied[(headers["Queue"], headers["Interface"])] = as_applied(
+                        action, headers, now)
                 self.log.info("presence_applied" if ok else "presence_refused", node=node,
                               action=action, queue=headers["Queue"],
                               interface=headers["Interface"],

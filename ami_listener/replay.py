@@ -20,7 +20,7 @@ import itertools
 import random
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,6 +229,8 @@ class ServerOptions:
     # sends (QueueMemberAdded, QueueMemberPause, QueueMemberRemoved), as a member
     # list of its own would
     member_events: bool = False
+    # and that event this late (a busy node: the reply comes first)
+    member_event_delay: float = 0.0
 
 
 @dataclass
@@ -253,6 +255,30 @@ class ReplayServer:
         self.finished = asyncio.Event()
         self._conns: set[asyncio.StreamWriter] = set()
         self._next = 0
+        self.members: set[tuple[str, str]] = set()  # (queue, interface): member_events
+
+    def _member_refusal(self, name: str, msg: Message) -> bytes | None:
+        """Asterisk's refusals of a member action, as recorded (e_member_actions),
+        when this node keeps a member list of its own (``member_events``)."""
+        if not self.options.member_events:
+            return None
+        key = (str(msg.get("Queue") or ""), str(msg.get("Interface") or ""))
+        if name == "queueadd":
+            if key in self.members:
+                return b"Unable to add interface: Already there"
+            self.members.add(key)
+        elif name == "queueremove":
+            if key not in self.members:
+                return b"Unable to remove interface: Not there"
+            self.members.discard(key)
+        elif key not in self.members:
+            return b"Interface not found"
+        return None
+
+    async def _later(self, send: Callable[[bytes], Awaitable[None]], event: bytes) -> None:
+        await asyncio.sleep(self.options.member_event_delay)
+        with contextlib.suppress(OSError, RuntimeError):
+            await send(event)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self.server = await asyncio.start_server(self._handle, host, port, backlog=512)
@@ -287,6 +313,7 @@ class ReplayServer:
         closing = asyncio.Event()
         resynced = asyncio.Event()
         challenges: list[bytes] = []
+        later: set[asyncio.Future[None]] = set()
 
         async def send(data: bytes) -> None:
             async with out_lock:
@@ -359,10 +386,20 @@ class ReplayServer:
                     elif name in MEMBER_ACTIONS:
                         self.stats.member_actions.append(
                             {k: str(v) for k, v in msg.fields.items() if k != "ActionID"})
-                        await reply(head % b"Success" + b"Message: " + MEMBER_ACTIONS[name]
-                                    + b"\r\n\r\n")
+                        refusal = self._member_refusal(name, msg)
+                        if refusal is not None:
+                            await reply(head % b"Error" + b"Message: " + refusal + b"\r\n\r\n")
+                            continue
+                        said = MEMBER_ACTIONS[name]
+                        if name == "queuepause" and str(msg.get("Paused")).lower() != "true":
+                            said = b"Interface unpaused successfully"
+                        await reply(head % b"Success" + b"Message: " + said + b"\r\n\r\n")
                         if self.options.member_events:
-                            await send(member_event(name, msg))
+                            event = member_event(name, msg)
+                            if self.options.member_event_delay:
+                                later.add(asyncio.ensure_future(self._later(send, event)))
+                            else:
+                                await send(event)
                     elif name == "logoff":
                         await reply(head % b"Goodbye"
                                     + b"Message: Thanks for all the fish.\r\n\r\n")
@@ -422,6 +459,8 @@ class ReplayServer:
             action_task.cancel()
             with contextlib.suppress(BaseException):
                 await action_task
+            for f in later:
+                f.cancel()
             self._conns.discard(writer)
             writer.close()
 

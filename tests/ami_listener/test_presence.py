@@ -97,3 +97,50 @@ def test_a_logout_is_recorded_and_applied(db_url: str, tmp_path: Path) -> None:
         return b.stats.member_actions
     assert asyncio.run(main()) == [{"Action": "QueueRemove", "Queue": "intake",
                                     "Interface": "PJSIP/2004"}]
+
+
+def test_a_pause_right_after_a_login_is_a_pause_on_a_slow_node(db_url: str,
+                                                               tmp_path: Path) -> None:
+    """CI found it: B accepted the QueueAdd but its QueueMemberAdded was still
+    on the way when the agent paused; the listener, seeing no member yet, sent
+    a second QueueAdd (paused) that Asterisk refuses ("Already there"), and the
+    pause reached B only at the next sweep.  What a node accepted now counts
+    until its event arrives."""
+    async def main() -> tuple[list[dict[str, str]], set[tuple[str, str]]]:
+        # A: the agent logs in, and pauses for lunch 0.6 s later
+        a = ReplayServer([frames_segment([ADDED, PAUSED], gap_s=0.6)],
+                         ServerOptions(speed=1.0))
+        # B: a busy node, whose events come 2 s after its replies
+        b = ReplayServer([frames_segment([])], ServerOptions(
+            speed=None, member_events=True, member_event_delay=2.0))
+        pa, pb = await a.start(), await b.start()
+        settings = nodes_settings(tmp_path, {"pbx-a": pa, "pbx-b": pb})
+        listener = Listener(settings, as_service(db_url, "listener"))
+        await listener.start()
+        try:
+            async with asyncio.timeout(20):
+                while len(b.stats.member_actions) < 2:
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(3.0)  # B's events arrive: nothing more to send
+        finally:
+            await listener.stop()
+            await a.close()
+            await b.close()
+        return b.stats.member_actions, b.members
+    sent_b, members = asyncio.run(main())
+    assert [(x["Action"], x["Paused"], x.get("Reason")) for x in sent_b] == [
+        ("QueueAdd", "false", None), ("QueuePause", "true", "Lunch")]
+    assert members == {("intake", "PJSIP/2004")}
+
+
+def test_what_a_node_accepted_counts_until_its_event_arrives() -> None:
+    from ami_listener.presence import RETRY_S, Applied, members_seen
+    member = {("intake", "PJSIP/2004"): SimpleNamespace(state="available", reason=None)}
+    added = {("intake", "PJSIP/2004"): Applied("available", None, 100.0)}
+    removed = {("intake", "PJSIP/2004"): Applied(None, None, 100.0)}
+    assert wanted_actions([row(True, True, "Lunch")], members_seen({}, added, 101.0)) == [
+        ("QueuePause", {"Queue": "intake", "Interface": "PJSIP/2004", "Paused": "true",
+                        "Reason": "Lunch"})]
+    assert wanted_actions([row(True)], members_seen(member, removed, 101.0))[0][0] == "QueueAdd"
+    # after RETRY_S the deriver's view is the truth again
+    assert members_seen({}, added, 100.0 + RETRY_S) == {}
