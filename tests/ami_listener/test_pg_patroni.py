@@ -135,7 +135,11 @@ def patroni_pair() -> Iterator[tuple[LocalCluster, list[dict], list[Proc], Path]
                             "connect_address": f"127.0.0.1:{api_port}"},
                 "etcd3": {"hosts": hosts},
                 "bootstrap": {
+                    # synchronous_mode: a commit is on both members before the
+                    # listener forgets its frame (an asynchronous standby loses the
+                    # last commits on failover; CI caught it lagging by seconds)
                     "dcs": {"ttl": 8, "loop_wait": 1, "retry_timeout": 3,
+                            "synchronous_mode": True,
                             "maximum_lag_on_failover": 16 * 1024 * 1024,
                             "postgresql": {"use_pg_rewind": False,
                                            "parameters": {"wal_level": "replica",
@@ -166,9 +170,10 @@ def patroni_pair() -> Iterator[tuple[LocalCluster, list[dict], list[Proc], Path]
                 _until("Patroni never made pg0 the primary",
                        lambda port=api_port: _rest(port).get("role") in ("master", "primary"),
                        90)
-        _until("pg1 never streamed from pg0", lambda: _rest(members[1]["api_port"]).get(
-            "state") == "running" and _rest(members[1]["api_port"]).get("role") in
-            ("replica", "standby"), 90)
+        _until("pg1 never became pg0's synchronous standby", lambda: any(
+            r.get("application_name") == "pg1" and r.get("state") == "streaming"
+            and r.get("sync_state") == "sync"
+            for r in _rest(members[0]["api_port"]).get("replication") or []), 90)
         keeper = dataclasses.replace(keeper, port=members[0]["pg_port"])
         asyncio.run(db.ensure_app_database(keeper))
         yield keeper, members, procs, root
