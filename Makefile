@@ -16,7 +16,7 @@ help:
 	@echo "make bench  AMI ingest, AGI session, figures-at-scale and (with an Asterisk) live-call benchmarks (each prints a JSON line last)"
 	@echo "make setup  system packages, venv, local PostgreSQL, migrations (idempotent)"
 
-$(STAMP): pyproject.toml setup.py ami_listener/_fastframe.pyx
+$(STAMP): pyproject.toml setup.py switchboard/ami_listener/_fastframe.pyx
 	./scripts/bootstrap
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -47,7 +47,7 @@ test: venv
 	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q -rs tests/live || [ $$? -eq 5 ]
 
 lint: venv
-	$(BIN)/ruff check switchboard ami_listener agi admin figures dialplan_tools web console tests bench
+	$(BIN)/ruff check switchboard tests bench
 	$(BIN)/mypy
 	$(BIN)/switchboard dialplan check
 

@@ -1,10 +1,10 @@
 """The one compiled part of switchboard (everything else is in pyproject.toml):
-the AMI frame parser's fast path, ami_listener/_fastframe.pyx, built with
+the AMI frame parser's fast path, switchboard/ami_listener/_fastframe.pyx, built with
 Cython at install.  Optional: where no C compiler is found the install goes on
 and the listener uses the pure-Python parser (same rows, slower; README,
 "Speed")."""
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("ami_listener._fastframe", ["ami_listener/_fastframe.pyx"],
-                             optional=True)])
+setup(ext_modules=[Extension("switchboard.ami_listener._fastframe",
+                             ["switchboard/ami_listener/_fastframe.pyx"], optional=True)])

@@ -43,10 +43,10 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agi import fakecall
-from agi.app import make_hasher
-from agi.validate import with_check_digit
 from switchboard import db
+from switchboard.agi import fakecall
+from switchboard.agi.app import make_hasher
+from switchboard.agi.validate import with_check_digit
 from switchboard.pgcluster import LocalCluster
 from switchboard.settings import parse_agi
 from tests.agi.conftest import PEPPER, agi_settings, seed

@@ -32,11 +32,11 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ami_listener.normalise import KEPT_EVENTS, FrameNormaliser
-from ami_listener.replay import Capture, Refresher, ReplayServer, Segment, ServerOptions
-from ami_listener.spool import Record
-from ami_listener.writer import RAW_COLUMNS, _raw_tuple
 from switchboard import db
+from switchboard.ami_listener.normalise import KEPT_EVENTS, FrameNormaliser
+from switchboard.ami_listener.replay import Capture, Refresher, ReplayServer, Segment, ServerOptions
+from switchboard.ami_listener.spool import Record
+from switchboard.ami_listener.writer import RAW_COLUMNS, _raw_tuple
 from switchboard.pgcluster import LocalCluster
 from tests.conftest import make_cluster
 from tests.helpers import db_env
@@ -80,7 +80,7 @@ async def start_listener(url: str, port: int, state: Path) -> asyncio.subprocess
            "SB_METRICS_ADDR": "127.0.0.1:0", "SB_LOG_LEVEL": "warning",
            "SB_SPOOL_MAX_BYTES": str(8 << 30)}
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "console.cli", "ami-listener", env=env)
+        sys.executable, "-m", "switchboard.console.cli", "ami-listener", env=env)
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -42,11 +42,11 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from admin import figures as figures_admin
 from switchboard import db
+from switchboard.admin import figures as figures_admin
 from switchboard.sqlfile import queries
+from switchboard.web.wallboard import Board, BoardConfig
 from tests.conftest import make_cluster
-from web.wallboard import Board, BoardConfig
 
 TZ = "America/Chicago"
 REPORT = queries("report.sql")

@@ -58,9 +58,9 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from console.front_cli import render_peers
-from dialplan_tools.front import kamailio_binary, parse_cluster, write_front
 from switchboard import db
+from switchboard.console.front_cli import render_peers
+from switchboard.dialplan_tools.front import kamailio_binary, parse_cluster, write_front
 from switchboard.pgcluster import free_port
 from tests.conftest import make_cluster
 from tests.live import sipp
@@ -257,9 +257,9 @@ class Bench:
     async def _more_officers(self) -> None:
         """One officer per concurrent caller (attempts in flight count against the
         officer: many on one would lock it)."""
-        from admin import ops
-        from agi.app import make_hasher
         from switchboard import auditlog
+        from switchboard.admin import ops
+        from switchboard.agi.app import make_hasher
         from switchboard.settings import parse_agi
         settings = parse_agi({"SB_PIN_PEPPER": PEPPER, "SB_AUDIT_KEY_FILE":
                               str(self.root / "audit.key")})

@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from admin.recstore import LocalStore, seal, sha256_file
+from switchboard.admin.recstore import LocalStore, seal, sha256_file
 
 RATE = 8000
 CALLS_PER_DAY = 6500

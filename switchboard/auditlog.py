@@ -1,5 +1,5 @@
 """The audit log's signing key and checkpoints (migration 0009): what the
-services and the ops commands need to write it (admin/audit.py checks it).
+services and the ops commands need to write it (switchboard/admin/audit.py checks it).
 
 - The audit key (SB_AUDIT_KEY_FILE, mode 600, like the pepper) goes to the
   sessions of the processes that write audit rows as the startup setting

@@ -66,7 +66,7 @@ class ListenerSettings:
     # its calls end as cut (issue 23)
     node_lost_s: float = 10.0
     # make this listener's nodes follow every agent's login, logout and pause
-    # made on any node (ami_listener/presence.py)
+    # made on any node (switchboard/ami_listener/presence.py)
     agent_sync: bool = True
 
     def queue_log(self, node: str) -> Path | None:

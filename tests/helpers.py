@@ -19,11 +19,11 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from ami_listener.queue_log import QueueLogCall
-from ami_listener.replay import ReplayServer, Segment, ServerOptions
-from ami_listener.service import Listener
-from dialplan_tools.edge import EDGE_DIR
 from switchboard import db
+from switchboard.ami_listener.queue_log import QueueLogCall
+from switchboard.ami_listener.replay import ReplayServer, Segment, ServerOptions
+from switchboard.ami_listener.service import Listener
+from switchboard.dialplan_tools.edge import EDGE_DIR
 from switchboard.pgcluster import free_port
 from switchboard.settings import AmiNode, load
 

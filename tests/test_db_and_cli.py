@@ -49,8 +49,8 @@ def test_badly_named_migration_is_refused(tmp_path: Path) -> None:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "console.cli", *args], capture_output=True,
-                          text=True, timeout=60, env=env, check=False)
+    return subprocess.run([sys.executable, "-m", "switchboard.console.cli", *args],
+                          capture_output=True, text=True, timeout=60, env=env, check=False)
 
 
 def test_help_texts() -> None:

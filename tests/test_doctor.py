@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ami_listener.replay import ReplayServer, ServerOptions
-from console.doctor import required_modules
+from switchboard.ami_listener.replay import ReplayServer, ServerOptions
+from switchboard.console.doctor import required_modules
 from switchboard.pgcluster import free_port
 from tests.helpers import CLI, db_env
 

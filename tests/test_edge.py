@@ -23,8 +23,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from admin import edge as admin_edge
-from dialplan_tools.edge import EDGE_DIR, edge_of_site
+from switchboard.admin import edge as admin_edge
+from switchboard.dialplan_tools.edge import EDGE_DIR, edge_of_site
 from tests.helpers import (
     CLI,
     EDGE_CARRIER,

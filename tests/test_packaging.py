@@ -39,27 +39,43 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_the_wheel_carries_sql_dialplan_and_captures(artifacts: dict[str, Path]) -> None:
     names = zipfile.ZipFile(artifacts["wheel"]).namelist()
-    for needed in ("switchboard_sql/migrations/0001_ami_events.sql",
-                   "switchboard_sql/queries/agi.sql", "switchboard_sql/seed/demo.sql",
-                   "switchboard_sql/kpi.md", "switchboard_dialplan/extensions.conf",
-                   "switchboard_dialplan/site.example/trunk.conf",
-                   "switchboard_dialplan/lint/sounds-en-core.txt",
-                   "switchboard_dialplan/edge/nftables.nft",
-                   "switchboard_dialplan/edge/fail2ban/jail.local",
-                   "switchboard_dialplan/edge/fail2ban/filter.d/switchboard-asterisk.conf",
-                   "switchboard_dialplan/edge/fail2ban/action.d/switchboard-nftables.conf",
-                   "switchboard_dialplan/edge/prometheus/switchboard-edge.rules.yml",
-                   "switchboard_captures/security/security.log",
-                   "switchboard_captures/ami/a_answered_ts.ami", "web/static/panel.js"):
+    for needed in ("switchboard/sql/migrations/0001_ami_events.sql",
+                   "switchboard/sql/queries/agi.sql", "switchboard/sql/seed/demo.sql",
+                   "switchboard/sql/kpi.md", "switchboard/dialplan/extensions.conf",
+                   "switchboard/dialplan/site.example/trunk.conf",
+                   "switchboard/dialplan/lint/sounds-en-core.txt",
+                   "switchboard/dialplan/edge/nftables.nft",
+                   "switchboard/dialplan/edge/fail2ban/jail.local",
+                   "switchboard/dialplan/edge/fail2ban/filter.d/switchboard-asterisk.conf",
+                   "switchboard/dialplan/edge/fail2ban/action.d/switchboard-nftables.conf",
+                   "switchboard/dialplan/edge/prometheus/switchboard-edge.rules.yml",
+                   "switchboard/captures/security/security.log",
+                   "switchboard/captures/ami/a_answered_ts.ami", "switchboard/web/static/panel.js"):
         assert needed in names, needed
     # the frame parser's fast path, compiled from the sdist's .pyx (issue 15)
-    assert any(n.startswith("ami_listener/_fastframe.") and n.endswith(".so") for n in names)
-    assert "ami_listener/_fastframe.pyi" in names
+    assert any(n.startswith("switchboard/ami_listener/_fastframe.") and n.endswith(".so")
+               for n in names)
+    assert "switchboard/ami_listener/_fastframe.pyi" in names
     with tarfile.open(artifacts["sdist"]) as sdist:
-        assert "ami_listener/_fastframe.pyx" in {n.split("/", 1)[-1] for n in sdist.getnames()}
+        assert "switchboard/ami_listener/_fastframe.pyx" in {
+            n.split("/", 1)[-1] for n in sdist.getnames()}
     migrations = {p.name for p in (ROOT / "sql" / "migrations").glob("*.sql")}
     assert {n.rsplit("/", 1)[1] for n in names
-            if n.startswith("switchboard_sql/migrations/")} == migrations
+            if n.startswith("switchboard/sql/migrations/")} == migrations
+
+
+def test_the_wheel_adds_one_import_name(artifacts: dict[str, Path]) -> None:
+    """Issue 25: an installed switchboard adds exactly one top-level name, its
+    own; the rooms are its subpackages and the data is inside it."""
+    names = zipfile.ZipFile(artifacts["wheel"]).namelist()
+    tops = {n.split("/", 1)[0] for n in names}
+    assert tops == {"switchboard", "switchboard-0.1.0.dist-info"}, tops
+    top_level = next((n for n in names if n.endswith(".dist-info/top_level.txt")), None)
+    if top_level is not None:
+        text = zipfile.ZipFile(artifacts["wheel"]).read(top_level).decode().split()
+        assert text == ["switchboard"], text
+    for room in ("agi", "ami_listener", "admin", "figures", "dialplan_tools", "web", "console"):
+        assert f"switchboard/{room}/__init__.py" in names, room
 
 
 def test_installed_wheel_runs_from_any_directory_with_the_config_file(
@@ -71,6 +87,8 @@ def test_installed_wheel_runs_from_any_directory_with_the_config_file(
     # the dependencies from this environment, not the checkout's code
     purelib = sysconfig.get_paths()["purelib"]
     site = next((venv / "lib").glob("python3*/site-packages"))
+    # the install added one name to site-packages (and its metadata)
+    assert {p.name for p in site.iterdir()} == {"switchboard", "switchboard-0.1.0.dist-info"}
     (site / "deps.pth").write_text(purelib + "\n")
     elsewhere = tmp_path / "somewhere"
     elsewhere.mkdir()
@@ -89,13 +107,13 @@ def test_installed_wheel_runs_from_any_directory_with_the_config_file(
                  cwd=elsewhere, env=env).stdout.split()
     assert all(str(venv) in w for w in where), where
     parser = _run(str(venv / "bin" / "python"), "-c",
-                  "import ami_listener.framing as f; print(f.parser_name())",
+                  "import switchboard.ami_listener.framing as f; print(f.parser_name())",
                   cwd=elsewhere, env=env).stdout.strip()
     assert parser == "c"
     assert _run(sb, "--help", cwd=elsewhere, env=env).returncode == 0
     checked = _run(sb, "dialplan", "check", cwd=elsewhere, env=env, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    example = site / "switchboard_dialplan" / "site.example"
+    example = site / "switchboard" / "dialplan" / "site.example"
     nft = _run(sb, "edge", "show", "nft", "--site", str(example), cwd=elsewhere, env=env)
     assert "table inet switchboard {" in nft.stdout
     migrated = _run(sb, "db", "migrate", cwd=elsewhere, env=env, check=False)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from admin import systemd
+from switchboard.admin import systemd
 from switchboard.pgcluster import free_port
 from tests.helpers import db_env
 

@@ -1,4 +1,4 @@
--- Queries of the AMI listener (ami_listener/writer.py).  Each block starts with
+-- Queries of the AMI listener (switchboard/ami_listener/writer.py).  Each block starts with
 -- "-- name: NAME"; parameters are $n, never string-built.
 
 -- name: ensure_partition
@@ -120,7 +120,7 @@ SELECT sb_listener_node_state($1, $2, $3, $4);
 
 -- name: presence
 -- Agents' own logins, logouts and pauses seen on this node, which every node
--- follows (sql/migrations/0025_nodes.sql, ami_listener/presence.py).
+-- follows (sql/migrations/0025_nodes.sql, switchboard/ami_listener/presence.py).
 SELECT sb_listener_presence($1, $2, $3, $4, $5, $6, $7, $8);
 
 -- name: presence_wanted

@@ -1,4 +1,4 @@
--- Queries of the agent panel (web/panel.py), run as sb_panel: each calls one
+-- Queries of the agent panel (switchboard/web/panel.py), run as sb_panel: each calls one
 -- sb_panel_* function of migration 0012, which decides and audits.  Each block
 -- starts with "-- name: NAME"; parameters are $n, never string-built.
 

@@ -1,4 +1,4 @@
--- Queries of the queue_log reconciler (ami_listener/reconcile.py).  Each block
+-- Queries of the queue_log reconciler (switchboard/ami_listener/reconcile.py).  Each block
 -- starts with "-- name: NAME"; parameters are $n, never string-built.
 
 -- name: calls_by_uniqueid

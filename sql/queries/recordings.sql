@@ -1,4 +1,4 @@
--- Queries of the recordings (admin/recordings.py, console/recordings_cli.py;
+-- Queries of the recordings (switchboard/admin/recordings.py, switchboard/console/recordings_cli.py;
 -- docs/recordings.md).  Each block starts with "-- name: NAME"; parameters are
 -- $n, never string-built.  The shipper runs as sb_recorder (stored); the rest
 -- as the owner (ops commands, with the audit key).

@@ -12,10 +12,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from admin import ops
-from agi import fakecall
-from agi.app import AgiService, make_hasher
-from agi.validate import with_check_digit
+from switchboard.admin import ops
+from switchboard.agi import fakecall
+from switchboard.agi.app import AgiService, make_hasher
+from switchboard.agi.validate import with_check_digit
 from switchboard.settings import AgiSettings, parse_agi
 from tests.helpers import as_service
 

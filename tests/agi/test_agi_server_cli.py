@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from agi import fakecall
+from switchboard.agi import fakecall
 from switchboard.pgcluster import free_port
 from tests.agi.conftest import AGENCY, LINE, OFFICER, PEPPER, PIN, agi_settings, seed, uniqueid
 from tests.helpers import CLI, db_env

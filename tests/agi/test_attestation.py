@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agi import fakecall
+from switchboard.agi import fakecall
 from tests.agi.conftest import AGENCY, LINE, OFFICER, OTHER_NUMBER, PIN, Agi, RunAgi, uniqueid
 from tests.helpers import CLI, db_env
 

@@ -15,8 +15,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from admin import ops
 from switchboard import auditlog
+from switchboard.admin import ops
 from switchboard.pgcluster import LocalCluster
 from tests.agi.conftest import (
     AGENCY,
@@ -79,7 +79,7 @@ def _keyed(tmp: Path) -> dict[str, str]:
 
 
 def _verify_cli(db_url: str, keyed: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "console.cli", "audit", "verify"],
+    return subprocess.run([sys.executable, "-m", "switchboard.console.cli", "audit", "verify"],
                           env={**os.environ, **db_env(db_url), **keyed}, capture_output=True,
                           text=True, timeout=60, check=False)
 
@@ -87,7 +87,7 @@ def _verify_cli(db_url: str, keyed: dict[str, str]) -> subprocess.CompletedProce
 def _traffic_then_anchor(db_url: str, tmp: Path, keyed: dict[str, str]) -> None:
     """Seeding through the ops functions with the key (as the ops CLI does),
     calls through the AGI service with the key, checkpoints by the service."""
-    from agi.app import AgiService
+    from switchboard.agi.app import AgiService
     from tests.helpers import as_service
 
     async def main() -> None:
@@ -114,7 +114,7 @@ def _traffic_then_anchor(db_url: str, tmp: Path, keyed: dict[str, str]) -> None:
 
 
 async def seed_with(conn: asyncpg.Connection, settings: Any) -> None:
-    from agi.app import make_hasher
+    from switchboard.agi.app import make_hasher
     from tests.agi.conftest import LINE
     hasher = make_hasher(settings)
     await ops.agency_add(conn, AGENCY, "Demo County (FAKE)")

@@ -10,9 +10,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from admin import ops
-from agi.app import make_hasher
-from agi.fakecall import HANGUP
+from switchboard.admin import ops
+from switchboard.agi.app import make_hasher
+from switchboard.agi.fakecall import HANGUP
 from switchboard.pgcluster import LocalCluster
 from tests.agi.conftest import (
     AGENCY,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agi.validate import with_check_digit
+from switchboard.agi.validate import with_check_digit
 from tests.agi.test_ops_cli import CLI, KEYS, fetch, sb
 from tests.helpers import db_env
 

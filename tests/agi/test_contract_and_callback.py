@@ -1,12 +1,12 @@
-"""The callback handler, and the variable contract (agi/contract.py) checked
+"""The callback handler, and the variable contract (switchboard/agi/contract.py) checked
 against what every handler really sets and reads on the channel."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from agi import contract
-from agi.fakecall import Outcome
+from switchboard.agi import contract
+from switchboard.agi.fakecall import Outcome
 from tests.agi.conftest import AGENCY, CASE_FOUND, LINE, OFFICER, PIN, Agi, RunAgi, uniqueid
 
 

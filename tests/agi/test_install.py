@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from agi import fakecall
+from switchboard.agi import fakecall
 from tests.agi.conftest import AGENCY, OFFICER, PEPPER, PIN, agi_settings, seed, uniqueid
 from tests.helpers import CLI, as_service, db_env
 

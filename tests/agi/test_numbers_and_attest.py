@@ -8,9 +8,9 @@ from datetime import UTC
 
 import pytest
 
-from agi import attest
-from agi.validate import normalise_ani
-from figures.report import Range, bucket_seconds
+from switchboard.agi import attest
+from switchboard.agi.validate import normalise_ani
+from switchboard.figures.report import Range, bucket_seconds
 from switchboard.settings import ConfigError, site_tz
 
 E164 = "+16155550123"  # NANP 555-0100..0199: reserved for fiction

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
-from agi.validate import with_check_digit
+from switchboard.agi.validate import with_check_digit
 from tests.agi.conftest import PEPPER
 from tests.helpers import CLI, db_env
 

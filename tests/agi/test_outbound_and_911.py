@@ -9,8 +9,8 @@ from typing import Any
 
 import asyncpg
 
-from admin import ops
-from agi.handlers import node_of
+from switchboard.admin import ops
+from switchboard.agi.handlers import node_of
 from tests.agi.conftest import LINE, OTHER_NUMBER, Agi, RunAgi, uniqueid
 
 

@@ -17,10 +17,10 @@ import asyncpg
 import pytest
 from asterisk.agi import AGI, AGIAppError
 
-from agi import fakecall, process
-from agi.channel import ChannelHangup
-from agi.fakecall import HANGUP
-from agi.server import Registration
+from switchboard.agi import fakecall, process
+from switchboard.agi.channel import ChannelHangup
+from switchboard.agi.fakecall import HANGUP
+from switchboard.agi.server import Registration
 from switchboard.pgcluster import free_port
 from tests.agi.conftest import (
     AGENCY,
@@ -248,7 +248,7 @@ def test_missing_sound_file_is_not_a_hangup() -> None:
 
 
 def test_pyst2_cannot_serve_fastagi() -> None:
-    """Why agi/protocol.py exists: pyst2's FastAGI module does not import on
+    """Why switchboard/agi/protocol.py exists: pyst2's FastAGI module does not import on
     Python 3, and its AGI class over a socket breaks on the late HANGUP line."""
     with pytest.raises(ModuleNotFoundError, match="SocketServer"):
         import asterisk.fastagi  # noqa: F401

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agi.protocol import (
+from switchboard.agi.protocol import (
     AgiError,
     AgiHangup,
     AgiProtocolError,

@@ -10,8 +10,8 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from agi.channel import Channel
-from agi.server import FastAgiServer, Registration, ServerConfig
+from switchboard.agi.channel import Channel
+from switchboard.agi.server import FastAgiServer, Registration, ServerConfig
 
 RX = (Path(__file__).resolve().parents[1] / "fixtures" / "asterisk" / "agi"
       / "fastagi_verify_ok.rx").read_bytes()

@@ -9,8 +9,8 @@ from typing import Any
 
 from argon2 import PasswordHasher, Type
 
-from agi import fakecall
-from agi.pins import PinHasher
+from switchboard.agi import fakecall
+from switchboard.agi.pins import PinHasher
 from tests.agi.conftest import (
     AGENCY,
     CASE_FOUND,
@@ -170,8 +170,8 @@ def test_every_lock_is_an_alert_ops_can_see(run_agi: RunAgi) -> None:
     from structlog.testing import capture_logs
 
     from switchboard.pgcluster import free_port
+    from switchboard.web.wallboard import Board, BoardConfig
     from tests.helpers import as_service
-    from web.wallboard import Board, BoardConfig
 
     async def scenario(agi: Agi) -> Any:
         for n in range(5):

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agi.fakecall import HANGUP
+from switchboard.agi.fakecall import HANGUP
 from tests.agi.conftest import (
     AGENCY,
     CASE_FOUND,
@@ -249,7 +249,7 @@ def test_concurrent_attempts_on_one_officer_cannot_race_the_counter(run_agi: Run
 
 def test_asterisk_closing_mid_command_is_a_hangup_and_the_server_goes_on(
         run_agi: RunAgi) -> None:
-    from agi.fakecall import environment
+    from switchboard.agi.fakecall import environment
 
     async def scenario(agi: Agi) -> Any:
         uid = uniqueid()
@@ -274,7 +274,7 @@ def test_asterisk_closing_mid_command_is_a_hangup_and_the_server_goes_on(
 
 
 def test_lockout_counters_survive_a_server_restart(run_agi: RunAgi) -> None:
-    from agi.app import AgiService
+    from switchboard.agi.app import AgiService
     from tests.agi.conftest import agi_settings
 
     async def scenario(agi: Agi) -> Any:

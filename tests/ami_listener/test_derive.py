@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import itertools
 
-from ami_listener import events as ev
-from ami_listener.derive import Deriver, member_state
+from switchboard.ami_listener import events as ev
+from switchboard.ami_listener.derive import Deriver, member_state
 
 _seq = itertools.count()
 

@@ -1,4 +1,4 @@
-"""The frame parser's C fast path (ami_listener/_fastframe.pyx, issue 15) and
+"""The frame parser's C fast path (switchboard/ami_listener/_fastframe.pyx, issue 15) and
 the pure-Python parser it stands in for: the same message for every frame, the
 same rows end to end, and the pure path still selectable."""
 
@@ -17,10 +17,23 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ami_listener import framing, normalise
-from ami_listener.framing import MAX_HEADERS, Framer, Message, parse_frame, parse_frame_py
-from ami_listener.normalise import _ID_RE, ident, parse_timestamp_us
-from ami_listener.replay import FIXTURES, Capture, Refresher, concat, frames_segment, segment_from
+from switchboard.ami_listener import framing, normalise
+from switchboard.ami_listener.framing import (
+    MAX_HEADERS,
+    Framer,
+    Message,
+    parse_frame,
+    parse_frame_py,
+)
+from switchboard.ami_listener.normalise import _ID_RE, ident, parse_timestamp_us
+from switchboard.ami_listener.replay import (
+    FIXTURES,
+    Capture,
+    Refresher,
+    concat,
+    frames_segment,
+    segment_from,
+)
 from switchboard.pgcluster import LocalCluster
 from tests.conftest import fresh_database
 from tests.helpers import calls, fetch, ingest, intervals
@@ -44,7 +57,7 @@ def test_the_c_parser_is_built_and_used() -> None:
 
 
 def test_sb_pure_python_selects_the_pure_parser() -> None:
-    code = "import ami_listener.framing as f; print(f.parser_name())"
+    code = "import switchboard.ami_listener.framing as f; print(f.parser_name())"
     for value, want in (("1", "python"), ("0", "c"), ("", "c")):
         env = {**os.environ, "SB_PURE_PYTHON": value}
         out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT,

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from ami_listener import queue_log, reconcile
-from ami_listener.normalise import KEPT_EVENTS, parse_timestamp_us
-from ami_listener.replay import FIXTURES, Capture, ReplayServer, Segment, ServerOptions
-from ami_listener.rows import us
+from switchboard.ami_listener import queue_log, reconcile
+from switchboard.ami_listener.normalise import KEPT_EVENTS, parse_timestamp_us
+from switchboard.ami_listener.replay import FIXTURES, Capture, ReplayServer, Segment, ServerOptions
+from switchboard.ami_listener.rows import us
 from tests.helpers import TEN_YEARS, fetch, ingest, judge_calls, listener_process_env
 
 DIRECTORY = FIXTURES / "faults"
@@ -109,7 +109,7 @@ async def _kill_between(rec: Recording, db_url: str, tmp: Path) -> None:
     env = listener_process_env(db_url, tmp, SB_AMI_NODES=f"{NODE}@127.0.0.1:{port}",
                                SB_MAX_CLOCK_SKEW_S=str(int(TEN_YEARS)),
                                SB_PING_INTERVAL="0.5")
-    cmd = [sys.executable, "-m", "console.cli", "ami-listener"]
+    cmd = [sys.executable, "-m", "switchboard.console.cli", "ami-listener"]
     first = await asyncio.create_subprocess_exec(*cmd, env=env,
                                                  stderr=asyncio.subprocess.DEVNULL)
     try:

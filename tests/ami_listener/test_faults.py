@@ -14,10 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from ami_listener.normalise import KEPT_EVENTS
-from ami_listener.replay import Capture, ReplayServer, Segment, ServerOptions, frames_segment
-from ami_listener.service import Listener
-from ami_listener.spool import _scan
+from switchboard.ami_listener.normalise import KEPT_EVENTS
+from switchboard.ami_listener.replay import (
+    Capture,
+    ReplayServer,
+    Segment,
+    ServerOptions,
+    frames_segment,
+)
+from switchboard.ami_listener.service import Listener
+from switchboard.ami_listener.spool import _scan
 from switchboard.pgcluster import LocalCluster
 from tests.conftest import TEMPLATE, fresh_database, make_cluster
 from tests.helpers import as_service, calls, fetch, ingest, listener_process_env, listener_settings
@@ -222,7 +228,7 @@ def test_listener_sigkilled_mid_stream(db_url: str, tmp_path: Path) -> None:
                                             queue_status=second_connection(waiting(burst[:half]))))
         port = await server.start()
         env["SB_AMI_NODES"] = f"lab@127.0.0.1:{port}"
-        cmd = [sys.executable, "-m", "console.cli", "ami-listener"]
+        cmd = [sys.executable, "-m", "switchboard.console.cli", "ami-listener"]
         first = await asyncio.create_subprocess_exec(*cmd, env=env,
                                                      stderr=asyncio.subprocess.DEVNULL)
         try:

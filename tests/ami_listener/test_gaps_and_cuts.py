@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import itertools
 
-from ami_listener import events as ev
-from ami_listener.derive import Call, Deriver
+from switchboard.ami_listener import events as ev
+from switchboard.ami_listener.derive import Call, Deriver
 
 _seq = itertools.count()
 UID = "pbx-a-1795859391.2"

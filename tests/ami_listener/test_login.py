@@ -7,8 +7,14 @@ import asyncio
 import hashlib
 from pathlib import Path
 
-from ami_listener.replay import FIXTURES, Capture, ReplayServer, ServerOptions, segment_from
-from ami_listener.service import Listener
+from switchboard.ami_listener.replay import (
+    FIXTURES,
+    Capture,
+    ReplayServer,
+    ServerOptions,
+    segment_from,
+)
+from switchboard.ami_listener.service import Listener
 from tests.helpers import as_service, calls, ingest, listener_settings
 
 

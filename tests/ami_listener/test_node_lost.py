@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from ami_listener import events as ev
-from ami_listener.derive import Deriver
-from ami_listener.replay import Capture, ServerOptions, frames_segment
+from switchboard.ami_listener import events as ev
+from switchboard.ami_listener.derive import Deriver
+from switchboard.ami_listener.replay import Capture, ServerOptions, frames_segment
 from tests.ami_listener.test_gaps_and_cuts import CONNECT, JOIN, UID, feed, item, member
 from tests.helpers import calls, fetch, ingest
 

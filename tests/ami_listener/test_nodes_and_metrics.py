@@ -7,8 +7,8 @@ import dataclasses
 import urllib.request
 from pathlib import Path
 
-from ami_listener.replay import Capture, ReplayServer, ServerOptions, segment_from
-from ami_listener.service import Listener
+from switchboard.ami_listener.replay import Capture, ReplayServer, ServerOptions, segment_from
+from switchboard.ami_listener.service import Listener
 from switchboard.pgcluster import free_port
 from switchboard.settings import AmiNode
 from tests.helpers import as_service, calls, fetch, listener_settings

@@ -17,9 +17,15 @@ from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message as PanoMessage
 
-from ami_listener import normalise
-from ami_listener.replay import Capture, ReplayServer, Segment, ServerOptions, frames_segment
-from ami_listener.spool import Spool
+from switchboard.ami_listener import normalise
+from switchboard.ami_listener.replay import (
+    Capture,
+    ReplayServer,
+    Segment,
+    ServerOptions,
+    frames_segment,
+)
+from switchboard.ami_listener.spool import Spool
 from tests.helpers import as_service, fetch, ingest, listener_settings
 
 NEWCHANNEL = next(f for f in Capture.load("a_answered_filtered").event_frames()
@@ -163,7 +169,7 @@ def test_unanswered_pings_go_unnoticed_by_panoramisk_not_by_us(tmp_path: Path,
     async def ours() -> tuple[int, float]:
         server = ReplayServer([], ServerOptions(answer_pings=False))
         port = await server.start()
-        from ami_listener.service import Listener
+        from switchboard.ami_listener.service import Listener
         listener = Listener(listener_settings(tmp_path, port, ping_interval_s=0.2,
                                               ping_timeout_s=0.3),
                             as_service(db_url, "listener"))

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import asyncpg
 
-from agi import fakecall
-from agi.app import AgiService
-from ami_listener.replay import Capture, ReplayServer, Segment, ServerOptions
-from ami_listener.service import Listener
 from switchboard import db
+from switchboard.agi import fakecall
+from switchboard.agi.app import AgiService
+from switchboard.ami_listener.replay import Capture, ReplayServer, Segment, ServerOptions
+from switchboard.ami_listener.service import Listener
 from switchboard.pgcluster import LocalCluster, find_bindir, free_port
 from tests.agi.conftest import AGENCY, LINE, OFFICER, PIN, agi_settings, seed
 from tests.ami_listener.test_faults import assert_whole_burst, counts, kept

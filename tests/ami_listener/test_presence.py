@@ -8,9 +8,9 @@ import asyncio
 from pathlib import Path
 from types import SimpleNamespace
 
-from ami_listener.presence import wanted_actions
-from ami_listener.replay import Capture, ReplayServer, ServerOptions, frames_segment
-from ami_listener.service import Listener
+from switchboard.ami_listener.presence import wanted_actions
+from switchboard.ami_listener.replay import Capture, ReplayServer, ServerOptions, frames_segment
+from switchboard.ami_listener.service import Listener
 from tests.helpers import as_service, fetch, nodes_settings
 
 MEMBER = Capture.load("e_member_actions").event_frames()
@@ -134,7 +134,7 @@ def test_a_pause_right_after_a_login_is_a_pause_on_a_slow_node(db_url: str,
 
 
 def test_what_a_node_accepted_counts_until_its_event_arrives() -> None:
-    from ami_listener.presence import RETRY_S, Applied, members_seen
+    from switchboard.ami_listener.presence import RETRY_S, Applied, members_seen
     member = {("intake", "PJSIP/2004"): SimpleNamespace(state="available", reason=None)}
     added = {("intake", "PJSIP/2004"): Applied("available", None, 100.0)}
     removed = {("intake", "PJSIP/2004"): Applied(None, None, 100.0)}

@@ -13,12 +13,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from ami_listener import queue_log
-from ami_listener.reconcile import Result, Scheduled
-from ami_listener.replay import FIXTURES, Capture, ServerOptions, frames_segment
+from switchboard.ami_listener import queue_log
+from switchboard.ami_listener.reconcile import Result, Scheduled
+from switchboard.ami_listener.replay import FIXTURES, Capture, ServerOptions, frames_segment
 from tests.helpers import db_env, fetch, ingest, judge_calls
 
-CLI = [sys.executable, "-m", "console.cli"]
+CLI = [sys.executable, "-m", "switchboard.console.cli"]
 
 
 class Ran:

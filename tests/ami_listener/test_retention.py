@@ -1,4 +1,4 @@
-"""Retention of raw AMI events (admin/retention.py): old day partitions are
+"""Retention of raw AMI events (switchboard/admin/retention.py): old day partitions are
 archived and dropped while a writer keeps inserting today's events; the
 derived rows and the audit log stay; a drop that cannot get its lock gives up
 instead of holding the writer up."""
@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from admin import retention
+from switchboard.admin import retention
 from tests.helpers import CLI, db_env
 
 TODAY = date(2026, 11, 30)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from ami_listener import queue_log
-from ami_listener.replay import (
+from switchboard.ami_listener import queue_log
+from switchboard.ami_listener.replay import (
     FIXTURES,
     Capture,
     ServerOptions,

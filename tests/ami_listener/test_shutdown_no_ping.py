@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ami_listener.framing import parse_frame
-from ami_listener.replay import FIXTURES, Capture
-from ami_listener.service import Listener
+from switchboard.ami_listener.framing import parse_frame
+from switchboard.ami_listener.replay import FIXTURES, Capture
+from switchboard.ami_listener.service import Listener
 from tests.helpers import as_service, listener_settings
 
 RECORDED = Capture.load("restart_mid_burst.c1", FIXTURES / "faults")

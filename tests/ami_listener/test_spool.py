@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ami_listener.spool import Spool, SpoolFull
+from switchboard.ami_listener.spool import Spool, SpoolFull
 
 
 def make(tmp: Path, **kw: int) -> Spool:

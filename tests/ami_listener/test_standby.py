@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ami_listener.replay import Capture, ReplayServer, ServerOptions, frames_segment
+from switchboard.ami_listener.replay import Capture, ReplayServer, ServerOptions, frames_segment
 from tests.ami_listener.test_faults import (
     assert_whole_burst,
     counts,
@@ -26,7 +26,7 @@ from tests.ami_listener.test_faults import (
 from tests.helpers import fetch, listener_process_env
 
 LEASE_S = "2.5"
-CMD = [sys.executable, "-m", "console.cli", "ami-listener"]
+CMD = [sys.executable, "-m", "switchboard.console.cli", "ami-listener"]
 
 
 def events(log: Path) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dialplan_tools import dialcheck
+from switchboard.dialplan_tools import dialcheck
 from tests.helpers import CLI
 
 # name, file (relative to dialplan/), text to replace (None: append), new text,
@@ -209,9 +209,9 @@ def test_contract_every_agi_target_and_sb_variable_matches_the_code() -> None:
     handler and every variable a handler sets is used by the dialplan."""
     import re
 
-    from agi import contract
-    from agi.app import make_flow
-    from agi.handlers import registry
+    from switchboard.agi import contract
+    from switchboard.agi.app import make_flow
+    from switchboard.agi.handlers import registry
     from tests.agi.conftest import agi_settings
 
     text = (dialcheck.DIALPLAN_DIR / "extensions.conf").read_text()

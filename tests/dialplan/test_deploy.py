@@ -17,9 +17,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from ami_listener.replay import ReplayServer, ServerOptions
-from dialplan_tools import deploy
-from dialplan_tools.dialcheck import (
+from switchboard.ami_listener.replay import ReplayServer, ServerOptions
+from switchboard.dialplan_tools import deploy
+from switchboard.dialplan_tools.dialcheck import (
     DIALPLAN_DIR,
     endpoints,
     explicit_loads,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from console.front_cli import render_peers
-from dialplan_tools.dialcheck import check
-from dialplan_tools.front import FRONT_DIR, kamailio_binary, parse_cluster, write_front
+from switchboard.console.front_cli import render_peers
+from switchboard.dialplan_tools.dialcheck import check
+from switchboard.dialplan_tools.front import FRONT_DIR, kamailio_binary, parse_cluster, write_front
 from tests.helpers import CLI, make_site
 
 CLUSTER = """\

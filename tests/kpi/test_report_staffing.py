@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from figures.staffing import agents_needed, erlang_c, service_level
+from switchboard.figures.staffing import agents_needed, erlang_c, service_level
 from tests.helpers import CLI, as_service, db_env, fetch, refused
 from tests.kpi.test_kpi import oracle
 
@@ -98,7 +98,7 @@ def test_staffing_cli_over_the_recorded_day(recorded: str) -> None:
 def test_reports_read_as_a_role_that_sees_no_pins_or_audit(recorded: str) -> None:
     import asyncpg
 
-    from figures.report import reader_settings
+    from switchboard.figures.report import reader_settings
 
     async def probe() -> tuple[str, list[str]]:
         conn = await asyncpg.connect(as_service(recorded, "reports"), **reader_settings())

@@ -20,11 +20,11 @@ from typing import Any
 
 import asyncpg
 
-from ami_listener.replay import FIXTURES, Capture, Refresher, Segment, ServerOptions
+from switchboard.ami_listener.replay import FIXTURES, Capture, Refresher, Segment, ServerOptions
 from switchboard.pgcluster import free_port
+from switchboard.web.wallboard import Board, BoardConfig
 from tests.helpers import ARTIFACTS, CLI, as_service, db_env, ingest
 from tests.kpi.test_wallboard import board_page, committed, shown
-from web.wallboard import Board, BoardConfig
 
 TOKEN = "wallboard-edge-token"
 

@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ami_listener.replay import Capture, ServerOptions, frames_segment
+from switchboard.ami_listener.replay import Capture, ServerOptions, frames_segment
 from switchboard.pgcluster import free_port
+from switchboard.web.wallboard import Board, BoardConfig
 from tests.helpers import ARTIFACTS, as_service, fetch, ingest
 from tests.kpi.test_wallboard import board_page
-from web.wallboard import Board, BoardConfig
 
 TOKEN = "wallboard-nodes-token"
 MEMBER = Capture.load("e_member_actions").event_frames()

@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from switchboard.pgcluster import free_port
+from switchboard.web.auth import same_secret
+from switchboard.web.wallboard import COOKIE, Board, BoardConfig
 from tests.helpers import as_service
-from web.auth import same_secret
-from web.wallboard import COOKIE, Board, BoardConfig
 
 TOKEN = "wallboard-security-token-0123456789"
 
@@ -124,7 +124,7 @@ def test_idle_and_slow_connections_are_closed(db_url: str) -> None:
 
 
 def test_the_token_is_not_printed_at_every_start(tmp_path: Path) -> None:
-    cli = [sys.executable, "-c", "from console.cli import board_config; "
+    cli = [sys.executable, "-c", "from switchboard.console.cli import board_config; "
            "from switchboard.settings import load; import os; "
            "board_config(load(), None)"]
     env = {"PATH": "/usr/bin:/bin", "SB_STATE_DIR": str(tmp_path), "HOME": str(tmp_path)}

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ami_listener import queue_log
+from switchboard.ami_listener import queue_log
 from tests.helpers import judge_calls
 from tests.live import sipp
 from tests.live.harness import AGENCY, PIN, Live

@@ -26,9 +26,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from admin import ops
-from agi.app import make_hasher
 from switchboard import auditlog, db
+from switchboard.admin import ops
+from switchboard.agi.app import make_hasher
 from switchboard.pgcluster import free_port
 from switchboard.settings import parse_agi
 from tests.conftest import make_cluster

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from agi.validate import with_check_digit
+from switchboard.agi.validate import with_check_digit
 from switchboard.pgcluster import LocalCluster
 from tests.live import sipp
 from tests.live.node import CLI, LiveNode, asterisk_version, find_asterisk, modules_dir

@@ -27,7 +27,7 @@ import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dialplan_tools.dialcheck import DIALPLAN_DIR
+from switchboard.dialplan_tools.dialcheck import DIALPLAN_DIR
 from switchboard.pgcluster import free_port, port_free
 from tests.helpers import CLI
 

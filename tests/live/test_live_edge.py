@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from ami_listener.actions import AmiLogin, AmiSession
+from switchboard.ami_listener.actions import AmiLogin, AmiSession
 from tests.helpers import fail2ban
 from tests.live import sipp
 from tests.live.calls import caller, national, run_calls, steps, uniqueids

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from ami_listener import queue_log
-from console.front_cli import render_peers
-from dialplan_tools.front import kamailio_binary, parse_cluster, write_front
+from switchboard.ami_listener import queue_log
+from switchboard.console.front_cli import render_peers
+from switchboard.dialplan_tools.front import kamailio_binary, parse_cluster, write_front
 from switchboard.pgcluster import free_port
 from tests.helpers import judge_calls
 from tests.live import sipp

@@ -16,12 +16,14 @@ import asyncpg
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from agi import contract, fakecall
-from agi.app import make_hasher
-from ami_listener.actions import AmiLogin
-from ami_listener.replay import ServerOptions
 from switchboard import auditlog
+from switchboard.agi import contract, fakecall
+from switchboard.agi.app import make_hasher
+from switchboard.ami_listener.actions import AmiLogin
+from switchboard.ami_listener.replay import ServerOptions
 from switchboard.pgcluster import free_port
+from switchboard.web.panel import Panel, PanelConfig
+from switchboard.web.wallboard import Board, BoardConfig
 from tests.agi.conftest import AGENCY, CASE_FOUND, LINE, OFFICER, PIN, agi_settings
 from tests.helpers import ARGS, ARTIFACTS, CHROMIUM, as_service, db_env, fetch, ingest
 from tests.web.conftest import (
@@ -35,8 +37,6 @@ from tests.web.conftest import (
     seed,
     verify,
 )
-from web.panel import Panel, PanelConfig
-from web.wallboard import Board, BoardConfig
 
 CLI = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "switchboard"
 WRONG = "000000"
@@ -603,7 +603,7 @@ def test_desk_phone_calls_the_agency_back_with_star_30(db_url: str, tmp_path: Pa
     assert begin.variables["SB_OOB_NUMBER"] == LINE
     assert mark.variables == {"SB_OOB_CONFIRM": "callback"}
     assert out["again"] == {"SB_OOB": "refused"}  # verified now: nothing to call back for
-    # the contract (agi/contract.py) for the two desk-phone handlers
+    # the contract (switchboard/agi/contract.py) for the two desk-phone handlers
     assert {c.split(" ")[2] for c in begin.commands if c.startswith("SET VARIABLE")} == \
         contract.SETS["oob"]
     assert {c.split(" ")[2] for c in mark.commands if c.startswith("SET VARIABLE")} == \

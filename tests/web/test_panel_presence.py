@@ -11,8 +11,8 @@ from pathlib import Path
 
 from playwright.async_api import async_playwright
 
-from ami_listener.replay import ReplayServer, ServerOptions, frames_segment
-from ami_listener.service import Listener
+from switchboard.ami_listener.replay import ReplayServer, ServerOptions, frames_segment
+from switchboard.ami_listener.service import Listener
 from tests.helpers import ARGS, CHROMIUM, as_service, fetch, nodes_settings
 from tests.web.conftest import keyed, seed
 from tests.web.test_panel import log_in, panel_for
@@ -100,7 +100,7 @@ def test_calling_an_agency_back_goes_through_a_node_that_answers(db_url: str,
                                                                   tmp_path: Path) -> None:
     """SB_PANEL_AMI_ADDR names two nodes; the first is down (nothing listens):
     the panel's Originate goes to the second, over a real socket."""
-    from ami_listener.actions import AmiLogin
+    from switchboard.ami_listener.actions import AmiLogin
     from switchboard.pgcluster import free_port
     from switchboard.settings import panel_ami_addresses
     from tests.web.conftest import FakeAmi

@@ -22,9 +22,10 @@ import aiohttp
 import pytest
 from playwright.async_api import async_playwright
 
-from admin.recordings import Shipper
-from ami_listener.replay import Capture, Refresher, Segment
+from switchboard.admin.recordings import Shipper
+from switchboard.ami_listener.replay import Capture, Refresher, Segment
 from switchboard.recsettings import load_recordings
+from switchboard.web.supervise import SuperviseConfig
 from tests.agi.conftest import AGENCY, OFFICER, PIN
 from tests.audio import tone, write_wav
 from tests.helpers import ARGS, ARTIFACTS, CHROMIUM, CLI, as_service, db_env, fetch, ingest
@@ -38,7 +39,6 @@ from tests.web.conftest import (
     verify,
 )
 from tests.web.test_panel import LIVE, log_in, panel_for
-from web.supervise import SuperviseConfig
 
 TOOLS = shutil.which("age") and shutil.which("opusenc")
 
@@ -162,7 +162,7 @@ def test_listening_in_and_transfers_are_refused_where_they_must_be(
     uid, frames = answered_call()  # alice (PJSIP/2001) talks to the caller
 
     async def main() -> dict[str, Any]:
-        from ami_listener.actions import AmiLogin
+        from switchboard.ami_listener.actions import AmiLogin
         out: dict[str, Any] = {}
         await ingest(db_url, tmp_path, [call_segment(frames, end=False)], node="pbx-a",
                      options=LIVE)
