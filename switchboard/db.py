@@ -1,36 +1,26 @@
-"""Database access shared by the services: URL resolution, the pool, migrations.
-
-Migrations are numbered plain SQL files in ``sql/migrations``.  The runner is
-ours and deliberately tiny (see README, "Dependency notes"): it applies each
-file once, in its own transaction, under an advisory lock, and records name and
-checksum in ``schema_migration``; a changed file that was already applied is an
-error, not a silent skip.
-"""
+"""Database access shared by the services: URL resolution, the pool, the
+service logins; the schema's runner is switchboard/migrate.py (re-exported
+here as ``db.migrate``)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
+# the schema's runner, under the name the services know it by (db.migrate)
+from switchboard.migrate import MIGRATIONS_DIR as MIGRATIONS_DIR  # noqa: PLC0414
+from switchboard.migrate import SQL_DIR as SQL_DIR  # noqa: PLC0414
+from switchboard.migrate import Migration as Migration  # noqa: PLC0414
+from switchboard.migrate import MigrationError as MigrationError  # noqa: PLC0414
+from switchboard.migrate import discover as discover  # noqa: PLC0414
+from switchboard.migrate import migrate as migrate  # noqa: PLC0414
 from switchboard.pgcluster import LocalCluster
-from switchboard.resources import data_dir
 from switchboard.settings import Settings, generated_secret, loose_mode
-
-SQL_DIR = data_dir("sql")
-MIGRATIONS_DIR = SQL_DIR / "migrations"
-_MIGRATION_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-_LOCK_KEY = 0x5B_4D_16  # advisory lock id for the migration runner
-
-
-class MigrationError(RuntimeError):
-    pass
 
 
 def local_cluster(settings: Settings) -> LocalCluster:
@@ -124,64 +114,6 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 8) -> asyn
                                      server_settings={"application_name": "switchboard"})
     assert pool is not None
     return pool
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    sql: str
-
-    @property
-    def checksum(self) -> str:
-        return hashlib.sha256(self.sql.encode()).hexdigest()
-
-
-def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    found: list[Migration] = []
-    for path in sorted(directory.glob("*.sql")):
-        m = _MIGRATION_RE.match(path.name)
-        if not m:
-            raise MigrationError(f"{path}: migration files are named NNNN_lower_snake.sql")
-        found.append(Migration(int(m.group(1)), path.name, path.read_text()))
-    versions = [m.version for m in found]
-    if len(set(versions)) != len(versions):
-        raise MigrationError(f"two migrations share a number in {directory}")
-    return found
-
-
-async def migrate(url: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
-    """Apply pending migrations; return the names applied (empty when up to date)."""
-    applied_now: list[str] = []
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migration ("
-            " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())")
-        done = {r["version"]: r for r in await conn.fetch(
-            "SELECT version, name, checksum FROM schema_migration")}
-        for mig in discover(directory):
-            row = done.get(mig.version)
-            if row is not None:
-                if row["checksum"] != mig.checksum:
-                    raise MigrationError(
-                        f"{mig.name} was changed after it was applied (checksum differs); "
-                        "add a new migration instead of editing an applied one")
-                continue
-            async with conn.transaction():
-                await conn.execute(mig.sql)
-                await conn.execute(
-                    "INSERT INTO schema_migration (version, name, checksum) VALUES ($1,$2,$3)",
-                    mig.version, mig.name, mig.checksum)
-            applied_now.append(mig.name)
-    finally:
-        try:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
-        finally:
-            await conn.close()
-    return applied_now
 
 
 async def ensure_app_database(cluster: LocalCluster) -> None:

@@ -80,7 +80,7 @@ def test_doctor_says_what_is_wrong(db_url: str, tmp_path: Path, case: str,
     def has(level: str, area: str, words: str) -> bool:
         return any(line.startswith(level) and f" {area} " in f" {line} " and words in line
                    for line in lines)
-    assert has("OK", "database", "migrations applied")
+    assert has("OK", "database", "functions and views applied")
     for svc, role in (("agi", "sb_agi"), ("listener", "sb_listener"), ("panel", "sb_panel")):
         assert has("OK", "database", f"{svc} logs in as {role}")
     assert has("OK", "ami", "logged in as ops")

@@ -60,6 +60,10 @@ def test_the_wheel_carries_sql_dialplan_and_captures(artifacts: dict[str, Path])
         assert "switchboard/ami_listener/_fastframe.pyx" in {
             n.split("/", 1)[-1] for n in sdist.getnames()}
     migrations = {p.name for p in (ROOT / "sql" / "migrations").glob("*.sql")}
+    for kind in ("functions", "views"):
+        files = {p.name for p in (ROOT / "sql" / kind).glob("*.sql")}
+        assert files and {n.rsplit("/", 1)[1] for n in names
+                          if n.startswith(f"switchboard/sql/{kind}/")} == files
     assert {n.rsplit("/", 1)[1] for n in names
             if n.startswith("switchboard/sql/migrations/")} == migrations
 

@@ -27,23 +27,6 @@ CREATE TABLE ami_event_default PARTITION OF ami_event DEFAULT;
 CREATE INDEX ami_event_call_idx ON ami_event (node, uniqueid);
 CREATE INDEX ami_event_name_idx ON ami_event (event, event_time);
 
--- Create the partition holding one UTC day (idempotent). Returns its name.
-CREATE FUNCTION sb_ensure_event_partition(day date) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-    part text := format('ami_event_%s', to_char(day, 'YYYYMMDD'));
-BEGIN
-    IF to_regclass(part) IS NULL THEN
-        EXECUTE format(
-            'CREATE TABLE %I PARTITION OF ami_event FOR VALUES FROM (%L) TO (%L)',
-            part,
-            (day::timestamp AT TIME ZONE 'UTC'),
-            ((day + 1)::timestamp AT TIME ZONE 'UTC'));
-    END IF;
-    RETURN part;
-END
-$$;
-
 -- Where each node's listener has got to in its spool; written in the same
 -- transaction as the rows, so a restart resumes exactly after the last commit.
 CREATE TABLE listener_checkpoint (

@@ -15,12 +15,7 @@ BEGIN
         EXECUTE 'GRANT SELECT, INSERT ON ami_event TO sb_listener';
         EXECUTE 'GRANT SELECT, INSERT, UPDATE ON listener_checkpoint, listener_gap, '
                 'queue_call, agent_state TO sb_listener';
-        EXECUTE 'GRANT EXECUTE ON FUNCTION sb_ensure_event_partition(date) TO sb_listener';
         EXECUTE format('GRANT USAGE ON SEQUENCE %s TO sb_listener',
                        pg_get_serial_sequence('listener_gap', 'id'));
     END IF;
 END $$;
-
-ALTER FUNCTION sb_ensure_event_partition(date) SECURITY DEFINER;
-ALTER FUNCTION sb_ensure_event_partition(date) SET search_path = public, pg_temp;
-REVOKE ALL ON FUNCTION sb_ensure_event_partition(date) FROM PUBLIC;

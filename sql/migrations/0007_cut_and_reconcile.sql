@@ -34,23 +34,6 @@ CREATE TABLE queue_log_position (
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 
--- The figures read calls through sb_call_fact.  A call cut while an agent was
--- talking to it was answered: it counts as answered (its wait is Asterisk's
--- HoldTime, its talk time runs to the cut).  A caller cut while still waiting
--- neither abandoned nor timed out and had no fair wait: it is not offered and
--- is in no rate (`switchboard report` shows such calls on their own line).
-CREATE OR REPLACE VIEW sb_call_fact AS
-SELECT c.node, c.uniqueid, c.queue, c.entered_at,
-       CASE WHEN c.outcome = 'cut' THEN 'answered' ELSE c.outcome END AS outcome,
-       c.hold_s, c.talk_s, c.rna_count, c.member_interface, c.member_name,
-       coalesce(c.hold_s::numeric,
-                extract(epoch FROM coalesce(c.answered_at, c.left_at, c.ended_at)
-                                   - c.entered_at)::numeric(12, 3)) AS wait_s,
-       coalesce(c.answered_at, c.left_at, c.ended_at) AS wait_end
-FROM queue_call c
-WHERE c.outcome IS DISTINCT FROM 'joined-empty'
-  AND (c.outcome IS DISTINCT FROM 'cut' OR c.answered_at IS NOT NULL);
-
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sb_listener') THEN

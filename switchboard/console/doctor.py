@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from switchboard import auditlog, db
+from switchboard import auditlog, db, migrate
 from switchboard.admin import edge as admin_edge
 from switchboard.ami_listener.actions import AmiActionError, AmiLogin, AmiSession
 from switchboard.dialplan_tools.conf import DIALPLAN_DIR
@@ -66,14 +66,18 @@ async def check_database(settings: Settings) -> list[Check]:
                       f"{type(exc).__name__}: {str(exc)[:200]}")]
     try:
         applied = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migration")}
+        defined = {r["name"]: r["checksum"] for r in await conn.fetch(
+            "SELECT name, checksum FROM schema_definition")}
     except asyncpg.UndefinedTableError:
-        applied = set()
+        applied, defined = set(), {}
     finally:
         await conn.close()
     pending = [m.name for m in db.discover() if m.name not in applied]
-    out.append(Check("database", "FAIL", f"{len(pending)} migrations not applied ("
-                     f"{', '.join(pending[:3])}...): run 'switchboard db migrate'")
-               if pending else Check("database", "OK", f"{len(applied)} migrations applied"))
+    pending += [d.name for d in migrate.definitions() if defined.get(d.name) != d.checksum]
+    out.append(Check("database", "FAIL", f"{len(pending)} migrations or definitions not "
+                     f"applied ({', '.join(pending[:3])}...): run 'switchboard db migrate'")
+               if pending else Check("database", "OK", f"{len(applied)} migrations and "
+                                     f"{len(defined)} functions and views applied"))
     for svc, role in db.SERVICE_ROLES.items():
         try:
             c = await asyncpg.connect(db.service_url(settings, svc), timeout=5)

@@ -1,0 +1,12 @@
+-- For the wall board (sb_reports): open callback requests not started within
+-- p_minutes, and the oldest one's age.
+CREATE OR REPLACE FUNCTION sb_callbacks_stale(p_minutes integer, OUT n bigint, OUT oldest_s integer)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT count(*), max(extract(epoch FROM now() - requested_at))::integer
+      FROM callback_request
+     WHERE status = 'open' AND started_at IS NULL
+       AND requested_at < now() - make_interval(mins => p_minutes)
+$$;
+
+REVOKE ALL ON FUNCTION sb_callbacks_stale(p_minutes integer, OUT n bigint, OUT oldest_s integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION sb_callbacks_stale(p_minutes integer, OUT n bigint, OUT oldest_s integer) TO sb_reports;
