@@ -21,6 +21,7 @@ from switchboard.resources import CHECKOUT, in_checkout
 
 DEFAULT_PG_PORT = 54329
 DEFAULT_AMI_PORT = 5038
+DEFAULT_AMI_USER = "listener"
 _N = TypeVar("_N", int, float)
 NODE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -268,7 +269,7 @@ def parse_nodes(env: Mapping[str, str]) -> tuple[AmiNode, ...]:
         if not 0 < port < 65536:
             raise ConfigError(f"SB_AMI_NODES port {port} of node {name!r} out of range")
         key = _env_key(name)
-        user = env.get(f"SB_AMI_USER_{key}") or env.get("SB_AMI_USER") or "listener"
+        user = env.get(f"SB_AMI_USER_{key}") or env.get("SB_AMI_USER") or DEFAULT_AMI_USER
         secret = _secret(env, f"SB_AMI_SECRET_{key}") or _secret(env, "SB_AMI_SECRET")
         if secret is None:
             raise ConfigError(f"no AMI secret for node {name!r}: set SB_AMI_SECRET_{key} or "

@@ -58,6 +58,34 @@ def test_help_texts() -> None:
     assert out.returncode == 0
     for word in ("ami-listener", "demo", "db", "SB_DATABASE_URL", "SB_AMI_NODES"):
         assert word in out.stdout
+
+
+def test_the_help_is_generated_from_the_parser_and_the_settings() -> None:
+    """Issue 25: every command the parser has is in ``--help`` with its help
+    line, and every default the help states is what load() gives (it once
+    said SB_DEFAULT_REGION defaulted to GB when the code said US)."""
+    import argparse
+    import re
+
+    from switchboard.console.cli import _parser
+    from switchboard.settings import load, site_tz
+    out = run_cli("--help", env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert len(sub._choices_actions) >= 25
+    for choice in sub._choices_actions:
+        assert re.search(rf"\b{re.escape(choice.dest)} {re.escape(choice.help or '')}", text), \
+            choice.dest
+    stated = dict(re.findall(r"\b(SB_[A-Z_]+)(?:\[_<NODE>\])? [^\n]*?\(default ([^)]+)\)",
+                             out.stdout))
+    s = load({})
+    assert stated["SB_DEFAULT_REGION"] == s.agi.default_region == "US"
+    assert stated["SB_PG_PORT"] == str(s.pg_port)
+    assert stated["SB_AGI_LISTEN"] == f"{s.agi.host}:{s.agi.port}"
+    assert stated["SB_LOG_LEVEL"] == s.log_level
+    assert stated["SB_TZ"] == site_tz({})
+    assert "docs/configuration.md" in out.stdout
     sub = run_cli("db", "--help")
     assert "migrate" in sub.stdout and sub.returncode == 0
 

@@ -1,17 +1,7 @@
-"""The ``switchboard`` command.
-
-    switchboard db up|down|status|url|migrate
-    switchboard ami-listener
-    switchboard demo [--speed X] [--rounds N]
-    switchboard summary [--since ISO]
-    switchboard reconcile --from ISO [--to ISO] [--node N] [--queue-log PATH] [--dry-run]
-    switchboard agi-server
-    switchboard agency add|suspend|list ...
-    switchboard line add|remove ...
-    switchboard officer add|set-pin|unlock|status ...
-    switchboard case add ...
-    switchboard audit show|verify ...
-"""
+"""The ``switchboard`` command: ``switchboard --help`` lists every command, and
+``switchboard COMMAND --help`` its options, both generated from the parser
+below; the environment it reads is summarised from the settings' own defaults
+(``env_help``) and described in full in docs/configuration.md."""
 
 from __future__ import annotations
 
@@ -21,7 +11,7 @@ import contextlib
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,6 +38,7 @@ from switchboard.figures.summary import print_summary
 from switchboard.pgcluster import ClusterError
 from switchboard.recsettings import load_recordings
 from switchboard.settings import (
+    DEFAULT_AMI_USER,
     ConfigError,
     Settings,
     apply_config_file,
@@ -60,28 +51,48 @@ from switchboard.settings import (
 from switchboard.web import panel, wallboard
 from switchboard.web.supervise import SuperviseConfig
 
-ENV_HELP = """\
-environment (all optional; defaults suit the local demo):
-  SB_DATABASE_URL        PostgreSQL to use instead of the local cluster
-  SB_STATE_DIR           local state: cluster, spool (default ./.local)
-  SB_PG_PORT             local cluster port on 127.0.0.1 (default 54329)
-  SB_AMI_NODES           name@host[:port],... one AMI connection per node
-  SB_AMI_USER[_<NODE>]   AMI user (default listener)
-  SB_AMI_SECRET[_<NODE>] AMI secret, or SB_AMI_SECRET[_<NODE>]_FILE=path
-  SB_LOG_FORMAT          auto|json|console (auto: console on a terminal)
-  SB_LOG_LEVEL           debug|info|warning|error (default info)
-  SB_AGI_LISTEN          FastAGI address (default 127.0.0.1:4573)
-  SB_AGI_ALLOW           client addresses allowed besides loopback (a,b,...)
-  SB_PIN_PEPPER_FILE     file (outside git) holding the PIN pepper, or SB_PIN_PEPPER
-  SB_DEFAULT_REGION      country for national caller IDs (default GB)
-  see README.md for the listener's and the AGI service's tuning variables
-"""
+# The variables most sites set, with what load() gives when none is set (so the
+# help cannot state a default the code does not have); the rest are in
+# docs/configuration.md.
+ENV_SUMMARY: tuple[tuple[str, str, Callable[[Settings], object] | None], ...] = (
+    ("SB_CONFIG", "a settings file (KEY=value lines, mode 600 or 640)", None),
+    ("SB_DATABASE_URL", "PostgreSQL to use instead of the local cluster", None),
+    ("SB_STATE_DIR", "local state: cluster, spool", lambda s: s.state_dir),
+    ("SB_PG_PORT", "local cluster port on 127.0.0.1", lambda s: s.pg_port),
+    ("SB_AMI_NODES", "name@host[:port],... one AMI connection per node",
+     None),
+    ("SB_AMI_USER[_<NODE>]", "AMI user", lambda _: DEFAULT_AMI_USER),
+    ("SB_AMI_SECRET[_<NODE>]", "AMI secret, or SB_AMI_SECRET[_<NODE>]_FILE=path", None),
+    ("SB_LOG_FORMAT", "auto|json|console (auto: console on a terminal)",
+     lambda s: s.log_format),
+    ("SB_LOG_LEVEL", "debug|info|warning|error", lambda s: s.log_level),
+    ("SB_AGI_LISTEN", "FastAGI address", lambda s: f"{s.agi.host}:{s.agi.port}"),
+    ("SB_AGI_ALLOW", "client addresses allowed besides loopback (a,b,...)", None),
+    ("SB_PIN_PEPPER_FILE", "file (outside git) holding the PIN pepper", None),
+    ("SB_DEFAULT_REGION", "country for national caller IDs", lambda s: s.agi.default_region),
+    ("SB_TZ", "the site's time zone (figures, wall board)", lambda _: site_tz({})),
+)
+
+
+def env_help(env: dict[str, str] | None = None) -> str:
+    """The environment part of ``switchboard --help``, defaults read from load()."""
+    try:
+        defaults: Settings | None = load(env or {})
+    except ConfigError:
+        defaults = None
+    lines = ["environment (all optional; defaults suit the local demo):"]
+    for name, meaning, default in ENV_SUMMARY:
+        shown = default(defaults) if default is not None and defaults is not None else None
+        lines.append(f"  {name:<23}{meaning}" + (f" (default {shown})" if shown else ""))
+    lines.append("every variable, and the files: docs/configuration.md; how to run it: "
+                 "README.md")
+    return "\n".join(lines) + "\n"
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="switchboard", description="Verified-caller call center on Asterisk 22.",
-        epilog=ENV_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=env_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"switchboard {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -127,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("ami-listener", help="run the AMI listener against SB_AMI_NODES",
                    description="Connect to every node in SB_AMI_NODES and stream queue and "
                    "agent events into PostgreSQL. Stops on SIGTERM/SIGINT after flushing.",
-                   epilog=ENV_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+                   epilog=env_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
 
     demo = sub.add_parser("demo", help="replay recorded Asterisk traffic through the listener",
                           description="Start a loopback AMI server that replays the recorded "
@@ -172,7 +183,7 @@ def _ops_parsers(sub: Any) -> None:
                    description="Serve AGI(agi://HOST/verify) and AGI(agi://HOST/lookup) on "
                    "SB_AGI_LISTEN. Needs the PIN pepper. Stops on SIGTERM/SIGINT, letting "
                    "calls in progress finish.",
-                   epilog=ENV_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+                   epilog=env_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
 
     ag = sub.add_parser("agency", help="partner agencies").add_subparsers(
         dest="action", required=True, metavar="ACTION")
