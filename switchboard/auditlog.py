@@ -12,7 +12,7 @@ services and the ops commands need to write it (switchboard/admin/audit.py check
 - ``verify``: the chain (ops.audit_verify), then every row's MAC, then every
   checkpoint against the rows.
 
-Threat model (README "Security"): whoever holds only the database, even as its
+Threat model (docs/security.md): whoever holds only the database, even as its
 owner with the triggers off, cannot edit, remove, reorder, forge, cut or
 truncate rows unnoticed; whoever holds the database and the audit key can
 rewrite rows, but not past the last checkpoint kept where they cannot write.

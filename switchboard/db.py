@@ -53,8 +53,8 @@ def database_url(settings: Settings) -> str:
     return cluster.app_url()
 
 
-# Each service logs in as its own role (sql/migrations/0003, 0005, 0006; README
-# "Security"): never as the owner, so no SET ROLE can give the owner back.
+# Each service logs in as its own role (sql/migrations/0003, 0005, 0006;
+# docs/security.md): never as the owner, so no SET ROLE can give the owner back.
 SERVICE_ROLES = {"agi": "sb_agi", "listener": "sb_listener", "reports": "sb_reports",
                  "panel": "sb_panel", "edge": "sb_edge", "recorder": "sb_recorder"}
 

@@ -1,7 +1,7 @@
 """Checking the audit log against its key and its checkpoints (migration 0009;
 the writing side is switchboard/auditlog.py).
 
-Threat model (README "Security"): whoever holds only the database, even as its
+Threat model (docs/security.md): whoever holds only the database, even as its
 owner with the triggers off, cannot edit, remove, reorder, forge, cut or
 truncate rows unnoticed; whoever holds the database and the audit key can
 rewrite rows, but not past the last checkpoint kept where they cannot write.

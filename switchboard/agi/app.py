@@ -37,7 +37,7 @@ async def open_pool(s: AgiSettings, database_url: str,
     if role != s.db_role:
         await pool.close()
         raise RuntimeError(f"the AGI service logs in as {role}, not {s.db_role}: give it "
-                           "its own login (SB_AGI_DATABASE_URL, README 'Security')")
+                           "its own login (SB_AGI_DATABASE_URL, docs/security.md)")
     return pool
 
 

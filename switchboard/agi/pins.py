@@ -6,7 +6,7 @@ without the pepper no guess can even be tested.  argon2id (argon2-cffi, the
 maintained binding of the reference implementation) makes each guess costly
 for whoever has both.  PINs never appear in a log or an exception message.
 
-Parameters (defaults, see README "PIN hashing" for the measured cost): the
+Parameters (defaults, see docs/security.md, "PIN hashing" for the measured cost): the
 OWASP minimum for argon2id, m=19 MiB, t=2, p=1.
 """
 

@@ -6,7 +6,7 @@ write, then the loop reads again.  Responses to our own actions (Login, Ping,
 Filter, QueueStatus) resolve futures; events (including the QueueStatus list,
 tagged with our ActionID) go to the spool in arrival order.
 
-Replaces panoramisk's ``Manager``/``AMIProtocol`` (README, "Dependency notes"):
+Replaces panoramisk's ``Manager``/``AMIProtocol`` (docs/dependencies.md):
 their defects sit in the framing and the connection code, not at the edges.
 """
 

@@ -354,7 +354,7 @@ async def record(database_url: str | None, action: str, result: str, detail: str
     if not database_url:
         say("note: no database configured; not recorded in the audit log")
         return
-    try:  # signed with the audit key, as every ops row (README "Security")
+    try:  # signed with the audit key, as every ops row (docs/security.md)
         signing = auditlog.session_settings(auditlog.settings_key(load().agi))
     except ConfigError as exc:
         say(f"warning: the audit row is not signed ({exc})")

@@ -121,8 +121,8 @@ class Panel:
                 if role != "sb_panel":
                     await pool.close()
                     raise RuntimeError(f"the panel logs in as {role}, not sb_panel: give it "
-                                       "its own login (SB_PANEL_DATABASE_URL, README "
-                                       "'Security')")
+                                       "its own login (SB_PANEL_DATABASE_URL, "
+                                       "docs/security.md)")
                 self.pool = pool
         return self.pool
 

@@ -2,7 +2,7 @@
 on panoramisk itself (so we notice if an upstream release fixes it) and then on
 our replacement, end to end where the defect is end to end.
 
-Why the framing and connection were replaced, not wrapped: README, "Dependency notes".
+Why the framing and connection were replaced, not wrapped: docs/dependencies.md.
 """
 
 from __future__ import annotations
