@@ -42,7 +42,16 @@ SELECT sb_panel_oob_confirm($1, $2, $3) AS outcome;
 SELECT * FROM sb_panel_dispose($1, $2, $3, $4);
 
 -- name: callbacks
-SELECT * FROM sb_panel_callbacks($1);
+SELECT * FROM sb_panel_callbacks($1, $2, $3);
+
+-- name: streams
+-- Every open panel page at once (one query per change, whatever the number of
+-- pages): for each session token, its agent (NULL: the session ended) and the
+-- calls that agent may see now (none: one row with a NULL uniqueid).
+SELECT t.h AS stream_token, s.agent_id AS stream_agent, c.*
+  FROM unnest($1::bytea[]) AS t(h)
+  LEFT JOIN LATERAL sb_panel_session(t.h) s ON true
+  LEFT JOIN LATERAL sb_panel_calls(s.agent_id) c ON s.agent_id IS NOT NULL;
 
 -- name: callback_claim
 SELECT sb_panel_callback_claim($1, $2) AS outcome;

@@ -12,13 +12,14 @@ The server logs in as sb_panel, which may only call the sb_panel_* functions
 (sql/migrations/0012): the database decides what an agent may see and do and
 writes the audit rows.  The screen pop: the AMI listener stores AgentCalled and
 AgentConnect on the call's row, PostgreSQL notifies ``sb_live``, and each open
-page's event stream gets its agent's calls within a fraction of a second.
+page's event stream gets its agent's calls within a fraction of a second
+(switchboard/web/panel_streams.py: one query per change for every open page).
 
-Out-of-band verification and callbacks: the database hands out the agency's
-registered number (never one the caller or the agent gave) and the server asks
-Asterisk to ring the agent's own phone first and then dial that number (AMI
-``Originate`` into the dialplan context ``sb-oob``; user SB_PANEL_AMI_USER with
-``originate`` rights, secret SB_PANEL_AMI_SECRET[_FILE]).
+Its parts, each on this session layer: the event streams (panel_streams.py),
+calling an agency back (callout.py: AMI ``Originate`` into ``sb-oob``; user
+SB_PANEL_AMI_USER with ``originate`` rights, secret SB_PANEL_AMI_SECRET[_FILE]),
+callback requests (callbacks.py), the supervisor's side (supervise.py) and the
+reports page (reports.py).
 
 Fail closed: with the database away every answer is 503 and the page says so
 and shows nothing; the desk phone's caller-name prefix still works.
@@ -40,21 +41,23 @@ from aiohttp import web
 
 from switchboard import log
 from switchboard.agi.pins import PinHasher
-from switchboard.ami_listener.actions import AmiActionError, AmiLogin, AmiSession
+from switchboard.ami_listener.actions import AmiLogin
 from switchboard.loop import notify, stop_on_signals
 from switchboard.sqlfile import queries
 from switchboard.web import live
 from switchboard.web.auth import host_guard, known_hosts, safe_headers
+from switchboard.web.callbacks import Callbacks
+from switchboard.web.callout import CallOut
 from switchboard.web.common import DatabaseDown, row
 from switchboard.web.common import uid as call_id
 from switchboard.web.live import DB_ERRORS
+from switchboard.web.panel_streams import Streams
 from switchboard.web.reports import Reports
 from switchboard.web.supervise import Supervise, SuperviseConfig
 
 Q = queries("panel.sql")
 STATIC = Path(__file__).with_name("static")
 COOKIE = "sb_panel"
-MAX_STREAMS = 500
 MAX_BODY = 8 << 10
 
 
@@ -97,10 +100,12 @@ class Panel:
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
-        self._streams = 0
         self._hosts = known_hosts(config.host, config.hosts)
         self.port = 0
         self.listening = asyncio.Event()
+        self.callout = CallOut(self)
+        self.streams = Streams(self)
+        self.callbacks = Callbacks(self)
         self.supervise = Supervise(self, config.supervise)
         self.reports = Reports(self, config.reports_url)
 
@@ -144,6 +149,10 @@ class Panel:
                                                         self.server_settings},
                           ping_s=5, wake_on_loss=True)
 
+    def changed_now(self) -> None:
+        """Something every page showing a call should see (a level confirmed)."""
+        self._dirty.set()
+
     async def waker(self) -> None:
         while True:
             await self._dirty.wait()
@@ -157,6 +166,9 @@ class Panel:
     @staticmethod
     def _token_hash(token: str) -> bytes:
         return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+    def token_hash_of(self, request: web.Request) -> bytes:
+        return self._token_hash(request.cookies.get(COOKIE, ""))
 
     async def agent(self, request: web.Request) -> Any:
         token = request.cookies.get(COOKIE, "")
@@ -175,7 +187,7 @@ class Panel:
                                   "(SB_PANEL_AMI_USER)"}, status=503)
 
     @staticmethod
-    def _check_post(request: web.Request) -> None:
+    def check_post(request: web.Request) -> None:
         """Only our own page posts: SameSite=Strict cookies, a header a form on
         another site cannot send without CORS, and the Origin when given."""
         if request.headers.get("X-SB-Panel") != "1":
@@ -184,8 +196,8 @@ class Panel:
         if origin and origin.split("://", 1)[-1] != request.host:
             raise web.HTTPForbidden(text="cross-site request\n")
 
-    async def _body(self, request: web.Request) -> dict[str, Any]:
-        self._check_post(request)
+    async def body(self, request: web.Request) -> dict[str, Any]:
+        self.check_post(request)
         if request.content_length is not None and request.content_length > MAX_BODY:
             raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY,
                                                 actual_size=request.content_length)
@@ -208,7 +220,7 @@ class Panel:
                             content_type="text/javascript")
 
     async def login(self, request: web.Request) -> web.StreamResponse:
-        data = await self._body(request)
+        data = await self.body(request)
         login, password = data.get("login"), data.get("password")
         if not isinstance(login, str) or not isinstance(password, str) or not (
                 0 < len(login) <= 40 and 0 < len(password) <= 200):
@@ -233,7 +245,7 @@ class Panel:
         return resp
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
-        self._check_post(request)
+        self.check_post(request)
         token = request.cookies.get(COOKIE, "")
         if token:
             with contextlib.suppress(DatabaseDown):
@@ -250,49 +262,9 @@ class Panel:
         a = await self.agent(request)
         return web.json_response([row(r) for r in await self.call("calls", a["agent_id"])])
 
-    async def events(self, request: web.Request) -> web.StreamResponse:
-        """The agent's calls: on connect, and after every change (sb_live); the
-        database's state; ``expired`` when the session ends."""
-        a = await self.agent(request)
-        if self._streams >= MAX_STREAMS:
-            raise web.HTTPServiceUnavailable(text="too many panels open\n")
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                           "Cache-Control": "no-store",
-                                           "X-Accel-Buffering": "no"})
-        await resp.prepare(request)
-        self._streams += 1
-        last: bytes | None = None
-        seen = -1
-        token_hash = self._token_hash(request.cookies.get(COOKIE, ""))
-        try:
-            while True:
-                try:
-                    if await self.call("session", token_hash, one=True) is None:
-                        await resp.write(b"event: expired\ndata: {}\n\n")
-                        break
-                    rows = await self.call("calls", a["agent_id"])
-                    body = json.dumps({"db": "up", "calls": [row(r) for r in rows]}).encode()
-                except DatabaseDown:
-                    body = b'{"db": "down", "calls": []}'
-                if body != last:
-                    await resp.write(b"retry: 1000\nevent: calls\ndata: " + body + b"\n\n")
-                    last = body
-                else:
-                    await resp.write(b": keep-alive\n\n")
-                async with self.changed:
-                    if self.version == seen:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self.changed.wait(), self.cfg.recheck_s)
-                    seen = self.version
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            self._streams -= 1
-        return resp
-
     async def case(self, request: web.Request) -> web.StreamResponse:
         a = await self.agent(request)
-        self._check_post(request)
+        self.check_post(request)
         uid = call_id(request.match_info["uid"])
         r = await self.call("case", a["agent_id"], uid, one=True)
         self.log.info("panel_case", uniqueid=uid, agent=a["login"], outcome=r["outcome"])
@@ -304,7 +276,7 @@ class Panel:
 
     async def lookup(self, request: web.Request) -> web.StreamResponse:
         a = await self.agent(request)
-        data = await self._body(request)
+        data = await self.body(request)
         uid = call_id(request.match_info["uid"])
         number = data.get("case_number")
         if not isinstance(number, str) or not number.isdigit() or not 6 <= len(number) <= 12:
@@ -324,93 +296,9 @@ class Panel:
         await self.agent(request)
         return web.json_response([row(r) for r in await self.call("dispositions")])
 
-    # --- calling the agency ----------------------------------------------------------
-    async def _originate(self, oob_id: int, interface: str, e164: str,
-                         caller_name: str) -> str:
-        """Ring the agent's phone, then (dialplan sb-oob) the agency's number.
-        accepted: the agent answered and the agency is being dialled."""
-        if self.cfg.ami is None:
-            return "failed"
-        for ami in (self.cfg.ami, *self.cfg.ami_others):
-            try:
-                session = await AmiSession(ami, events="call", purpose="panel").__aenter__()
-            except (AmiActionError, OSError) as exc:  # this node is away: the next one
-                self.log.warning("panel_node_unreachable", host=ami.host, port=ami.port,
-                                 error=type(exc).__name__)
-                continue
-            return await self._originate_on(session, oob_id, interface, e164, caller_name)
-        return "failed"
-
-    async def _originate_on(self, s: AmiSession, oob_id: int, interface: str, e164: str,
-                            caller_name: str) -> str:
-        """Originate on a node whose AMI session is open (closed here)."""
-        try:
-            headers: dict[str, str | list[str]] = {
-                "Channel": interface, "Context": self.cfg.oob_context, "Exten": "s",
-                "Priority": "1", "Timeout": str(self.cfg.ring_agent_s * 1000),
-                "CallerID": f'"{caller_name}" <{e164}>', "Async": "true",
-                "Variable": [f"IVR_OOB_ID={oob_id}", f"IVR_OOB_NUMBER={e164}"]}
-            resp = await s.action("Originate", headers)
-            if resp.get("Response") != "Success":
-                return "failed"
-            aid = resp.get("ActionID")
-            ev = await s.wait_event(
-                lambda m: m.get("Event") == "OriginateResponse"
-                and m.get("ActionID") == aid, self.cfg.originate_wait_s)
-            return "accepted" if ev is not None and ev.get("Response") == "Success" \
-                else "failed"
-        except (AmiActionError, OSError, ValueError) as exc:
-            self.log.warning("panel_originate_failed", oob_id=oob_id,
-                             error=type(exc).__name__, detail=str(exc)[:200])
-            return "failed"
-        finally:
-            await s.__aexit__(None, None, None)
-
-    async def _place(self, a: Any, uid: str, r: Any) -> web.StreamResponse:
-        if r["outcome"] != "started":
-            return web.json_response({"error": r["why"]}, status=403)
-        self.log.info("panel_oob_started", uniqueid=uid, agent=a["login"], oob_id=r["oob_id"])
-        result = await self._originate(r["oob_id"], r["interface"], r["e164"],
-                                        f"Call back {r['agency_name']}"[:60])
-        await self.call("oob_result", r["oob_id"], result, None)
-        self.log.info("panel_oob_originate", uniqueid=uid, oob_id=r["oob_id"], result=result)
-        return web.json_response({"oob_id": r["oob_id"], "originate": result,
-                                  "agency_name": r["agency_name"], "e164": r["e164"]},
-                                 status=200 if result == "accepted" else 502)
-
-    async def oob(self, request: web.Request) -> web.StreamResponse:
-        a = await self.agent(request)
-        data = await self._body(request)
-        uid = call_id(request.match_info["uid"])
-        agency = data.get("agency")
-        if agency is not None and not (isinstance(agency, str) and agency.isdigit()
-                                       and len(agency) <= 6):
-            raise web.HTTPBadRequest(text="an agency is its code\n")
-        if (refused := self.no_ami()) is not None:
-            return refused
-        r = await self.call("oob_begin", a["agent_id"], uid, agency, one=True)
-        return await self._place(a, uid, r)
-
-    async def oob_confirm(self, request: web.Request) -> web.StreamResponse:
-        a = await self.agent(request)
-        data = await self._body(request)
-        try:
-            oob_id = int(request.match_info["oob"])
-        except ValueError as exc:
-            raise web.HTTPBadRequest(text="bad id\n") from exc
-        confirmed = data.get("confirmed")
-        if not isinstance(confirmed, bool):
-            raise web.HTTPBadRequest(text="confirmed: true or false\n")
-        r = await self.call("oob_confirm", a["agent_id"], oob_id, confirmed, one=True)
-        self.log.info("panel_oob_confirm", agent=a["login"], oob_id=oob_id,
-                      outcome=r["outcome"])
-        self._dirty.set()  # the call's level changed: every page showing it
-        return web.json_response({"outcome": r["outcome"]},
-                                 status=403 if r["outcome"] == "refused" else 200)
-
     async def dispose(self, request: web.Request) -> web.StreamResponse:
         a = await self.agent(request)
-        data = await self._body(request)
+        data = await self.body(request)
         uid = call_id(request.match_info["uid"])
         code, note = data.get("code"), data.get("note") or ""
         if not isinstance(code, str) or not isinstance(note, str) or len(note) > 2000:
@@ -434,7 +322,7 @@ class Panel:
         """Log in, out, pause (with a reason) or resume, on every node: the
         database's agent_presence, which each node's listener applies."""
         a = await self.agent(request)
-        data = await self._body(request)
+        data = await self.body(request)
         action, reason = data.get("action"), data.get("reason")
         if not isinstance(action, str) or not (reason is None or isinstance(reason, str)):
             raise web.HTTPBadRequest(text="an action (login, logout, pause, resume) and, "
@@ -448,48 +336,6 @@ class Panel:
         return web.json_response({"outcome": "ok"})
 
     # --- callbacks ------------------------------------------------------------------------
-    async def callbacks(self, request: web.Request) -> web.StreamResponse:
-        a = await self.agent(request)
-        return web.json_response([row(r) for r in await self.call("callbacks",
-                                                                   a["agent_id"])])
-
-    def _request_id(self, request: web.Request) -> int:
-        try:
-            return int(request.match_info["rid"])
-        except ValueError as exc:
-            raise web.HTTPBadRequest(text="bad id\n") from exc
-
-    async def callback_claim(self, request: web.Request) -> web.StreamResponse:
-        a = await self.agent(request)
-        self._check_post(request)
-        rid = self._request_id(request)
-        r = await self.call("callback_claim", a["agent_id"], rid, one=True)
-        return web.json_response({"outcome": r["outcome"]},
-                                 status=200 if r["outcome"] == "claimed" else 409)
-
-    async def callback_dial(self, request: web.Request) -> web.StreamResponse:
-        a = await self.agent(request)
-        self._check_post(request)
-        rid = self._request_id(request)
-        if (refused := self.no_ami()) is not None:
-            return refused
-        r = await self.call("callback_dial", a["agent_id"], rid, one=True)
-        return await self._place(a, f"callback-{rid}", r)
-
-    async def callback_close(self, request: web.Request) -> web.StreamResponse:
-        a = await self.agent(request)
-        data = await self._body(request)
-        rid = self._request_id(request)
-        code, note = data.get("code"), data.get("note") or ""
-        if not isinstance(code, str) or not isinstance(note, str) or len(note) > 2000:
-            raise web.HTTPBadRequest(text="a disposition code and a note of at most 2,000 "
-                                     "characters\n")
-        r = await self.call("callback_close", a["agent_id"], rid, code, note, one=True)
-        self.log.info("panel_callback_close", agent=a["login"], request_id=rid, code=code,
-                      outcome=r["outcome"])
-        return web.json_response({"outcome": r["outcome"]},
-                                 status=200 if r["outcome"] == "closed" else 403)
-
     # --- server ----------------------------------------------------------------------------
     @web.middleware
     async def fail_closed(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -515,20 +361,16 @@ class Panel:
         r.add_post("/api/logout", self.logout)
         r.add_get("/api/me", self.me)
         r.add_get("/api/calls", self.calls)
-        r.add_get("/api/events", self.events)
         r.add_get("/api/agencies", self.agencies)
         r.add_get("/api/dispositions", self.dispositions)
         r.add_post("/api/calls/{uid}/case", self.case)
         r.add_post("/api/calls/{uid}/lookup", self.lookup)
-        r.add_post("/api/calls/{uid}/oob", self.oob)
         r.add_post("/api/calls/{uid}/disposition", self.dispose)
-        r.add_post("/api/oob/{oob}/confirm", self.oob_confirm)
         r.add_get("/api/presence", self.presence_state)
         r.add_post("/api/presence", self.presence)
-        r.add_get("/api/callbacks", self.callbacks)
-        r.add_post("/api/callbacks/{rid}/claim", self.callback_claim)
-        r.add_post("/api/callbacks/{rid}/dial", self.callback_dial)
-        r.add_post("/api/callbacks/{rid}/close", self.callback_close)
+        self.callout.routes(r)
+        self.streams.routes(r)
+        self.callbacks.routes(r)
         self.supervise.routes(r)
         self.reports.routes(r)
         return app
@@ -537,7 +379,8 @@ class Panel:
         with contextlib.suppress(DatabaseDown):
             await self.db()  # a database that is away now is retried per request
         self._tasks = [asyncio.ensure_future(self.listener()),
-                       asyncio.ensure_future(self.waker())]
+                       asyncio.ensure_future(self.waker()),
+                       asyncio.ensure_future(self.streams.run())]
         self._runner, self.port = await live.serve(self.app(), self.cfg.host, self.cfg.port,
                                                    self.cfg.conn_idle_s)
         self.log.info("panel_listening", url=f"http://{self.cfg.host}:{self.port}/")

@@ -87,7 +87,7 @@ class Supervise:
 
     async def ticket(self, request: web.Request) -> web.StreamResponse:
         a = await self.p.agent(request)
-        self.p._check_post(request)
+        self.p.check_post(request)
         rid = request.match_info["rid"]
         if not rid.isdigit() or len(rid) > 18:
             raise web.HTTPBadRequest(text="a recording is its number\n")
@@ -140,7 +140,7 @@ class Supervise:
     # --- listening in ----------------------------------------------------------------
     async def spy(self, request: web.Request) -> web.StreamResponse:
         a = await self.p.agent(request)
-        data = await self.p._body(request)
+        data = await self.p.body(request)
         uid = call_id(request.match_info["uid"])
         mode = data.get("mode")
         if mode not in MODES:
@@ -220,7 +220,7 @@ class Supervise:
     # --- transfer ----------------------------------------------------------------------
     async def transfer(self, request: web.Request) -> web.StreamResponse:
         a = await self.p.agent(request)
-        data = await self.p._body(request)
+        data = await self.p.body(request)
         uid = call_id(request.match_info["uid"])
         target = data.get("target")
         if target not in TRANSFER_TARGETS:

@@ -140,6 +140,12 @@ def test_the_wall_board_shows_recorded_traffic_live(db_url: str, tmp_path: Path)
                         "() => [...document.querySelectorAll('.queue, .panel')].every("
                         "e => e.getBoundingClientRect().bottom <= window.innerHeight + 1 "
                         "&& e.scrollHeight <= e.clientHeight + 1)")  # nothing clipped
+                    # each panel its own card, and the lower half used (issue 25)
+                    out[f"cards_{w}"] = await page.evaluate(
+                        "() => [[...document.querySelectorAll('section.lower > .panel')]"
+                        ".map(e => e.querySelectorAll('.kv, svg, ul').length), "
+                        "Math.min(...[...document.querySelectorAll('section.lower > .panel')]"
+                        ".map(e => e.getBoundingClientRect().bottom)) / window.innerHeight]")
                 await page.set_viewport_size({"width": 1600, "height": 900})
                 first_wait = await text(page, "[data-queue=intake] .longest")
                 await asyncio.sleep(2.2)  # the longest wait ticks between snapshots
@@ -207,5 +213,9 @@ def test_the_wall_board_shows_recorded_traffic_live(db_url: str, tmp_path: Path)
                                 "validation failed": "1"}
     assert out["cid_share"] == "60%"
     assert out["fits_1920"] and out["fits_1280"]  # nothing cut at 1280x720
+    for w in (1920, 1280):
+        per_card, lowest_bottom = out[f"cards_{w}"]
+        assert per_card == [1] * 6, per_card  # chart, abandoned, verified, caller ID,
+        assert lowest_bottom > 0.7  # callbacks, edge: one each; and down the screen
     assert out["favicon"] == (200, "image/svg+xml")
     assert (ARTIFACTS / "wallboard.png").stat().st_size > 10_000

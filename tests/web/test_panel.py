@@ -47,7 +47,7 @@ def panel_for(db_url: str, env: dict[str, str], **cfg: Any) -> Panel:
     settings = agi_settings(**env)
     key = auditlog.settings_key(settings)
     url = cfg.pop("url", None) or as_service(db_url, "panel")
-    config = PanelConfig(port=free_port(), recheck_s=0.5, **cfg)
+    config = PanelConfig(port=free_port(), **{"recheck_s": 0.5, **cfg})
     return Panel(url, config, make_hasher(settings), auditlog.session_settings(key))
 
 

@@ -116,7 +116,7 @@ def test_calling_an_agency_back_goes_through_a_node_that_answers(db_url: str,
         up = AmiLogin("127.0.0.1", port, "panel", fake.secret, timeout_s=5)
         panel = panel_for(db_url, env, ami=down, ami_others=(up,))
         try:
-            result = await panel._originate(7, "PJSIP/2001", "+16155550101", "Call back")
+            result = await panel.callout.originate(7, "PJSIP/2001", "+16155550101", "Call back")
         finally:
             await fake.close()
         return result, fake.originates

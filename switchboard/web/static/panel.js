@@ -90,9 +90,13 @@ function card(c) {
     const caseBox = el("div", {class: "case hidden"});
     const actions = el("div", {class: "actions"});
     const msg = el("span", {class: "msg"});
-    const e = el("article", {class: "call", "data-uid": c.uniqueid}, info, caseBox, actions, msg);
-    $("calls").prepend(e);
-    k = {el: e, info, actions, caseBox, msg, built: ""};
+    const line = el("button", {class: "line", title: "show or hide the details"});
+    const e = el("article", {class: "call", "data-uid": c.uniqueid}, line, info, caseBox,
+                 actions, msg);
+    $("calls").append(e);
+    k = {el: e, info, actions, caseBox, msg, line, built: "", open: false};
+    const kk = k;
+    line.onclick = () => { kk.open = !kk.open; kk.el.classList.toggle("folded", !kk.open); };
     cards.set(c.uniqueid, k);
   }
   k.info.replaceChildren(
@@ -182,13 +186,48 @@ async function callAgency(k, c, agency) {
   k.actions.append(yes, no);
 }
 
+// What comes first: the agent's own call in progress (prominent), then calls
+// still live (ringing for them, or a supervisor's view of the floor), then the
+// agent's finished calls waiting for a disposition.  Everything but the call in
+// progress folds to one line (its summary and its buttons); a click on the
+// line unfolds it.
+function rank(c) {
+  if (c.mine && (c.state === "connected" || c.state === "ringing")) return 0;
+  if (c.state !== "ended") return 1;
+  return 2;
+}
+
+function summary(c) {
+  const who = c.agency_name ? `${c.agency_name}${c.officer_name ? ", " + c.officer_name : ""}`
+                            : (c.caller_num || "unknown caller");
+  const when = (c.ended_at || c.answered_at || c.entered_at || "").slice(11, 16);
+  const level = {full: "VERIFIED", callback: "VERIFIED (called back)", "line-only": "LINE ONLY",
+                 unverified: "UNVERIFIED"}[c.level] || c.level;
+  return `${level} · ${c.state} ${when} · ${c.queue} · ${who}` +
+         (c.case_ref ? ` · case ${c.case_ref}` : "");
+}
+
 function render(calls) {
   const seen = new Set();
-  for (const c of calls) { seen.add(c.uniqueid); card(c); }
+  const order = [...calls].sort((a, b) => rank(a) - rank(b));
+  for (const c of order) {
+    seen.add(c.uniqueid);
+    const k = card(c);
+    const now = rank(c) === 0;
+    k.el.classList.toggle("now", now);
+    k.el.classList.toggle("folded", !now && !k.open);
+    k.line.textContent = summary(c);
+    $("calls").append(k.el);  // in this order
+  }
   for (const [uid, k] of cards) if (!seen.has(uid)) { k.el.remove(); cards.delete(uid); }
   $("no-calls").classList.toggle("hidden", cards.size > 0);
   const focus = location.pathname.startsWith("/call/") ? decodeURIComponent(location.pathname.slice(6)) : null;
-  if (focus && cards.has(focus)) cards.get(focus).el.scrollIntoView();
+  if (focus && cards.has(focus)) {
+    const k = cards.get(focus);
+    k.open = true;
+    k.el.classList.remove("folded");
+    k.el.scrollIntoView();
+  }
 }
 
 function openStream() {
@@ -212,12 +251,22 @@ function openStream() {
   };
 }
 
+// Callback requests: oldest first, a page at a time, with how many are open.
+let cbOffset = 0;
 async function loadCallbacks() {
-  const r = await api("GET", "/api/callbacks");
+  const r = await api("GET", `/api/callbacks?offset=${cbOffset}`);
   const body = $("callbacks").tBodies[0];
   body.replaceChildren();
   if (!r.ok) return;
-  for (const cb of r.data) {
+  const {total, offset, limit, rows} = r.data;
+  cbOffset = offset;
+  $("cb-count").textContent = total ? `${total} open, oldest first` : "none open";
+  $("cb-page").textContent = total ? `${offset + 1}–${offset + rows.length} of ${total}` : "";
+  $("cb-prev").disabled = offset === 0;
+  $("cb-next").disabled = offset + rows.length >= total;
+  $("cb-prev").onclick = () => { cbOffset = Math.max(0, offset - limit); loadCallbacks(); };
+  $("cb-next").onclick = () => { cbOffset = offset + limit; loadCallbacks(); };
+  for (const cb of rows) {
     const mins = Math.floor(cb.age_s / 60);
     const act = el("td");
     const row = el("tr", {"data-request": String(cb.request_id)},
