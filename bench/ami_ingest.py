@@ -73,14 +73,19 @@ async def new_database(cluster: LocalCluster, name: str) -> str:
     return url
 
 
-async def start_listener(url: str, port: int, state: Path) -> asyncio.subprocess.Process:
+PROFILE: list[str] = []  # --profile PATH: the throughput run's listener under cProfile
+
+
+async def start_listener(url: str, port: int, state: Path,
+                         profile: bool = False) -> asyncio.subprocess.Process:
     # the listener's own login (sb_listener), as in production
     env = {**os.environ, **db_env(url), "SB_STATE_DIR": str(state),
            "SB_AMI_NODES": f"bench@127.0.0.1:{port}", "SB_AMI_SECRET": "listenerpass",
            "SB_METRICS_ADDR": "127.0.0.1:0", "SB_LOG_LEVEL": "warning",
            "SB_SPOOL_MAX_BYTES": str(8 << 30)}
+    prof = ["-m", "cProfile", "-o", PROFILE[0]] if profile and PROFILE else []
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "switchboard.console.cli", "ami-listener", env=env)
+        sys.executable, *prof, "-m", "switchboard.console.cli", "ami-listener", env=env)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -113,7 +118,7 @@ async def throughput(cluster: LocalCluster, events: int, state: Path) -> dict[st
     server = ReplayServer([Segment(chunks, close_at_end=False)],
                           ServerOptions(speed=None, username="listener"))
     port = await server.start()
-    proc = await start_listener(url, port, state / "throughput")
+    proc = await start_listener(url, port, state / "throughput", profile=True)
     try:
         while server.stats.logins == 0:
             await asyncio.sleep(0.01)
@@ -217,7 +222,12 @@ async def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--ceiling-rows", type=int, default=200_000)
     ap.add_argument("--latency-seconds", type=float, default=10.0)
+    ap.add_argument("--profile", default=None,
+                    help="write the throughput run's listener profile here (cProfile; "
+                    "read it with python -m pstats); the figures are then not comparable")
     args = ap.parse_args()
+    if args.profile:
+        PROFILE.append(os.path.abspath(args.profile))  # noqa: ASYNC240 (once, at start)
     cluster = await asyncio.to_thread(make_cluster, "sb-bench-pg-")
     state = cluster.root.parent / "state"
     try:

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from switchboard import log
-from switchboard.settings import AgiSettings, ConfigError, generated_secret, loose_mode
+from switchboard.configfiles import ConfigError, generated_secret, loose_mode
+from switchboard.settings import AgiSettings
 from switchboard.sqlfile import queries
 
 KEY_SETTING = "sb.audit_key"

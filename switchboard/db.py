@@ -12,6 +12,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
+from switchboard.configfiles import generated_secret, loose_mode
+
 # the schema's runner, under the name the services know it by (db.migrate)
 from switchboard.migrate import MIGRATIONS_DIR as MIGRATIONS_DIR  # noqa: PLC0414
 from switchboard.migrate import SQL_DIR as SQL_DIR  # noqa: PLC0414
@@ -20,7 +22,7 @@ from switchboard.migrate import MigrationError as MigrationError  # noqa: PLC041
 from switchboard.migrate import discover as discover  # noqa: PLC0414
 from switchboard.migrate import migrate as migrate  # noqa: PLC0414
 from switchboard.pgcluster import LocalCluster
-from switchboard.settings import Settings, generated_secret, loose_mode
+from switchboard.settings import Settings
 
 
 def local_cluster(settings: Settings) -> LocalCluster:

@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from switchboard.settings import generated_secret
+from switchboard.configfiles import generated_secret
 
 MIN_MAJOR = 15
 

@@ -1,4 +1,5 @@
-"""Configuration: frozen dataclasses built by a pure ``load(env)``.
+"""Configuration: frozen dataclasses built by a pure ``load(env)`` (the files
+it may come from: switchboard/configfiles.py).
 
 Every value has a default suited to the local demo; secrets come from the
 environment or from a file path given in the environment, never from git.
@@ -6,17 +7,16 @@ environment or from a file path given in the environment, never from git.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import secrets
-import stat
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+from switchboard.configfiles import ConfigError as ConfigError  # noqa: PLC0414
+from switchboard.configfiles import secret_value
 from switchboard.resources import CHECKOUT, in_checkout
 
 DEFAULT_PG_PORT = 54329
@@ -24,10 +24,6 @@ DEFAULT_AMI_PORT = 5038
 DEFAULT_AMI_USER = "listener"
 _N = TypeVar("_N", int, float)
 NODE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing or invalid; the message names the variable."""
 
 
 @dataclass(frozen=True)
@@ -178,50 +174,6 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r} must be yes/no")
 
 
-def _secret(env: Mapping[str, str], name: str) -> str | None:
-    """``NAME`` or the first line of the file named by ``NAME_FILE`` (refused
-    when others may read it)."""
-    value = env.get(name)
-    if value:
-        return value
-    path = env.get(name + "_FILE")
-    if path:
-        try:
-            problem = loose_mode(Path(path), group_may_read=True)
-            text = Path(path).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"{name}_FILE={path!r} cannot be read: {exc.strerror}") from exc
-        if problem is not None:
-            raise ConfigError(f"{name}_FILE: {problem}: chmod 600 (or 640 for a group)")
-        if not text:
-            raise ConfigError(f"{name}_FILE={path!r} is empty")
-        return text.splitlines()[0]
-    return None
-
-
-def loose_mode(path: Path, *, group_may_read: bool = False) -> str | None:
-    """Why a credential file is too open to use (others, or also its group, may
-    read it), or None.  Raises FileNotFoundError when it is missing."""
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXO if group_may_read else stat.S_IRWXG | stat.S_IRWXO):
-        return f"{path} is readable by others (mode {mode & 0o777:o})"
-    return None
-
-
-def generated_secret(path: Path, nbytes: int = 24) -> tuple[str, bool]:
-    """The secret in ``path``, made once (random, mode 600 from the start) when
-    the file does not exist yet; (secret, created)."""
-    created = False
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(nbytes) + "\n")
-            created = True
-    return path.read_text().strip(), created
-
-
 def _env_key(node: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", node).upper()
 
@@ -270,7 +222,7 @@ def parse_nodes(env: Mapping[str, str]) -> tuple[AmiNode, ...]:
             raise ConfigError(f"SB_AMI_NODES port {port} of node {name!r} out of range")
         key = _env_key(name)
         user = env.get(f"SB_AMI_USER_{key}") or env.get("SB_AMI_USER") or DEFAULT_AMI_USER
-        secret = _secret(env, f"SB_AMI_SECRET_{key}") or _secret(env, "SB_AMI_SECRET")
+        secret = secret_value(env, f"SB_AMI_SECRET_{key}") or secret_value(env, "SB_AMI_SECRET")
         if secret is None:
             raise ConfigError(f"no AMI secret for node {name!r}: set SB_AMI_SECRET_{key} or "
                               f"SB_AMI_SECRET (or their _FILE variants)")
@@ -292,7 +244,7 @@ def parse_ami_ops(env: Mapping[str, str]) -> tuple[str, int, str, str]:
     SB_AMI_OPS_ADDR (default 127.0.0.1:5038), SB_AMI_OPS_USER (ops),
     SB_AMI_OPS_SECRET or SB_AMI_OPS_SECRET_FILE (required)."""
     host, port = _ami_address(env, "SB_AMI_OPS_ADDR")
-    secret = _secret(env, "SB_AMI_OPS_SECRET")
+    secret = secret_value(env, "SB_AMI_OPS_SECRET")
     if secret is None:
         raise ConfigError("no AMI ops secret: set SB_AMI_OPS_SECRET_FILE (or "
                           "SB_AMI_OPS_SECRET) for the ops user in manager.conf")
@@ -319,7 +271,7 @@ def parse_ami_panel(env: Mapping[str, str]) -> tuple[str, int, str, str] | None:
     if not user:
         return None
     host, port = panel_ami_addresses(env)[0]
-    secret = _secret(env, "SB_PANEL_AMI_SECRET")
+    secret = secret_value(env, "SB_PANEL_AMI_SECRET")
     if secret is None:
         raise ConfigError("SB_PANEL_AMI_USER is set but no secret: set "
                           "SB_PANEL_AMI_SECRET_FILE (or SB_PANEL_AMI_SECRET)")
@@ -354,7 +306,7 @@ def parse_agi(env: Mapping[str, str], state_dir: Path | None = None) -> AgiSetti
         made = state_dir / "pin-pepper"  # the one `make demo` makes, when it is there
         if made.is_file():
             pepper_env = {**env, "SB_PIN_PEPPER_FILE": str(made)}
-    pepper_text = _secret(pepper_env, "SB_PIN_PEPPER")
+    pepper_text = secret_value(pepper_env, "SB_PIN_PEPPER")
     if pepper_text is not None and len(pepper_text) < 32:
         raise ConfigError("SB_PIN_PEPPER must be at least 32 characters")
     region = env.get("SB_DEFAULT_REGION", "US").upper()
@@ -381,10 +333,6 @@ def parse_agi(env: Mapping[str, str], state_dir: Path | None = None) -> AgiSetti
     )
 
 
-CONFIG_FILE = Path("/etc/switchboard/switchboard.env")
-_CONFIG_LINE = re.compile(r"^(SB_[A-Z0-9_]{1,60})=(.*)$")
-
-
 SITE_TZ = "America/Chicago"  # the reference deployment (Nashville)
 
 
@@ -398,48 +346,6 @@ def site_tz(env: Mapping[str, str], given: str | None = None) -> str:
         raise ConfigError(f"unknown time zone {zone!r} (SB_TZ, --tz): use an IANA name "
                           f"such as America/Chicago") from exc
     return zone
-
-
-def config_file_values(path: Path) -> dict[str, str]:
-    """``KEY=VALUE`` lines of the configuration file (``#`` comments, blank
-    lines, optional quotes around a value); only SB_* keys.  Refused when
-    anyone but its owner may change it, or when a line is not understood."""
-    try:
-        st = path.stat()
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"configuration file {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"configuration file {path} is not UTF-8 text") from exc
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise ConfigError(f"configuration file {path} may be changed by others (mode "
-                          f"{st.st_mode & 0o777:o}): chmod 644 or 640")
-    values: dict[str, str] = {}
-    for n, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        m = _CONFIG_LINE.match(line.removeprefix("export ").strip())
-        if m is None:
-            raise ConfigError(f"{path}:{n}: expected SB_NAME=value")
-        value = m.group(2).strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        values[m.group(1)] = value
-    return values
-
-
-def apply_config_file(environ: MutableMapping[str, str]) -> Path | None:
-    """Settings from the configuration file (SB_CONFIG, else
-    /etc/switchboard/switchboard.env when it exists) under the environment:
-    a variable already set wins.  Returns the file read, or None."""
-    named = environ.get("SB_CONFIG")
-    path = Path(named) if named else CONFIG_FILE
-    if not named and not path.exists():
-        return None
-    for key, value in config_file_values(path).items():
-        environ.setdefault(key, value)
-    return path
 
 
 def default_state_dir() -> Path:

@@ -26,6 +26,7 @@ from switchboard.agi import install as agi_install
 from switchboard.agi.app import make_hasher, run_agi_server
 from switchboard.ami_listener.actions import AmiLogin
 from switchboard.ami_listener.service import run_listener
+from switchboard.configfiles import apply_config_file
 from switchboard.console import (
     db_cli,
     dialplan_cli,
@@ -46,7 +47,6 @@ from switchboard.settings import (
     DEFAULT_AMI_USER,
     ConfigError,
     Settings,
-    apply_config_file,
     load,
     panel_ami_addresses,
     parse_ami_panel,

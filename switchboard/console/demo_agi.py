@@ -18,7 +18,8 @@ from switchboard.admin import ops
 from switchboard.agi import fakecall
 from switchboard.agi.app import AgiService, make_hasher
 from switchboard.auditlog import session_settings, settings_key
-from switchboard.settings import AgiSettings, Settings, generated_secret
+from switchboard.configfiles import generated_secret
+from switchboard.settings import AgiSettings, Settings
 from switchboard.sqlfile import queries
 
 DEMO_PIN = "739184"  # the demo officers' PIN (fake data only)

@@ -33,9 +33,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from switchboard import log
+from switchboard.configfiles import generated_secret
 from switchboard.figures.report import plain, reader_settings
 from switchboard.loop import notify, stop_on_signals
-from switchboard.settings import generated_secret
 from switchboard.sqlfile import queries
 from switchboard.web import live
 from switchboard.web.auth import Sessions, host_guard, known_hosts, safe_headers, same_secret
