@@ -33,8 +33,9 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from switchboard import db
+from switchboard.ami_listener.captures import Capture, Refresher, Segment
 from switchboard.ami_listener.normalise import KEPT_EVENTS, FrameNormaliser
-from switchboard.ami_listener.replay import Capture, Refresher, ReplayServer, Segment, ServerOptions
+from switchboard.ami_listener.replay import ReplayServer, ServerOptions
 from switchboard.ami_listener.spool import Record
 from switchboard.ami_listener.writer import RAW_COLUMNS, _raw_tuple
 from switchboard.pgcluster import LocalCluster

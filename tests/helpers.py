@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from switchboard import db
+from switchboard.ami_listener.captures import Segment
 from switchboard.ami_listener.queue_log import QueueLogCall
-from switchboard.ami_listener.replay import ReplayServer, Segment, ServerOptions
+from switchboard.ami_listener.replay import ReplayServer, ServerOptions
 from switchboard.ami_listener.service import Listener
 from switchboard.dialplan_tools.edge import EDGE_DIR
 from switchboard.pgcluster import free_port

@@ -16,7 +16,8 @@ import os
 from datetime import UTC, datetime
 
 from switchboard import db, log
-from switchboard.ami_listener.replay import Capture, Refresher, ReplayServer, Segment, ServerOptions
+from switchboard.ami_listener.captures import Capture, Refresher, Segment
+from switchboard.ami_listener.replay import ReplayServer, ServerOptions
 from switchboard.ami_listener.service import Listener
 from switchboard.console.demo_agi import print_agi_summary, run_agi_traffic
 from switchboard.figures.summary import print_summary

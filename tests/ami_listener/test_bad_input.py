@@ -9,7 +9,7 @@ from pathlib import Path
 
 import asyncpg
 
-from switchboard.ami_listener.replay import Capture, Segment, frames_segment
+from switchboard.ami_listener.captures import Capture, Segment, frames_segment
 from tests.helpers import calls, fetch, ingest
 
 FRAMES = Capture.load("d_queue_timeout").event_frames()

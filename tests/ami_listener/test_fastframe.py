@@ -18,6 +18,14 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from switchboard.ami_listener import framing, normalise
+from switchboard.ami_listener.captures import (
+    FIXTURES,
+    Capture,
+    Refresher,
+    concat,
+    frames_segment,
+    segment_from,
+)
 from switchboard.ami_listener.framing import (
     MAX_HEADERS,
     Framer,
@@ -26,14 +34,6 @@ from switchboard.ami_listener.framing import (
     parse_frame_py,
 )
 from switchboard.ami_listener.normalise import _ID_RE, ident, parse_timestamp_us
-from switchboard.ami_listener.replay import (
-    FIXTURES,
-    Capture,
-    Refresher,
-    concat,
-    frames_segment,
-    segment_from,
-)
 from switchboard.pgcluster import LocalCluster
 from tests.conftest import fresh_database
 from tests.helpers import calls, fetch, ingest, intervals

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from switchboard.ami_listener.captures import FIXTURES
 from switchboard.ami_listener.framing import Framer, parse_frame, render_action
-from switchboard.ami_listener.replay import FIXTURES
 
 BURST = (FIXTURES / "ami" / "f_burst_50_calls.ami").read_bytes()
 

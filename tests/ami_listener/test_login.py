@@ -7,13 +7,8 @@ import asyncio
 import hashlib
 from pathlib import Path
 
-from switchboard.ami_listener.replay import (
-    FIXTURES,
-    Capture,
-    ReplayServer,
-    ServerOptions,
-    segment_from,
-)
+from switchboard.ami_listener.captures import FIXTURES, Capture, segment_from
+from switchboard.ami_listener.replay import ReplayServer, ServerOptions
 from switchboard.ami_listener.service import Listener
 from tests.helpers import as_service, calls, ingest, listener_settings
 

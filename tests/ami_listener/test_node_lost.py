@@ -11,8 +11,9 @@ import asyncio
 from pathlib import Path
 
 from switchboard.ami_listener import events as ev
+from switchboard.ami_listener.captures import Capture, frames_segment
 from switchboard.ami_listener.derive import Deriver
-from switchboard.ami_listener.replay import Capture, ServerOptions, frames_segment
+from switchboard.ami_listener.replay import ServerOptions
 from tests.ami_listener.test_gaps_and_cuts import CONNECT, JOIN, UID, feed, item, member
 from tests.helpers import calls, fetch, ingest
 

@@ -7,7 +7,8 @@ import dataclasses
 import urllib.request
 from pathlib import Path
 
-from switchboard.ami_listener.replay import Capture, ReplayServer, ServerOptions, segment_from
+from switchboard.ami_listener.captures import Capture, segment_from
+from switchboard.ami_listener.replay import ReplayServer, ServerOptions
 from switchboard.ami_listener.service import Listener
 from switchboard.pgcluster import free_port
 from switchboard.settings import AmiNode

@@ -18,13 +18,8 @@ from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message as PanoMessage
 
 from switchboard.ami_listener import normalise
-from switchboard.ami_listener.replay import (
-    Capture,
-    ReplayServer,
-    Segment,
-    ServerOptions,
-    frames_segment,
-)
+from switchboard.ami_listener.captures import Capture, Segment, frames_segment
+from switchboard.ami_listener.replay import ReplayServer, ServerOptions
 from switchboard.ami_listener.spool import Spool
 from tests.helpers import as_service, fetch, ingest, listener_settings
 

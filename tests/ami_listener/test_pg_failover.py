@@ -19,7 +19,8 @@ import asyncpg
 from switchboard import db
 from switchboard.agi import fakecall
 from switchboard.agi.app import AgiService
-from switchboard.ami_listener.replay import Capture, ReplayServer, Segment, ServerOptions
+from switchboard.ami_listener.captures import Capture, Segment
+from switchboard.ami_listener.replay import ReplayServer, ServerOptions
 from switchboard.ami_listener.service import Listener
 from switchboard.pgcluster import LocalCluster, find_bindir, free_port
 from tests.agi.conftest import AGENCY, LINE, OFFICER, PIN, agi_settings, seed

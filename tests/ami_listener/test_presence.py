@@ -8,8 +8,9 @@ import asyncio
 from pathlib import Path
 from types import SimpleNamespace
 
+from switchboard.ami_listener.captures import Capture, frames_segment
 from switchboard.ami_listener.presence import wanted_actions
-from switchboard.ami_listener.replay import Capture, ReplayServer, ServerOptions, frames_segment
+from switchboard.ami_listener.replay import ReplayServer, ServerOptions
 from switchboard.ami_listener.service import Listener
 from tests.helpers import as_service, fetch, nodes_settings
 

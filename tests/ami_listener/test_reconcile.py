@@ -14,8 +14,9 @@ import asyncpg
 import pytest
 
 from switchboard.ami_listener import queue_log
+from switchboard.ami_listener.captures import FIXTURES, Capture, frames_segment
 from switchboard.ami_listener.reconcile import Result, Scheduled
-from switchboard.ami_listener.replay import FIXTURES, Capture, ServerOptions, frames_segment
+from switchboard.ami_listener.replay import ServerOptions
 from tests.helpers import db_env, fetch, ingest, judge_calls
 
 CLI = [sys.executable, "-m", "switchboard.console.cli"]

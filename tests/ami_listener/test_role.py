@@ -8,7 +8,7 @@ from pathlib import Path
 
 import asyncpg
 
-from switchboard.ami_listener.replay import Capture, segment_from
+from switchboard.ami_listener.captures import Capture, segment_from
 from tests.helpers import as_service, ingest, refused
 
 

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from switchboard.ami_listener import queue_log
-from switchboard.ami_listener.replay import (
+from switchboard.ami_listener.captures import (
     FIXTURES,
     Capture,
-    ServerOptions,
     concat,
     frames_segment,
     segment_from,
 )
+from switchboard.ami_listener.replay import ServerOptions
 from tests.helpers import calls, fetch, ingest, intervals
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import asyncpg
 
+from switchboard.ami_listener.captures import FIXTURES, Capture, segment_from
 from switchboard.ami_listener.normalise import SECURITY_EVENTS
-from switchboard.ami_listener.replay import FIXTURES, Capture, segment_from
 from tests.helpers import fetch, ingest
 
 DIRECTORY = FIXTURES / "security"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from switchboard.ami_listener.captures import FIXTURES, Capture
 from switchboard.ami_listener.framing import parse_frame
-from switchboard.ami_listener.replay import FIXTURES, Capture
 from switchboard.ami_listener.service import Listener
 from tests.helpers import as_service, listener_settings
 

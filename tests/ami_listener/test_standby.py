@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from switchboard.ami_listener.replay import Capture, ReplayServer, ServerOptions, frames_segment
+from switchboard.ami_listener.captures import Capture, frames_segment
+from switchboard.ami_listener.replay import ReplayServer, ServerOptions
 from tests.ami_listener.test_faults import (
     assert_whole_burst,
     counts,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from switchboard.ami_listener.replay import Capture, concat, segment_from
+from switchboard.ami_listener.captures import Capture, concat, segment_from
 from tests.helpers import ingest
 
 RUNS = ["a_answered_ts", "b_abandon_ts", "d_queue_timeout_ts", "f_burst_50_calls_ts"]

@@ -17,7 +17,8 @@ from typing import Any
 import asyncpg
 from playwright.async_api import Page, async_playwright
 
-from switchboard.ami_listener.replay import Capture, Refresher, Segment, ServerOptions
+from switchboard.ami_listener.captures import Capture, Refresher, Segment
+from switchboard.ami_listener.replay import ServerOptions
 from switchboard.pgcluster import free_port
 from switchboard.web.wallboard import Board, BoardConfig
 from tests.helpers import ARGS, ARTIFACTS, CHROMIUM, as_service, ingest

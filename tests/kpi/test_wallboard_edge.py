@@ -20,7 +20,8 @@ from typing import Any
 
 import asyncpg
 
-from switchboard.ami_listener.replay import FIXTURES, Capture, Refresher, Segment, ServerOptions
+from switchboard.ami_listener.captures import FIXTURES, Capture, Refresher, Segment
+from switchboard.ami_listener.replay import ServerOptions
 from switchboard.pgcluster import free_port
 from switchboard.web.wallboard import Board, BoardConfig
 from tests.helpers import ARTIFACTS, CLI, as_service, db_env, ingest

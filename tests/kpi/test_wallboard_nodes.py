@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from switchboard.ami_listener.replay import Capture, ServerOptions, frames_segment
+from switchboard.ami_listener.captures import Capture, frames_segment
+from switchboard.ami_listener.replay import ServerOptions
 from switchboard.pgcluster import free_port
 from switchboard.web.wallboard import Board, BoardConfig
 from tests.helpers import ARTIFACTS, as_service, fetch, ingest

@@ -18,8 +18,8 @@ from switchboard import auditlog
 from switchboard.admin import agents, ops
 from switchboard.agi import fakecall
 from switchboard.agi.app import AgiService, make_hasher
+from switchboard.ami_listener.captures import Capture, Refresher, Segment
 from switchboard.ami_listener.framing import Framer, parse_frame
-from switchboard.ami_listener.replay import Capture, Refresher, Segment
 from tests.agi.conftest import AGENCY, CASE_FOUND, LINE, OFFICER, PIN, agi_settings
 
 PASSWORD = {"alice": "alice-password-123", "bob": "bob-password-1234",

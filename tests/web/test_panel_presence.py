@@ -11,7 +11,8 @@ from pathlib import Path
 
 from playwright.async_api import async_playwright
 
-from switchboard.ami_listener.replay import ReplayServer, ServerOptions, frames_segment
+from switchboard.ami_listener.captures import frames_segment
+from switchboard.ami_listener.replay import ReplayServer, ServerOptions
 from switchboard.ami_listener.service import Listener
 from tests.helpers import ARGS, CHROMIUM, as_service, fetch, nodes_settings
 from tests.web.conftest import keyed, seed

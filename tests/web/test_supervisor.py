@@ -23,7 +23,7 @@ import pytest
 from playwright.async_api import async_playwright
 
 from switchboard.admin.recordings import Shipper
-from switchboard.ami_listener.replay import Capture, Refresher, Segment
+from switchboard.ami_listener.captures import Capture, Refresher, Segment
 from switchboard.recsettings import load_recordings
 from switchboard.web.supervise import SuperviseConfig
 from tests.agi.conftest import AGENCY, OFFICER, PIN
