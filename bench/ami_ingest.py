@@ -33,11 +33,11 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from switchboard import db
+from switchboard.ami_listener.batchsql import RAW_COLUMNS, raw_tuple
 from switchboard.ami_listener.captures import Capture, Refresher, Segment
 from switchboard.ami_listener.normalise import KEPT_EVENTS, FrameNormaliser
 from switchboard.ami_listener.replay import ReplayServer, ServerOptions
 from switchboard.ami_listener.spool import Record
-from switchboard.ami_listener.writer import RAW_COLUMNS, _raw_tuple
 from switchboard.pgcluster import LocalCluster
 from tests.conftest import make_cluster
 from tests.helpers import db_env
@@ -155,7 +155,7 @@ async def ceiling(cluster: LocalCluster, n_rows: int) -> dict[str, float]:
             item = normaliser.item(Record(seq, now_us, frame))
             seq += 1
             if item is not None and item.raw is not None:
-                tuples.append(_raw_tuple(item.raw))
+                tuples.append(raw_tuple(item.raw))
         if len(tuples) >= n_rows:
             break
     tuples = tuples[:n_rows]
