@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from switchboard import db
 from switchboard.ami_listener.batchsql import RAW_COLUMNS, raw_tuple
 from switchboard.ami_listener.captures import Capture, Refresher, Segment
-from switchboard.ami_listener.normalise import KEPT_EVENTS, FrameNormaliser
+from switchboard.ami_listener.fields import KEPT_EVENTS
+from switchboard.ami_listener.normalise import FrameNormaliser
 from switchboard.ami_listener.replay import ReplayServer, ServerOptions
 from switchboard.ami_listener.spool import Record
 from switchboard.pgcluster import LocalCluster

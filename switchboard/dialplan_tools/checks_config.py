@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from switchboard.ami_listener.normalise import KEPT_EVENTS
+from switchboard.ami_listener.fields import KEPT_EVENTS
 from switchboard.dialplan_tools.conf import (
     INCLUDE_RE,
     PRODUCT_SITE_FILES,

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from switchboard.ami_listener import framing, normalise
+from switchboard.ami_listener import fields, framing
 from switchboard.ami_listener.captures import (
     FIXTURES,
     Capture,
@@ -26,6 +26,7 @@ from switchboard.ami_listener.captures import (
     frames_segment,
     segment_from,
 )
+from switchboard.ami_listener.fields import _ID_RE, ident, parse_timestamp_us
 from switchboard.ami_listener.framing import (
     MAX_HEADERS,
     Framer,
@@ -33,7 +34,6 @@ from switchboard.ami_listener.framing import (
     parse_frame,
     parse_frame_py,
 )
-from switchboard.ami_listener.normalise import _ID_RE, ident, parse_timestamp_us
 from switchboard.pgcluster import LocalCluster
 from tests.conftest import fresh_database
 from tests.helpers import calls, fetch, ingest, intervals
@@ -145,15 +145,15 @@ def test_identifiers_are_checked_as_the_regex_says_cached_or_not(value: str) -> 
     want = value if _ID_RE.match(value) else None
     assert ident(value) == want
     assert ident(value) == want  # the second time from the cache of valid ones
-    assert (value in normalise._VALID_IDS) == (want is not None)
+    assert (value in fields._VALID_IDS) == (want is not None)
 
 
 def test_the_cache_of_identifiers_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(normalise, "_MAX_VALID_IDS", 100)
-    monkeypatch.setattr(normalise, "_VALID_IDS", set())
+    monkeypatch.setattr(fields, "_MAX_VALID_IDS", 100)
+    monkeypatch.setattr(fields, "_VALID_IDS", set())
     for i in range(1000):
         assert ident(f"pbx-a-{i}.1") == f"pbx-a-{i}.1"
-        assert len(normalise._VALID_IDS) <= 100
+        assert len(fields._VALID_IDS) <= 100
     assert ident("bad id") is None
 
 

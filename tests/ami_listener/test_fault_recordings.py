@@ -24,7 +24,7 @@ import pytest
 
 from switchboard.ami_listener import queue_log, reconcile
 from switchboard.ami_listener.captures import FIXTURES, Capture, Segment
-from switchboard.ami_listener.normalise import KEPT_EVENTS, parse_timestamp_us
+from switchboard.ami_listener.fields import KEPT_EVENTS, parse_timestamp_us
 from switchboard.ami_listener.replay import ReplayServer, ServerOptions
 from switchboard.ami_listener.rows import us
 from tests.helpers import TEN_YEARS, fetch, ingest, judge_calls, listener_process_env

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from switchboard.ami_listener.captures import Capture, Segment, frames_segment
-from switchboard.ami_listener.normalise import KEPT_EVENTS
+from switchboard.ami_listener.fields import KEPT_EVENTS
 from switchboard.ami_listener.replay import ReplayServer, ServerOptions
 from switchboard.ami_listener.service import Listener
 from switchboard.ami_listener.spool import _scan

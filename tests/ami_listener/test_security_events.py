@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from switchboard.ami_listener.captures import FIXTURES, Capture, segment_from
-from switchboard.ami_listener.normalise import SECURITY_EVENTS
+from switchboard.ami_listener.fields import SECURITY_EVENTS
 from tests.helpers import fetch, ingest
 
 DIRECTORY = FIXTURES / "security"
