@@ -16,7 +16,8 @@ from typing import Any
 import asyncpg
 
 from switchboard.ami_listener import events as ev
-from switchboard.ami_listener.derive import Changes, Deriver
+from switchboard.ami_listener.derive import Deriver
+from switchboard.ami_listener.derived import Changes
 from switchboard.ami_listener.metrics import Metrics
 from switchboard.ami_listener.normalise import FrameNormaliser
 from switchboard.ami_listener.rows import EPOCH, Conn, ts, write_calls

@@ -31,7 +31,8 @@ from typing import Any
 
 from switchboard import log
 from switchboard.ami_listener import queue_log
-from switchboard.ami_listener.derive import Call, Deriver
+from switchboard.ami_listener.derive import Deriver
+from switchboard.ami_listener.derived import Call
 from switchboard.ami_listener.queue_log import Position, QueueLogCall
 from switchboard.ami_listener.rows import Conn, call_from_row, ts, us, write_calls
 from switchboard.sqlfile import queries

@@ -9,7 +9,7 @@ from typing import Any, TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from switchboard.ami_listener.derive import Call
+from switchboard.ami_listener.derived import Call
 from switchboard.sqlfile import queries
 
 Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"

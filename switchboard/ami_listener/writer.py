@@ -27,7 +27,8 @@ import asyncpg
 from switchboard import log
 from switchboard.ami_listener import events as ev
 from switchboard.ami_listener.batchsql import CONNECTION_ERRORS, BatchSql, plain, raw_tuple
-from switchboard.ami_listener.derive import Deriver, Interval
+from switchboard.ami_listener.derive import Deriver
+from switchboard.ami_listener.derived import Interval
 from switchboard.ami_listener.metrics import Metrics
 from switchboard.ami_listener.normalise import FrameNormaliser
 from switchboard.ami_listener.reconcile import Scheduled

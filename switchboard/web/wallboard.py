@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Gauge, start_http_server
+from prometheus_client import start_http_server
 
 from switchboard import log
 from switchboard.configfiles import generated_secret
@@ -39,6 +39,7 @@ from switchboard.loop import notify, stop_on_signals
 from switchboard.sqlfile import queries
 from switchboard.web import live
 from switchboard.web.auth import Sessions, host_guard, known_hosts, safe_headers, same_secret
+from switchboard.web.board_gauges import BoardGauges
 
 Q = queries("report.sql")
 STATIC = Path(__file__).with_name("static")
@@ -99,46 +100,8 @@ class Board:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.listening = asyncio.Event()
-        self.registry = CollectorRegistry()
-        labels = ["queue"]
-        self.g_waiting = Gauge("sb_queue_waiting", "Callers waiting now", labels,
-                               registry=self.registry)
-        self.g_longest = Gauge("sb_queue_longest_wait_seconds", "Longest current wait",
-                               labels, registry=self.registry)
-        self.g_agents = Gauge("sb_queue_agents", "Agents by state now", ["queue", "state"],
-                              registry=self.registry)
-        self.g_sl = Gauge("sb_queue_service_level_today", "Service level today (sql/kpi.md)",
-                          labels, registry=self.registry)
-        self.g_offered = Gauge("sb_queue_offered_today", "Calls offered today", labels,
-                               registry=self.registry)
-        self.g_alerts = Gauge("sb_verify_alerts_today", "Officer locks (lockout), blocked "
-                              "numbers (throttle), attempts shed under load (shed) and "
-                              "refused finishes or lookups (refused) today", ["kind"],
-                              registry=self.registry)
-        self.g_cb_stale = Gauge("sb_callbacks_stale", "Callback requests not started within "
-                                "the site's threshold", registry=self.registry)
-        # the SIP edge (issue 22; alert rules in dialplan/edge/prometheus/)
-        self.g_bans = Gauge("sb_sip_bans_active", "Addresses banned now (fail2ban, recorded)",
-                            registry=self.registry)
-        self.g_auth_fail = Gauge("sb_sip_auth_failures_hour", "Failed SIP authentications "
-                                 "in the last hour (Asterisk's security events)",
-                                 registry=self.registry)
-        self.g_e911_active = Gauge("sb_emergency_calls_active", "911 calls in progress",
-                                   registry=self.registry)
-        self.g_e911_today = Gauge("sb_emergency_calls_today", "911 calls today",
-                                  registry=self.registry)
-        self.g_out_refused = Gauge("sb_outbound_refused_today", "Outbound calls refused by "
-                                   "the toll-fraud caps today", registry=self.registry)
-        self.g_out_minutes = Gauge("sb_outbound_minutes_hour", "Outbound minutes granted or "
-                                   "used in the last hour", registry=self.registry)
-        # the site's targets, so that the alert rules compare with the same
-        # values the board shows (dialplan/edge/prometheus/switchboard-line.rules.yml)
-        self.g_target_sl = Gauge("sb_target_service_level", "The service level target the "
-                                 "board shows", registry=self.registry)
-        self.g_target_wait = Gauge("sb_target_wait_alert_seconds", "A caller waiting longer "
-                                   "is an alert (SB_WAIT_ALERT_S)", registry=self.registry)
-        self.g_target_sl.set(config.sl_target)
-        self.g_target_wait.set(config.wait_alert_s)
+        self.gauges = BoardGauges(config.sl_target, config.wait_alert_s)
+        self.registry = self.gauges.registry
         self._metrics_server: Any = None
         self.sessions = Sessions(config.token, cookie=COOKIE, lifetime_s=SESSION_S,
                                  purpose=b"switchboard wall board session")
@@ -259,30 +222,6 @@ class Board:
             "outbound_minutes_per_hour": f["minutes_per_hour"],
         }
 
-    def _metrics(self, snap: dict[str, Any]) -> None:
-        self.g_cb_stale.set(snap.get("callbacks_stale", {}).get("n", 0))
-        edge = snap.get("edge") or {}
-        self.g_bans.set(len(edge.get("bans", [])))
-        self.g_auth_fail.set(edge.get("auth_failures_hour", 0))
-        self.g_e911_active.set(edge.get("emergency_calls_active", 0))
-        self.g_e911_today.set(edge.get("emergency_calls_today", 0))
-        self.g_out_refused.set(edge.get("outbound_refused_today", 0))
-        self.g_out_minutes.set(edge.get("outbound_minutes_hour", 0))
-        for kind, n in snap.get("alerts", {}).items():
-            self.g_alerts.labels(kind).set(n)
-        for q in snap["queues"]:
-            name = q["queue"]
-            self.g_waiting.labels(name).set(q["waiting"])
-            oldest = q["oldest_entered_at"]
-            self.g_longest.labels(name).set(
-                (datetime.fromisoformat(snap["server_time"])
-                 - datetime.fromisoformat(oldest)).total_seconds() if oldest else 0)
-            for state in ("available", "on_call", "paused"):
-                self.g_agents.labels(name, state).set(q[state])
-            self.g_sl.labels(name).set(q["service_level"] if q["service_level"] is not None
-                                       else float("nan"))
-            self.g_offered.labels(name).set(q["offered"])
-
     async def refresher(self) -> None:
         while True:
             await self._dirty.wait()
@@ -295,7 +234,7 @@ class Board:
                 await asyncio.sleep(1)
                 self._dirty.set()
                 continue
-            self._metrics(snap)
+            self.gauges.update(snap)
             async with self.changed:
                 self.version = snap["version"]
                 self.snapshot = snap
@@ -380,7 +319,7 @@ class Board:
                                               command_timeout=10)
         self.snapshot = await self.compute()
         self.version = self.snapshot["version"]
-        self._metrics(self.snapshot)
+        self.gauges.update(self.snapshot)
         self._tasks = [asyncio.ensure_future(self.refresher()),
                        asyncio.ensure_future(self.listener()),
                        asyncio.ensure_future(self.periodic())]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 
 from switchboard.ami_listener import events as ev
-from switchboard.ami_listener.derive import Deriver, member_state
+from switchboard.ami_listener.derive import Deriver
+from switchboard.ami_listener.derived import member_state
 
 _seq = itertools.count()
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import itertools
 
 from switchboard.ami_listener import events as ev
-from switchboard.ami_listener.derive import Call, Deriver
+from switchboard.ami_listener.derive import Deriver
+from switchboard.ami_listener.derived import Call
 
 _seq = itertools.count()
 UID = "pbx-a-1795859391.2"
