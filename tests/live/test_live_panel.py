@@ -247,6 +247,16 @@ def test_agent_works_verified_unverified_and_callback_calls(live: Live,
                 rid = (await live.fetch("SELECT request_id FROM callback_request "
                                         "WHERE uniqueid = $1", uid))[0]["request_id"]
                 row = page.locator(f'#callbacks tbody tr[data-request="{rid}"]')
+                await page.locator("#callbacks tbody tr").first.wait_for(timeout=10_000)
+                # oldest first, ten a page: earlier tests' requests come before it
+                for _ in range(100):
+                    if await row.count() or await page.locator("#cb-next").is_disabled():
+                        break
+                    shown = await page.locator("#cb-page").text_content()
+                    await page.click("#cb-next")
+                    await page.wait_for_function(
+                        "(b) => document.querySelector('#cb-page').textContent !== b",
+                        arg=shown, polling=50, timeout=5000)
                 await row.wait_for(timeout=10_000)
                 await row.locator(".claim").click()
                 row = page.locator(f'#callbacks tbody tr[data-request="{rid}"]')
