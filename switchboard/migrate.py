@@ -126,10 +126,14 @@ def definitions(sql_dir: Path = SQL_DIR) -> list[Definition]:
     return found
 
 
+def _code(sql: str) -> str:
+    """The SQL without its ``--`` comments."""
+    return re.sub(r"--[^\n]*", "", sql)
+
+
 def _names(sql: str, pending: list[Definition]) -> list[Definition]:
     """The pending definitions a migration names (so it gets them first)."""
-    code = re.sub(r"--[^\n]*", "", sql.lower())  # not what its comments mention
-    words = set(re.findall(r"[a-z_][a-z0-9_]*", code))
+    words = set(re.findall(r"[a-z_][a-z0-9_]*", _code(sql).lower()))  # not its comments
     return [d for d in pending if d.object in words]
 
 
@@ -184,7 +188,7 @@ async def migrate(url: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
                     await _define(conn, d)
                     pending.remove(d)
                     applied_now.append(d.name)
-                if re.sub(r"--[^\n]*", "", mig.sql).strip():  # (asyncpg fails on none)
+                if _code(mig.sql).strip():  # (asyncpg fails on an empty statement)
                     await conn.execute(mig.sql)
                 await conn.execute(
                     "INSERT INTO schema_migration (version, name, checksum) VALUES ($1,$2,$3)",

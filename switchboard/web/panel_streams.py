@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from switchboard.web.common import DatabaseDown, plain
+from switchboard.web.common import DatabaseDown, row
 
 if TYPE_CHECKING:
     from switchboard.web.panel import Panel
@@ -47,7 +47,7 @@ def shares(rows: list[Any]) -> dict[bytes, bytes | None]:
         token = bytes(r["stream_token"])
         alive[token] = r["stream_agent"] is not None
         if r["uniqueid"] is not None:
-            calls[token].append({k: plain(v) for k, v in r.items()
+            calls[token].append({k: v for k, v in row(r).items()
                                  if k not in ("stream_token", "stream_agent")})
     return {t: json.dumps({"db": "up", "calls": calls[t]}).encode() if ok else None
             for t, ok in alive.items()}
