@@ -9,6 +9,10 @@ the reference volume, 31 days at 100x and 365 days at 10x; then the time of:
   wall board    one full refresh of web/wallboard.Board.compute() (every query
                 the wall board runs), the 100x day being its "today"
   31-day, 365-day report   sb_kpi_figures over the range, daily buckets
+  31-day reports page      what the page's server does for a 31-day range:
+                figures.report.gather (the report, agents, gaps and the mix of
+                verification, caller-ID checks, callbacks, dispositions and
+                transfers) and its JSON, with the mix's rows generated too
 
 Calls are generated in SQL (fixed seed): queues, outcomes, waits, talk times
 and dispositions in the proportions of the recorded traffic; loading them bulk
@@ -44,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from switchboard import db
 from switchboard.admin import figures as figures_admin
+from switchboard.figures.report import Range, gather
 from switchboard.sqlfile import queries
 from switchboard.web.wallboard import Board, BoardConfig
 from tests.conftest import make_cluster
@@ -96,6 +101,65 @@ SELECT n % 16, 1000000000 + n * 2 + k, entered_at, 'agi', uniqueid,
                  ELSE 'wrong-pin' END END, '\\x00', '\\x00'
   FROM c, (VALUES (0), (1)) AS v (k)
 """
+
+
+# What the rest of the line writes for each of a day's calls, as the reports
+# page's mix reads it (sb_report_mix): the caller's verification (one attempt
+# each, outcomes in the wall board's proportions), the caller-ID check, a
+# disposition for each answered call, a callback request for 3 %.  Bulk, with
+# the tables' triggers off (a restore's way; the bins are rebuilt after).
+# $1 the call id prefix.
+MIX_SOURCES = (
+    """INSERT INTO verify_attempt (uniqueid, channel, ani, agency, officer, status, line_ok,
+                                   begun_xid, started_at, finished_at, outcome)
+       SELECT uniqueid, 'PJSIP/carrier-1', '+16155550123', '42', '1001', 'ok', true, 0,
+              entered_at - interval '40 seconds', entered_at - interval '5 seconds',
+              CASE WHEN n % 10 < 7 THEN 'full' WHEN n % 10 < 9 THEN 'line-only'
+                   ELSE 'wrong-pin' END
+         FROM (SELECT uniqueid, entered_at, row_number() OVER () AS n FROM queue_call
+                WHERE starts_with(uniqueid, $1)) c""",
+    """INSERT INTO caller_id_check (uniqueid, checked_at, ani, source, attest, result)
+       SELECT uniqueid, entered_at - interval '45 seconds', '+16155550123', 'verstat',
+              CASE WHEN n % 10 < 8 THEN 'A' END,
+              CASE WHEN n % 10 < 8 THEN 'passed' ELSE 'not-validated' END
+         FROM (SELECT uniqueid, entered_at, row_number() OVER () AS n FROM queue_call
+                WHERE starts_with(uniqueid, $1)) c""",
+    """INSERT INTO call_disposition (uniqueid, agent_id, code, saved_at, call_ended_at, wrapup_s)
+       SELECT uniqueid, (SELECT min(agent_id) FROM agent),
+              (ARRAY['info-given', 'referred', 'callback-needed', 'not-verified'])[1 + n % 4],
+              ended_at + interval '12 seconds', ended_at, 12
+         FROM (SELECT uniqueid, ended_at, row_number() OVER () AS n FROM queue_call
+                WHERE starts_with(uniqueid, $1) AND outcome = 'answered') c""",
+    """INSERT INTO callback_request (requested_at, uniqueid, ani, status, done_at)
+       SELECT ended_at, uniqueid, '+16155550123',
+              CASE WHEN n % 3 = 0 THEN 'open' ELSE 'done' END,
+              CASE WHEN n % 3 = 0 THEN NULL ELSE ended_at + interval '20 minutes' END
+         FROM (SELECT uniqueid, ended_at, row_number() OVER () AS n FROM queue_call
+                WHERE starts_with(uniqueid, $1) AND outcome <> 'answered') c
+        WHERE n % 8 = 0""",
+)
+MIX_TABLES = ("verify_attempt", "caller_id_check", "call_disposition", "callback_request")
+MIX_MARK_ALL = next(q for q in Path(db.MIGRATIONS_DIR, "0028_report_mix_bins.sql")
+                    .read_text().split(";") if "INSERT INTO report_mix_dirty" in q)
+
+
+async def fill_mix(conn: asyncpg.Connection, days: list[date], tag: str) -> float:
+    """The mix's sources for the calls ``fill`` made; seconds."""
+    t0 = time.perf_counter()
+    await conn.execute("INSERT INTO agent (login, name, interface) VALUES "
+                       "('bench', 'Bench Agent', 'PJSIP/bench') ON CONFLICT DO NOTHING")
+    for t in MIX_TABLES:
+        await conn.execute(f"ALTER TABLE {t} DISABLE TRIGGER USER")
+    for d in days:
+        for sql in MIX_SOURCES:
+            await conn.execute(sql, f"{tag}-{d.isoformat()}-")
+    for t in MIX_TABLES:
+        await conn.execute(f"ALTER TABLE {t} ENABLE TRIGGER USER")
+        await conn.execute(f"ANALYZE {t}")
+    # the mix's bins, as migration 0028 builds them for what is there
+    await conn.execute(MIX_MARK_ALL)
+    await conn.fetchval("SELECT sb_mix_refresh()")
+    return time.perf_counter() - t0
 
 
 def local_day(d: date) -> tuple[datetime, datetime]:
@@ -234,8 +298,9 @@ async def part_today(conn: asyncpg.Connection, url: str, today: date, repeat: in
 
 async def part_history(conn: asyncpg.Connection, url: str, days: list[date], mult: int,
                        repeat: int, *,
-                       results: dict[str, Any], rows: Table) -> None:
-    """A history of len(days) days at mult x, then the report over all of it."""
+                       results: dict[str, Any], rows: Table, page: bool = False) -> None:
+    """A history of len(days) days at mult x, then the report over all of it
+    (and with ``page``, the reports page: the report and the mix)."""
     load_s = await fill(conn, url, days, REF * mult, f"h{len(days)}")
     a, b = local_day(days[0])[0], local_day(days[-1])[1]
     ms = await timed(lambda: conn.fetch(FIGURES, a, b, "day", TZ), repeat)
@@ -246,6 +311,24 @@ async def part_history(conn: asyncpg.Connection, url: str, days: list[date], mul
     rows += [(f"{len(days)} days at {mult}x: load + indexes + bins, s", round(load_s, 1)),
              ("  call rows, bins", f"{calls}, {bins}"),
              (f"{len(days)}-day report ({mult}x) ms", results[key])]
+    if not page:
+        return
+    # the reports page over the same range: every figure and the mix, as the
+    # page's server computes them (figures.report.gather) and sends them (JSON)
+    mix_s = await fill_mix(conn, days, f"h{len(days)}")
+    rng = Range(a, b, TZ, "day")
+
+    async def page_once() -> None:
+        data = await gather(conn, rng, short_s=5, sl_s=20, variant="offered_excl_short",
+                            wrapup_s=15)
+        json.dumps(data)
+    page_ms = await timed(page_once, repeat)
+    mix_ms = await timed(lambda: conn.fetch(REPORT["mix"], a, b), repeat)
+    results[f"page_{len(days)}d_ms_{mult}x"] = round(page_ms, 1)
+    results[f"page_mix_{len(days)}d_ms_{mult}x"] = round(mix_ms, 1)
+    rows += [("  the mix's rows: load s", round(mix_s, 1)),
+             (f"{len(days)}-day reports page ({mult}x) ms", round(page_ms, 1)),
+             ("  of which the mix ms", round(mix_ms, 1))]
 
 
 async def in_fresh_database(fn: Callable[[asyncpg.Connection, str], Awaitable[None]]) -> None:
@@ -288,7 +371,8 @@ async def main() -> None:
     if "31d" in parts:
         d31 = [today - timedelta(days=40 + i) for i in range(31)][::-1]
         await in_fresh_database(lambda conn, url: part_history(conn, url, d31, m31, args.repeat,
-                                                               results=results, rows=rows))
+                                                               results=results, rows=rows,
+                                                               page=True))
     if "365d" in parts:
         d365 = [today - timedelta(days=800 + i) for i in range(365)][::-1]
         await in_fresh_database(lambda conn, url: part_history(conn, url, d365, m365, args.repeat,
