@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from switchboard.admin.recstore import LocalStore, seal, sha256_file
+from switchboard.admin.recstore import LocalStore, key_for, seal, sha256_file
 
 RATE = 8000
 CALLS_PER_DAY = 6500
@@ -111,10 +111,10 @@ def main() -> int:
                 t0 = time.perf_counter()
                 s = seal(wav, tmp / "sealed", recipients, kbps=args.kbps,
                          complexity=args.comp)
-                store.put(store.key_for("n", s), s.path, s.sha256)
+                store.put(key_for("n", s), s.path, s.sha256)
                 ship.append(time.perf_counter() - t0)
                 sealed_b = s.size
-                assert sha256_file(store.path(store.key_for("n", s))) == s.sha256
+                assert sha256_file(store.path(key_for("n", s))) == s.sha256
                 s.path.unlink()
                 wav.unlink()
             rows.append({"minutes": minutes, "wav_bytes": wav_b, "sealed_bytes": sealed_b,

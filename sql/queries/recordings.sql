@@ -1,15 +1,15 @@
 -- Queries of the recordings (switchboard/admin/recordings.py, switchboard/console/recordings_cli.py;
 -- docs/recordings.md).  Each block starts with "-- name: NAME"; parameters are
--- $n, never string-built.  The shipper runs as sb_recorder (stored); the rest
--- as the owner (ops commands, with the audit key).
+-- $n, never string-built.  The shipper runs as sb_recorder (stored); the purge
+-- as the owner (ops commands) or sb_panel (the panel's daily housekeeping),
+-- both with the audit key; the rest as the owner.
 
 -- name: stored
 -- A sealed file in the store: indexed, its digest into the call's audit chain
 SELECT sb_recorder_stored($1, $2, $3, $4, $5, $6, $7, $8);
 
 -- name: kept_by_hold
-SELECT count(*) FROM recording r JOIN legal_hold h USING (uniqueid)
- WHERE r.purged_at IS NULL AND r.started_at < now() - make_interval(days => $1);
+SELECT sb_recordings_kept_by_hold($1);
 
 -- name: expired
 SELECT * FROM sb_recordings_expired($1, $2);

@@ -33,9 +33,11 @@ from switchboard import log
 from switchboard.admin.recstore import (
     NAME_RE,
     SEALED_SUFFIX,
-    LocalStore,
     RecordingError,
     Sealed,
+    Store,
+    key_for,
+    open_store,
     seal,
     sha256_file,
 )
@@ -67,7 +69,7 @@ class Shipper:
         # the audit key (sb.audit_key), so the recording-stored rows are signed
         self.server_settings = {"application_name": "switchboard-recordings",
                                 **(server_settings or {})}
-        self.store = LocalStore(cfg.store)
+        self.store = open_store(cfg)
         self.done = cfg.spool / "done"
         self.sealed = cfg.spool / "sealed"
         self.stats = ShipStats()
@@ -143,7 +145,7 @@ class Shipper:
         sealed = await asyncio.to_thread(self._loaded, path)
         if sealed is None:
             return False
-        key = self.store.key_for(self.cfg.node, sealed)
+        key = key_for(self.cfg.node, sealed)
         t0 = time.perf_counter()
         try:
             await asyncio.to_thread(self.store.put, key, path, sealed.sha256)
@@ -178,7 +180,7 @@ class Shipper:
     async def run(self, stop: asyncio.Event) -> None:
         self.prepare()
         self.log.info("recordings_shipper_started", spool=str(self.cfg.spool),
-                      store=str(self.cfg.store), node=self.cfg.node)
+                      store=self.store.describe(), node=self.cfg.node)
         try:
             while not stop.is_set():
                 await self.pass_once()
@@ -218,21 +220,29 @@ class Purged:
     deleted: int = 0
     missing: int = 0
     kept_by_hold: int = 0
+    failed: int = 0      # the store refused or did not answer: kept, tried next time
 
 
-async def purge(conn: Any, store: LocalStore, days: int, actor: str, *,
+async def purge(conn: Any, store: Store, days: int, actor: str, *,
                 dry_run: bool = False, limit: int = 100_000) -> Purged:
     """Delete the recordings older than ``days`` that no legal hold keeps; each
     deletion is an audit row (the file first, then the row: a crash between
-    leaves a row whose file is gone, which the next purge finishes)."""
+    leaves a row whose file is gone, which the next purge finishes).  A file
+    the store would not delete keeps its row, for the next purge."""
     out = Purged()
     out.kept_by_hold = await conn.fetchval(Q["kept_by_hold"], days)
     for r in await conn.fetch(Q["expired"], days, limit):
         if dry_run:
             out.deleted += 1
             continue
-        if not await asyncio.to_thread(store.delete, r["store_key"]):
-            out.missing += 1
+        try:
+            if not await asyncio.to_thread(store.delete, r["store_key"]):
+                out.missing += 1
+        except RecordingError as exc:
+            out.failed += 1
+            log.get("recordings").warning("recording_purge_failed", uniqueid=r["uniqueid"],
+                                          error=str(exc)[:200])
+            continue
         if await conn.fetchval(Q["purged"], r["recording_id"], actor, days):
             out.deleted += 1
     return out
@@ -254,7 +264,7 @@ async def release(conn: Any, uniqueid: str, actor: str) -> str:
     return "released" if done else "not held"
 
 
-async def verify_store(conn: Any, store: LocalStore) -> tuple[int, list[str]]:
+async def verify_store(conn: Any, store: Store) -> tuple[int, list[str]]:
     """Every kept recording against the digest its audit row holds (the chain
     itself is checked by ``audit verify``): a file replaced, edited or missing,
     or a row whose digest the audit log never saw, is a problem."""
@@ -266,9 +276,12 @@ async def verify_store(conn: Any, store: LocalStore) -> tuple[int, list[str]]:
             problems.append(f"recording {rid} (call {r['uniqueid']}): its digest is not the "
                             "one the audit log recorded (the index was edited)")
         try:
-            digest = await asyncio.to_thread(sha256_file, store.path(r["store_key"]))
+            digest = await asyncio.to_thread(store.digest, r["store_key"])
         except FileNotFoundError:
             problems.append(f"recording {rid} (call {r['uniqueid']}): missing from the store")
+            continue
+        except RecordingError as exc:
+            problems.append(f"recording {rid} (call {r['uniqueid']}): not read: {exc}")
             continue
         if digest != bytes(r["sha256"]):
             problems.append(f"recording {rid} (call {r['uniqueid']}): the stored file was "

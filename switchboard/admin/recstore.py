@@ -7,6 +7,9 @@
 - ``LocalStore``: a folder of ``node/YYYY/MM/DD/<call>__<leg>.opus.age`` files,
   each written to a temporary name, fsynced and renamed, so a reader never
   sees half a file and a retry of the same file is harmless.
+- ``S3Store`` (switchboard/admin/s3store.py): the same keys in a bucket of an
+  S3-compatible store, for sites that outgrow one disk.
+- ``open_store``: the one the settings name (SB_REC_STORE).
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
+
+from switchboard.recsettings import RecordingSettings
 
 NAME_RE = re.compile(r"^([A-Za-z0-9.-]{1,150})__([A-Za-z0-9.-]{1,150})\.wav$")
 KEY_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
@@ -122,20 +128,55 @@ def seal(wav: Path, out_dir: Path, recipients: Path, *, kbps: int,
                   sha256_file(final))
 
 
+def key_for(node: str, sealed: Sealed) -> str:
+    """Where a sealed recording is kept, in any store."""
+    day = sealed.started.strftime("%Y/%m/%d")
+    return f"{node}/{day}/{sealed.uniqueid}__{sealed.leg}{SEALED_SUFFIX}"
+
+
+def checked_key(key: str) -> str:
+    """A key read back from the index (hostile until checked): no absolute
+    path, no ``..``, only the characters ``key_for`` writes."""
+    if not KEY_RE.match(key) or any(p in ("", ".", "..") for p in key.split("/")):
+        raise RecordingError(f"not a store key: {key[:80]!r}")
+    return key
+
+
+class Store(Protocol):
+    """What the shipper, the playback and the purge need of a store.  Blocking
+    calls: the callers run them in a thread."""
+
+    def put(self, key: str, src: Path, sha256: bytes) -> None: ...
+    def read(self, key: str) -> bytes: ...
+    def delete(self, key: str) -> bool: ...
+    def digest(self, key: str) -> bytes:  # raises FileNotFoundError when missing
+        ...
+    def describe(self) -> str: ...
+
+
+def open_store(cfg: RecordingSettings) -> Store:
+    """The store SB_REC_STORE names: a folder, or ``s3://bucket[/prefix]`` with
+    the SB_REC_S3_* settings (switchboard/admin/s3store.py)."""
+    if cfg.s3 is not None:
+        from switchboard.admin.s3store import S3Store  # noqa: PLC0415 - boto3 only if asked
+        return S3Store(cfg.s3)
+    return LocalStore(Path(cfg.store))
+
+
 class LocalStore:
     """The recordings store as a folder (the default)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def key_for(self, node: str, sealed: Sealed) -> str:
-        day = sealed.started.strftime("%Y/%m/%d")
-        return f"{node}/{day}/{sealed.uniqueid}__{sealed.leg}{SEALED_SUFFIX}"
+    def describe(self) -> str:
+        return str(self.root)
 
     def path(self, key: str) -> Path:
-        if not KEY_RE.match(key) or any(p in ("", ".", "..") for p in key.split("/")):
-            raise RecordingError(f"not a store key: {key[:80]!r}")
-        return self.root / key
+        return self.root / checked_key(key)
+
+    def digest(self, key: str) -> bytes:
+        return sha256_file(self.path(key))
 
     def put(self, key: str, src: Path, sha256: bytes) -> None:
         """Copy ``src`` in under ``key``; the same file already there is fine,

@@ -21,7 +21,7 @@ import asyncpg
 from switchboard import __version__, auditlog, db, log, loop
 from switchboard.admin import edge as admin_edge
 from switchboard.admin import ops, systemd
-from switchboard.admin.recstore import RecordingError
+from switchboard.admin.recstore import RecordingError, open_store
 from switchboard.agi import install as agi_install
 from switchboard.agi.app import make_hasher, run_agi_server
 from switchboard.ami_listener.actions import AmiLogin
@@ -319,8 +319,12 @@ def panel_config(settings: Settings) -> panel.PanelConfig:
                              idle_s=idle_s, hosts=hosts,
                              ami=AmiLogin(*ami) if ami else None, ami_others=others,
                              oob_context=env.get("SB_PANEL_OOB_CONTEXT", "sb-oob"),
-                             supervise=SuperviseConfig(store=rec.store,
-                                                       identity=rec.identity_file),
+                             supervise=SuperviseConfig(
+                                 store=open_store(rec), identity=rec.identity_file,
+                                 retention_days=rec.retention_days,
+                                 # the playback host (it has the key) keeps the store
+                                 purge_every_s=rec.purge_every_s if rec.identity_file
+                                 else 0),
                              reports_url=reports_url)
 
 

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from switchboard import auditlog, db
 from switchboard.admin import recordings
-from switchboard.admin.recstore import LocalStore, RecordingError
+from switchboard.admin.recstore import RecordingError, open_store
 from switchboard.recsettings import RecordingSettings, load_recordings
 from switchboard.settings import ConfigError, Settings
 
@@ -29,7 +29,10 @@ the clear file removed), copies it to the store (SB_REC_STORE) and indexes it
 with its SHA-256 in the call's audit chain (database role sb_recorder).  On the
 store's host, `purge` deletes what is older than SB_REC_RETENTION_DAYS unless
 the call is under a legal hold (`hold`, `release`); every deletion and hold is
-audited.  `switchboard audit verify` checks each kept file against its
+audited (the panel on the playback host also purges daily).  SB_REC_STORE is a
+folder or s3://BUCKET[/PREFIX] (SB_REC_S3_ENDPOINT, SB_REC_S3_REGION; boto3's
+credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or
+AWS_SHARED_CREDENTIALS_FILE).  `switchboard audit verify` checks each kept file against its
 audited digest.  Playback: the agent panel, supervisors only."""
 
 
@@ -130,12 +133,16 @@ async def _ops(args: argparse.Namespace, settings: Settings) -> int:
             days = cfg.retention_days if args.days is None else args.days
             if days < 1:
                 raise ConfigError("--days must be at least 1")
-            out = await recordings.purge(conn, LocalStore(cfg.store), days, actor,
+            out = await recordings.purge(conn, open_store(cfg), days, actor,
                                          dry_run=args.dry_run)
             verb = "would delete" if args.dry_run else "deleted"
             print(f"{verb} {out.deleted} recordings older than {days} days "
                   f"({out.missing} already gone from the store); "
-                  f"{out.kept_by_hold} kept by legal holds")
+                  f"{out.kept_by_hold} kept by legal holds"
+                  + (f"; {out.failed} the store would not delete (kept, tried next time)"
+                     if out.failed else ""))
+            if out.failed:
+                return 1
         elif args.action == "hold":
             print(await recordings.hold(conn, _uid(args.uniqueid), args.reason, actor))
         elif args.action == "release":

@@ -5,6 +5,7 @@ the reference data, the agents' accounts, the site's lists and the audit log
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import asyncpg
 from switchboard import auditlog, db
 from switchboard.admin import agents, ops, recordings
 from switchboard.admin import audit as admin_audit
-from switchboard.admin.recstore import LocalStore
+from switchboard.admin.recstore import open_store
 from switchboard.agi.app import make_hasher
 from switchboard.recsettings import load_recordings
 from switchboard.settings import (
@@ -266,15 +267,15 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{len(lines)} checkpoints appended to {path}")
         elif cmd == "audit":
             verdict = await admin_audit.verify(conn, key, settings.agi.audit_anchor_file)
-            store = load_recordings().store
+            rec = load_recordings()
             recorded = None
-            if store.is_dir():
-                recorded, problems = await recordings.verify_store(conn, LocalStore(store))
+            if rec.s3 is not None or await asyncio.to_thread(Path(rec.store).is_dir):
+                recorded, problems = await recordings.verify_store(conn, open_store(rec))
                 verdict.problems += problems
             if args.metrics_file:
                 admin_audit.write_metrics(Path(args.metrics_file), verdict.ok)
             print(f"recordings: {recorded} kept in the store" if recorded is not None
-                  else f"recordings: not checked (no store at {store} on this host)")
+                  else f"recordings: not checked (no store at {rec.store} on this host)")
             if not verdict.ok:
                 print(f"audit log NOT intact ({verdict.rows} rows, {verdict.anchors} "
                       "checkpoints):")

@@ -380,7 +380,8 @@ class Panel:
             await self.db()  # a database that is away now is retried per request
         self._tasks = [asyncio.ensure_future(self.listener()),
                        asyncio.ensure_future(self.waker()),
-                       asyncio.ensure_future(self.streams.run())]
+                       asyncio.ensure_future(self.streams.run()),
+                       asyncio.ensure_future(self.supervise.housekeeping())]
         self._runner, self.port = await live.serve(self.app(), self.cfg.host, self.cfg.port,
                                                    self.cfg.conn_idle_s)
         self.log.info("panel_listening", url=f"http://{self.cfg.host}:{self.port}/")

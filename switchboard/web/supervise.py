@@ -15,6 +15,10 @@ listening in on an agent's call, and the agent's transfer button.
 - **Transfer**: ``POST /api/calls/{uid}/transfer`` (an agent's own call in
   progress): AMI BlindTransfer of the agent's channel to ``sb-transfer``, where
   the caller queues again with the verified context.
+- **Housekeeping**: the playback host holds the store, so the panel purges it
+  daily (SB_REC_RETENTION_DAYS; a legal hold keeps a call's recordings), each
+  deletion audited as ``housekeeping:panel``; ``switchboard recordings purge``
+  does the same by hand.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from switchboard.admin.recstore import LocalStore, RecordingError, open_sealed
+from switchboard.admin import recordings as recs
+from switchboard.admin.recstore import RecordingError, Store, open_sealed
 from switchboard.ami_listener.actions import AmiActionError, AmiLogin, AmiSession
 from switchboard.web.common import row
 from switchboard.web.common import uid as call_id
@@ -44,8 +49,11 @@ MODES = ("listen", "whisper", "barge")
 
 @dataclass(frozen=True)
 class SuperviseConfig:
-    store: Path | None = None          # the recordings store (SB_REC_STORE)
+    store: Store | None = None         # the recordings store (SB_REC_STORE)
     identity: Path | None = None       # the age private key (SB_REC_IDENTITY_FILE)
+    retention_days: int = 180          # SB_REC_RETENTION_DAYS: the daily purge
+    purge_every_s: float = 86400.0     # 0: no housekeeping in this panel
+    purge_first_s: float = 60.0        # after the start (a restart loop purges little)
     spy_context: str = "sb-spy"
     transfer_context: str = "sb-transfer"
     ring_supervisor_s: int = 30
@@ -68,6 +76,26 @@ class Supervise:
         r.add_get("/api/recordings/stream/{token}", self.stream)
         r.add_post("/api/calls/{uid}/spy", self.spy)
         r.add_post("/api/calls/{uid}/transfer", self.transfer)
+
+    async def housekeeping(self) -> None:
+        """The daily purge of the store (a task of the panel's while it runs)."""
+        store, every = self.cfg.store, self.cfg.purge_every_s
+        if store is None or every <= 0:
+            return
+        await asyncio.sleep(self.cfg.purge_first_s)
+        while True:
+            try:
+                out = await recs.purge(await self.p.db(), store, self.cfg.retention_days,
+                                       "housekeeping:panel")
+                self.log.info("recordings_purged", deleted=out.deleted, missing=out.missing,
+                              kept_by_hold=out.kept_by_hold, failed=out.failed,
+                              days=self.cfg.retention_days)
+            except Exception as exc:  # a bad day must not end the panel
+                self.log.warning("recordings_purge_failed", error=type(exc).__name__,
+                                 detail=str(exc)[:200])
+                await asyncio.sleep(min(every, 600))   # soon again, not in a day
+                continue
+            await asyncio.sleep(every)
 
     async def close(self) -> None:
         for t in list(self._watchers):
@@ -112,9 +140,8 @@ class Supervise:
         if r is None or r["outcome"] != "ok":
             raise web.HTTPForbidden(text="this ticket is spent, expired or not yours\n")
         assert self.cfg.store is not None and self.cfg.identity is not None
-        store = LocalStore(self.cfg.store)
         try:
-            data = await asyncio.to_thread(store.read, r["store_key"])
+            data = await asyncio.to_thread(self.cfg.store.read, r["store_key"])
         except RecordingError as exc:
             await self.p.call("recording_failed", a["agent_id"], r["uniqueid"], str(exc))
             self.log.error("recording_missing", uniqueid=r["uniqueid"], error=str(exc))

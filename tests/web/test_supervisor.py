@@ -23,6 +23,7 @@ import pytest
 from playwright.async_api import async_playwright
 
 from switchboard.admin.recordings import Shipper
+from switchboard.admin.recstore import LocalStore
 from switchboard.ami_listener.captures import Capture, Refresher, Segment
 from switchboard.recsettings import load_recordings
 from switchboard.web.supervise import SuperviseConfig
@@ -43,10 +44,10 @@ from tests.web.test_panel import LIVE, log_in, panel_for
 TOOLS = shutil.which("age") and shutil.which("opusenc")
 
 
-def sealed_recording(db_url: str, tmp: Path, uid: str, env: dict[str, str]) -> tuple[Path,
-                                                                                       Path]:
-    """A 3-second call recording as MixMonitor leaves it, through the real
-    shipper: (store, identity)."""
+def sealed_recording(db_url: str, tmp: Path, uid: str, env: dict[str, str],
+                     *more: str) -> tuple[Path, Path]:
+    """A 3-second call recording as MixMonitor leaves it (of ``uid`` and of each
+    of ``more``), through the real shipper: (store, identity)."""
     identity = tmp / "playback.key"
     subprocess.run(["age-keygen", "-o", str(identity)], check=True, capture_output=True)
     recipients = tmp / "recipients.txt"
@@ -55,7 +56,8 @@ def sealed_recording(db_url: str, tmp: Path, uid: str, env: dict[str, str]) -> t
     cfg = load_recordings({"SB_REC_SPOOL": str(tmp / "spool"), "SB_REC_STORE": str(tmp / "store"),
                            "SB_REC_RECIPIENTS_FILE": str(recipients), "SB_REC_NODE": "pbx-a"})
     (tmp / "spool" / "done").mkdir(parents=True)
-    write_wav(tmp / "spool" / "done" / f"{uid}__{uid}9.wav", tone(600, 3.0))
+    for u in (uid, *more):
+        write_wav(tmp / "spool" / "done" / f"{u}__{u}9.wav", tone(600, 3.0))
     from switchboard import auditlog
     from tests.agi.conftest import agi_settings
     key = auditlog.settings_key(agi_settings(**env))
@@ -66,7 +68,7 @@ def sealed_recording(db_url: str, tmp: Path, uid: str, env: dict[str, str]) -> t
             return await shipper.pass_once()
         finally:
             await shipper.close()
-    assert asyncio.run(ship()) == 1
+    assert asyncio.run(ship()) == 1 + len(more)
     return tmp / "store", identity
 
 
@@ -84,7 +86,7 @@ def test_a_supervisor_plays_a_recording_once_and_agents_never(db_url: str,
         out: dict[str, Any] = {}
         await ingest(db_url, tmp_path, [call_segment(frames, end=True)], node="pbx-a",
                      options=LIVE)
-        panel = panel_for(db_url, env, supervise=SuperviseConfig(store=store,
+        panel = panel_for(db_url, env, supervise=SuperviseConfig(store=LocalStore(store),
                                                                   identity=identity))
         port = await panel.start()
         base = f"http://127.0.0.1:{port}"
@@ -153,6 +155,49 @@ def test_a_supervisor_plays_a_recording_once_and_agents_never(db_url: str,
         ("agent:sue", "failed")]
     assert rows[1]["uniqueid"] == uid
     assert "differs from the audited digest" in rows[-1]["detail"]
+
+
+@pytest.mark.skipif(not TOOLS, reason="recordings: age and opus-tools not installed "
+                    "(make test installs them)")
+def test_the_panel_purges_the_store_daily_and_keeps_held_calls(db_url: str,
+                                                               tmp_path: Path) -> None:
+    """The service's daily housekeeping: the panel on the playback host deletes
+    what is past the retention, audited under its own name, and keeps a call
+    under a legal hold and a recent one; the index says purged."""
+    env = keyed(tmp_path)
+    asyncio.run(seed(db_url, env))
+    old, held, recent = "1733500001.1", "1733500002.1", "1733500003.1"
+    store, identity = sealed_recording(db_url, tmp_path, old, env, held, recent)
+    asyncio.run(fetch(db_url, "UPDATE recording SET started_at = now() - interval '40 days' "
+                      "WHERE uniqueid = ANY($1)", [old, held]))
+    asyncio.run(fetch(db_url, "INSERT INTO legal_hold (uniqueid, reason, held_by) "
+                      "VALUES ($1, 'order 24-9', 'ops:test')", held))
+
+    async def main() -> list[Any]:
+        panel = panel_for(db_url, env, supervise=SuperviseConfig(
+            store=LocalStore(store), identity=identity, retention_days=30,
+            purge_every_s=3600, purge_first_s=0.2))
+        await panel.start()
+        try:
+            async with asyncio.timeout(20):
+                while not await fetch(db_url, "SELECT 1 FROM recording "
+                                      "WHERE purged_at IS NOT NULL"):
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # a second pass would have to wait an hour
+        finally:
+            await panel.stop()
+        return await fetch(db_url, "SELECT uniqueid, purged_at IS NOT NULL AS purged "
+                           "FROM recording ORDER BY uniqueid")
+
+    got = asyncio.run(main())
+    assert [(r["uniqueid"], r["purged"]) for r in got] == [
+        (old, True), (held, False), (recent, False)]
+    left = sorted(p.name.split("__")[0] for p in store.rglob("*.opus.age"))
+    assert left == [held, recent]
+    audit = asyncio.run(fetch(db_url, "SELECT uniqueid, actor, detail FROM audit_log "
+                              "WHERE action = 'recording-purged'"))
+    assert [(a["uniqueid"], a["actor"]) for a in audit] == [(old, "housekeeping:panel")]
+    assert audit[0]["detail"].endswith("older than 30 days")
 
 
 def test_listening_in_and_transfers_are_refused_where_they_must_be(
