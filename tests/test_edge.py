@@ -273,6 +273,57 @@ def test_the_alert_rules_check_and_fire_as_written() -> None:
         assert out.returncode == 0, out.stdout + out.stderr
 
 
+def exported_metrics() -> set[str]:
+    """Every metric name switchboard's services export: the prometheus_client
+    collectors in the code (a Counter's series gets ``_total``, a Histogram's
+    ``_bucket``, ``_sum``, ``_count``) and the textfile ones (``# TYPE``)."""
+    root = Path(admin_edge.__file__).resolve().parents[1]
+    names: set[str] = set()
+    for src in root.rglob("*.py"):
+        text = src.read_text()
+        for kind, name in re.findall(r'\b(Gauge|Counter|Histogram)\(\s*"(sb_[a-z_]+)"', text):
+            names |= {name} if kind == "Gauge" else (
+                {name + "_total"} if kind == "Counter" else
+                {name + s for s in ("_bucket", "_sum", "_count")})
+        names |= set(re.findall(r"# TYPE (sb_[a-z_]+) ", text))
+    return names
+
+
+def test_the_grafana_dashboard_reads_only_metrics_that_exist(tmp_path: Path) -> None:
+    """The dashboard shipped beside the rules: well formed (no panel over
+    another, within the 24-column grid), every series it asks for is one a
+    service exports, every metric an alert rule reads has a panel, and every
+    query is PromQL that promtool accepts."""
+    import json
+    rules = EDGE_DIR / "prometheus"
+    dash = json.loads((rules / "switchboard-dashboard.json").read_text())
+    panels = [p for p in dash["panels"] if p["type"] != "row"]
+    assert len(panels) >= 15 and len({p["id"] for p in dash["panels"]}) == len(dash["panels"])
+    cells: set[tuple[int, int]] = set()
+    for p in dash["panels"]:
+        g = p["gridPos"]
+        assert g["x"] + g["w"] <= 24, p["title"]
+        mine = {(g["y"] + dy, g["x"] + dx) for dy in range(g["h"]) for dx in range(g["w"])}
+        assert not mine & cells, f"{p['title']} overlaps another panel"
+        cells |= mine
+    exprs = [t["expr"] for p in panels for t in p["targets"]]
+    assert all(p["targets"] for p in panels)
+    used = {m for e in exprs for m in re.findall(r"\bsb_[a-z_]+", e)}
+    exported = exported_metrics()
+    assert used <= exported, f"not exported by any service: {sorted(used - exported)}"
+    alerted = {m for f in rules.glob("*.rules.yml")
+               for m in re.findall(r"\bsb_[a-z_]+[a-z]", f.read_text())}
+    alerted = {m for m in alerted if m in exported}
+    assert alerted <= used, f"alerts with no panel: {sorted(alerted - used)}"
+    need("promtool")
+    check = tmp_path / "dashboard.rules.yml"
+    check.write_text("groups:\n- name: dashboard\n  rules:\n" + "".join(
+        f"  - record: dashboard:q{i}\n    expr: {json.dumps(e)}\n" for i, e in enumerate(exprs)))
+    out = subprocess.run(["promtool", "check", "rules", str(check)], capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 def test_the_doctor_checks_the_edge(tmp_path: Path, db_url: str) -> None:
     """`switchboard doctor` on a node whose firewall is not loaded and whose
     fail2ban does not run says so (FAIL: the carrier's calls prove nothing);
