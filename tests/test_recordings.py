@@ -209,3 +209,20 @@ def test_ship_refuses_to_run_without_the_public_key(db_url: str, tmp_path: Path)
     assert "SB_REC_RECIPIENTS_FILE must name the age public key" in out.stderr
     bad = cli(e, "recordings", "hold", "x;drop", "--reason", "r")
     assert bad.returncode == 2 and "is not a call's uniqueid" in bad.stderr
+
+
+def test_doctor_checks_the_recordings_keys_and_store(db_url: str, tmp_path: Path) -> None:
+    identity, recipients = keys(tmp_path)
+    e = env(db_url, tmp_path, recipients)
+    doc = cli(e, "doctor").stdout
+    assert "OK    recording  node: seals to 1 public key(s)" in doc, doc
+    assert "WARN  recording  the store folder" in doc  # made by the first ship
+    # the private key on a node, readable by others: both said
+    identity.chmod(0o644)
+    doc = cli({**e, "SB_REC_IDENTITY_FILE": str(identity)}, "doctor").stdout
+    assert "WARN  recording  this node also holds the private key" in doc, doc
+    assert f"FAIL  recording  {identity} is readable by others: chmod 600" in doc
+    # a public-key file with no key in it
+    recipients.write_text("# nothing here\n")
+    doc = cli(e, "doctor").stdout
+    assert "no age1... public key in it: the shipper cannot seal" in doc, doc

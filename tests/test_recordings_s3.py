@@ -131,6 +131,12 @@ def test_ship_verify_and_purge_with_an_s3_store(db_url: str, tmp_path: Path, s3:
     assert strength(samples, rate, 600) > 0.5
 
     assert cli(e, "recordings", "ship", "--once").stdout.startswith("0 stored, 0 waiting")
+    # the doctor on this node: the store answers; and when it does not, it says so
+    doc = cli(e, "doctor").stdout
+    assert f"OK    recording  the store answers (s3://{BUCKET}/{PREFIX}/ at {s3})" in doc, doc
+    assert "OK    recording  node: seals to 1 public key(s)" in doc
+    doc = cli(away, "doctor").stdout
+    assert "FAIL  recording  the store does not answer" in doc, doc
     assert cli(e, "audit", "anchor").returncode == 0
     intact = cli(e, "audit", "verify")
     assert intact.returncode == 0 and "recordings: 3 kept in the store" in intact.stdout, \

@@ -21,11 +21,13 @@ import asyncpg
 
 from switchboard import auditlog, db, migrate
 from switchboard.admin import edge as admin_edge
+from switchboard.admin.recstore import RecordingError, open_store
 from switchboard.ami_listener.actions import AmiActionError, AmiLogin, AmiSession
 from switchboard.dialplan_tools.conf import DIALPLAN_DIR
 from switchboard.dialplan_tools.deploy import DEFAULT_SITE_DIR, modules_running
 from switchboard.dialplan_tools.edge import JAIL, edge_of_site
 from switchboard.pgcluster import ClusterError
+from switchboard.recsettings import load_recordings
 from switchboard.settings import ConfigError, Settings, parse_ami_ops
 
 LISTENER_READ = frozenset({"system", "call", "agent", "user", "reporting", "security", "cdr"})
@@ -277,6 +279,67 @@ def check_edge(env: dict[str, str]) -> list[Check]:
     return out
 
 
+def check_recordings(env: dict[str, str]) -> list[Check]:
+    """Recordings on this host (docs/recordings.md): a node (the public key) can
+    seal and reach the store; the playback host (the private key) keeps its key
+    to itself; a node that also holds the private key defeats the sealing."""
+    try:
+        cfg = load_recordings(env)
+    except ConfigError as exc:
+        return [Check("recording", "FAIL", str(exc))]
+    if cfg.recipients_file is None and cfg.identity_file is None:
+        return [Check("recording", "OK", "not set up on this host (neither "
+                      "SB_REC_RECIPIENTS_FILE nor SB_REC_IDENTITY_FILE)")]
+    out: list[Check] = []
+    need = ["age"] + (["opusenc"] if cfg.recipients_file is not None else [])
+    missing = [t for t in need if shutil.which(t) is None]
+    if missing:
+        out.append(Check("recording", "FAIL", f"not installed: {', '.join(missing)} "
+                         "(Debian packages age, opus-tools)"))
+    if cfg.recipients_file is not None:
+        try:
+            keys = [ln for ln in cfg.recipients_file.read_text().split()
+                    if ln.startswith("age1")]
+        except OSError as exc:
+            keys, why = [], exc.strerror
+        else:
+            why = "no age1... public key in it"
+        out.append(Check("recording", "OK", f"node: seals to {len(keys)} public key(s) in "
+                         f"{cfg.recipients_file}") if keys else
+                   Check("recording", "FAIL", f"SB_REC_RECIPIENTS_FILE {cfg.recipients_file}: "
+                         f"{why}: the shipper cannot seal"))
+        if cfg.identity_file is not None:
+            out.append(Check("recording", "WARN", "this node also holds the private key "
+                             "(SB_REC_IDENTITY_FILE): a stolen disk opens its recordings; "
+                             "keep it on the playback host only"))
+    if cfg.identity_file is not None:
+        try:
+            mode = cfg.identity_file.stat().st_mode
+        except OSError as exc:
+            out.append(Check("recording", "FAIL", f"SB_REC_IDENTITY_FILE "
+                             f"{cfg.identity_file}: {exc.strerror}: nothing plays back"))
+        else:
+            out.append(Check("recording", "FAIL", f"{cfg.identity_file} is readable by "
+                             "others: chmod 600") if mode & (stat.S_IRWXG | stat.S_IRWXO)
+                       else Check("recording", "OK", "playback: the private key is there, "
+                                  "mode safe"))
+    if cfg.s3 is None:
+        folder = Path(cfg.store)
+        out.append(Check("recording", "OK", f"the store folder {folder} is there")
+                   if folder.is_dir() else
+                   Check("recording", "WARN", f"the store folder {folder} does not exist "
+                         "yet (the shipper makes it; a shared mount not mounted?)"))
+        return out
+    where = open_store(cfg)
+    try:  # a key that cannot exist: "not found" is the store answering
+        where.digest("doctor/0000/00/00/probe__probe.opus.age")
+    except FileNotFoundError:
+        out.append(Check("recording", "OK", f"the store answers ({where.describe()})"))
+    except RecordingError as exc:
+        out.append(Check("recording", "FAIL", f"the store does not answer: {exc}"))
+    return out
+
+
 async def run(settings: Settings, env: dict[str, str]) -> list[Check]:
     checks = check_secrets(settings)
     checks += await check_database(settings)
@@ -285,6 +348,7 @@ async def run(settings: Settings, env: dict[str, str]) -> list[Check]:
     checks += check_agi_fallback(env)
     checks += check_files(settings)
     checks += check_edge(env)
+    checks += await asyncio.to_thread(check_recordings, env)
     return checks
 
 
