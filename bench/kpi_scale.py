@@ -138,6 +138,8 @@ MIX_SOURCES = (
                 WHERE starts_with(uniqueid, $1) AND outcome <> 'answered') c
         WHERE n % 8 = 0""",
 )
+MIX_FROM_ROWS = ("SELECT part, kind, sum(n) FROM sb_mix_rows($1, $2, ARRAY['verification', "
+                 "'caller_id', 'callbacks', 'dispositions', 'transfers']) GROUP BY 1, 2")
 MIX_TABLES = ("verify_attempt", "caller_id_check", "call_disposition", "callback_request")
 MIX_MARK_ALL = next(q for q in Path(db.MIGRATIONS_DIR, "0028_report_mix_bins.sql")
                     .read_text().split(";") if "INSERT INTO report_mix_dirty" in q)
@@ -324,11 +326,16 @@ async def part_history(conn: asyncpg.Connection, url: str, days: list[date], mul
         json.dumps(data)
     page_ms = await timed(page_once, repeat)
     mix_ms = await timed(lambda: conn.fetch(REPORT["mix"], a, b), repeat)
+    # the baseline, in the same run: the same mix counted from the rows (the
+    # definitions; how the page counted it before the bins), once
+    rows_ms = await timed(lambda: conn.fetch(MIX_FROM_ROWS, a, b), 1)
     results[f"page_{len(days)}d_ms_{mult}x"] = round(page_ms, 1)
     results[f"page_mix_{len(days)}d_ms_{mult}x"] = round(mix_ms, 1)
-    rows += [("  the mix's rows: load s", round(mix_s, 1)),
+    results[f"page_mix_rows_{len(days)}d_ms_{mult}x"] = round(rows_ms, 1)
+    rows += [("  the mix's rows: load + bins s", round(mix_s, 1)),
              (f"{len(days)}-day reports page ({mult}x) ms", round(page_ms, 1)),
-             ("  of which the mix ms", round(mix_ms, 1))]
+             ("  of which the mix (bins) ms", round(mix_ms, 1)),
+             ("  the mix from the rows (baseline) ms", round(rows_ms, 1))]
 
 
 async def in_fresh_database(fn: Callable[[asyncpg.Connection, str], Awaitable[None]]) -> None:
