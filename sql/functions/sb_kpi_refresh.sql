@@ -14,11 +14,8 @@ BEGIN
     SELECT * INTO cfg FROM kpi_agg_config;
     PERFORM 1 FROM kpi_dirty ORDER BY bin FOR UPDATE;
     FOR r IN
-        WITH d AS (DELETE FROM kpi_dirty RETURNING bin),
-        g AS (SELECT bin, bin - (row_number() OVER (ORDER BY bin))
-                                * interval '15 minutes' AS grp FROM d)
-        SELECT min(bin) AS lo, max(bin) + interval '15 minutes' AS hi, count(*) AS n
-          FROM g GROUP BY grp
+        WITH d AS (DELETE FROM kpi_dirty RETURNING bin)
+        SELECT x.* FROM (SELECT array_agg(bin) AS bins FROM d) a, sb_bin_runs(a.bins) x
     LOOP
         DELETE FROM kpi_bin WHERE bin >= r.lo AND bin < r.hi;
         INSERT INTO kpi_bin SELECT * FROM sb_kpi_bins(r.lo, r.hi, cfg.short_s, cfg.sl_s);

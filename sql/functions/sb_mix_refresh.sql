@@ -11,11 +11,9 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('sb_mix_refresh'));
     PERFORM 1 FROM report_mix_dirty ORDER BY bin, part FOR UPDATE;
     FOR r IN
-        WITH d AS (DELETE FROM report_mix_dirty RETURNING bin, part),
-        g AS (SELECT part, bin, bin - (row_number() OVER (PARTITION BY part ORDER BY bin))
-                                      * interval '15 minutes' AS grp FROM d)
-        SELECT part, min(bin) AS lo, max(bin) + interval '15 minutes' AS hi, count(*) AS n
-          FROM g GROUP BY part, grp
+        WITH d AS (DELETE FROM report_mix_dirty RETURNING bin, part)
+        SELECT a.part, x.* FROM (SELECT part, array_agg(bin) AS bins FROM d GROUP BY part) a,
+               sb_bin_runs(a.bins) x
     LOOP
         DELETE FROM report_mix_bin WHERE part = r.part AND bin >= r.lo AND bin < r.hi;
         INSERT INTO report_mix_bin SELECT * FROM sb_mix_rows(r.lo, r.hi, ARRAY[r.part]);

@@ -116,11 +116,10 @@ class S3Store:
             obj = self._call("read", key, self.client().get_object)
         except FileNotFoundError as exc:
             raise RecordingError(f"{key}: not in the store") from exc
-        if int(obj.get("ContentLength") or 0) > MAX_SEALED_BYTES:
-            obj["Body"].close()
-            raise RecordingError(f"{key}: larger than {MAX_SEALED_BYTES} bytes")
         body = obj["Body"]
         try:
+            if int(obj.get("ContentLength") or 0) > MAX_SEALED_BYTES:
+                raise RecordingError(f"{key}: larger than {MAX_SEALED_BYTES} bytes")
             return bytes(body.read())
         finally:
             body.close()

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     cfg = load_recordings()
     if args.action == "ship":
         return asyncio.run(_ship(cfg, settings, once=args.once))
-    return asyncio.run(_ops(args, settings))
+    return asyncio.run(_ops(args, settings, cfg))
 
 
 async def _ship(cfg: RecordingSettings, settings: Settings, *, once: bool) -> int:
@@ -122,8 +122,7 @@ def _metrics(shipper: recordings.Shipper, host: str, port: int) -> Any:
     return server
 
 
-async def _ops(args: argparse.Namespace, settings: Settings) -> int:
-    cfg = load_recordings()
+async def _ops(args: argparse.Namespace, settings: Settings, cfg: RecordingSettings) -> int:
     key = auditlog.settings_key(settings.agi)
     actor = f"ops:{getpass.getuser()}"
     conn = await asyncpg.connect(db.database_url(settings), timeout=10,
